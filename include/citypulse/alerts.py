@@ -1,0 +1,47 @@
+"""Failure alerts an operator's tooling can match: one log line, and an optional webhook."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+ALERT_CONN_ID = "citypulse_alerts"
+log = logging.getLogger("citypulse.alerts")
+
+
+def alert_payload(context: dict[str, Any]) -> dict[str, str]:
+    """What failed, where and why, from an Airflow callback context."""
+    ti = context.get("task_instance") or context.get("ti")
+    dag_run = context.get("dag_run")
+    return {
+        "dag_id": str(getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", "")),
+        "task_id": str(getattr(ti, "task_id", "")),
+        "run_id": str(getattr(dag_run, "run_id", "") or getattr(ti, "run_id", "")),
+        "try_number": str(getattr(ti, "try_number", "")),
+        "reason": str(context.get("exception") or context.get("reason") or "unknown"),
+    }
+
+
+def on_failure_alert(context: dict[str, Any]) -> None:
+    """Log `CITYPULSE_ALERT ...`; POST it to the `citypulse_alerts` HTTP connection if set."""
+    payload = alert_payload(context)
+    log.error("CITYPULSE_ALERT %s", json.dumps(payload, sort_keys=True))
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = BaseHook.get_connection(ALERT_CONN_ID)
+        except AirflowNotFoundException:
+            return
+        import requests
+
+        requests.post(_webhook_url(conn.host, conn.schema), json=payload, timeout=10)
+    except Exception:  # an alert must never mask the failure it reports
+        log.exception("CITYPULSE_ALERT webhook failed")
+
+
+def _webhook_url(host: str, scheme: str | None) -> str:
+    """The connection's host is the webhook URL; a bare host gets the schema as scheme."""
+    return host if "://" in host else f"{scheme or 'https'}://{host}"

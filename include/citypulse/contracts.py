@@ -1,0 +1,297 @@
+"""YAML data contracts: one per city dataset, loaded into typed, validated objects.
+
+A contract says everything that differs between datasets: where the data lives, which column
+is the key and which the event time, the columns with their PostgreSQL types, the city's
+bounding box, what is expected of the values and how the stand-in generates sample records.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.functional_validators import AfterValidator
+
+from citypulse.exceptions import ContractError
+from citypulse.settings import CONTRACTS_DIR, IDENTIFIER_PATTERN
+
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+_CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
+
+# Columns every typed table carries besides the dataset's own; contracts may not reuse them.
+RESERVED_COLUMNS = (
+    "event_time",
+    "event_time_utc",
+    "h3_r7",
+    "h3_r8",
+    "cp_run_id",
+    "cp_loaded_at",
+    "cp_deleted_at",
+)
+
+
+def _check_identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value) or len(value) > 63:
+        raise ValueError(
+            f"{value!r} is not a safe SQL identifier (must match {IDENTIFIER_PATTERN})"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_identifier)]
+PgType = Literal[
+    "text", "bigint", "integer", "double precision", "boolean", "timestamp", "timestamptz", "date"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSample(_Strict):
+    """How the stand-in generator invents values for one column."""
+
+    choices: list[str] | None = None
+    weights: list[float] | None = None
+    pattern: str | None = Field(None, description="'#' becomes a digit, '@' an uppercase letter")
+    int_range: tuple[int, int] | None = None
+    derive: (
+        Literal[
+            "key",
+            "group_id",
+            "event_time",
+            "event_date",
+            "event_time_of_day",
+            "event_year",
+            "latitude",
+            "longitude",
+            "later_time",
+            "row_id",
+        ]
+        | None
+    ) = None
+    null_share: float = Field(0.0, ge=0, le=1)
+    as_json_boolean: bool = False
+
+
+class Column(_Strict):
+    """One column: its wire name, its PostgreSQL type and what its values may be."""
+
+    name: Identifier
+    source: str | None = Field(None, description="field name on the wire, if not `name`")
+    type: PgType = "text"
+    required: bool = False
+    values: list[str] | None = Field(None, description="the allowed value set, if closed")
+    null_values: list[str] = Field(default_factory=list, description="wire values meaning NULL")
+    true_values: list[str] = Field(default_factory=lambda: ["true", "True", "1"])
+    false_values: list[str] = Field(default_factory=lambda: ["false", "False", "0"])
+    description: str = ""
+    sample: ColumnSample = Field(default_factory=ColumnSample)
+
+    @property
+    def wire_name(self) -> str:
+        return self.source or self.name
+
+
+class BoundingBox(_Strict):
+    """The city's extent; coordinates outside it are rejected, expected for `mostly` of rows."""
+
+    min_lat: float = Field(ge=-90, le=90)
+    max_lat: float = Field(ge=-90, le=90)
+    min_lon: float = Field(ge=-180, le=180)
+    max_lon: float = Field(ge=-180, le=180)
+    mostly: float = Field(0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoundingBox:
+        if self.min_lat >= self.max_lat or self.min_lon >= self.max_lon:
+            raise ValueError("min_lat/min_lon must be below max_lat/max_lon")
+        return self
+
+
+class IncidentMapping(_Strict):
+    """Which of the dataset's columns feed the unified `incidents` view."""
+
+    category: Identifier
+    subcategory: Identifier | None = None
+    district: Identifier | None = None
+
+
+class Hotspot(_Strict):
+    lat: float
+    lon: float
+    weight: float = Field(1.0, gt=0)
+    spread_km: float = Field(0.6, gt=0)
+
+
+class DatasetSample(_Strict):
+    """How the stand-in generator shapes a day of records for this dataset."""
+
+    records_per_day: int = Field(300, ge=0)
+    malformed_share: float = Field(0.01, ge=0, le=0.5)
+    hotspot_share: float = Field(0.6, ge=0, le=1)
+    hotspots: list[Hotspot] = Field(default_factory=list)
+    location_object: str | None = Field(
+        None, description="wire field holding a Socrata location object built from lat/lon"
+    )
+    extra_fields: dict[str, str] = Field(
+        default_factory=dict, description="constant wire fields the contract does not load"
+    )
+
+
+class Contract(_Strict):
+    """A city dataset's data contract."""
+
+    dag_id: Identifier
+    title: str
+    description: str
+    portal: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
+    dataset_id: str = Field(pattern=r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+    timezone: str
+    start_date: date
+    schedule: str = "0 0 * * *"
+    owner: str = "citypulse"
+    tags: list[str] = Field(default_factory=list)
+    table: Identifier
+    key: Identifier
+    event_time: Identifier
+    event_time_of_day: Identifier | None = None
+    latitude: Identifier
+    longitude: Identifier
+    bbox: BoundingBox
+    reject_threshold: float = Field(0.05, ge=0, le=1)
+    page_size: int = Field(50_000, ge=1, le=50_000)
+    system_fields: bool = Field(False, description="ask Socrata for :id/:updated_at")
+    retries: int = Field(3, ge=2, le=10)
+    incidents: IncidentMapping
+    columns: list[Column] = Field(min_length=1)
+    sample: DatasetSample = Field(default_factory=DatasetSample)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        parts = value.split()
+        if len(parts) != 5 or not all(_CRON_FIELD.fullmatch(p) for p in parts):
+            raise ValueError(f"{value!r} is not a five-field cron expression")
+        return value
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Contract:
+        names = [c.name for c in self.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"columns repeat: {duplicated}")
+        reserved = sorted(set(names) & set(RESERVED_COLUMNS))
+        if reserved:
+            raise ValueError(f"columns use reserved names: {reserved}")
+        by_name = {c.name: c for c in self.columns}
+        refs: dict[str, str | None] = {
+            "key": self.key,
+            "event_time": self.event_time,
+            "event_time_of_day": self.event_time_of_day,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "incidents.category": self.incidents.category,
+            "incidents.subcategory": self.incidents.subcategory,
+            "incidents.district": self.incidents.district,
+        }
+        for field, column in refs.items():
+            if column is not None and column not in by_name:
+                raise ValueError(f"{field} names column {column!r}, which is not in columns")
+        if by_name[self.event_time].type not in ("timestamp", "date"):
+            raise ValueError("event_time must name a timestamp or date column")
+        for coordinate in (self.latitude, self.longitude):
+            if by_name[coordinate].type != "double precision":
+                raise ValueError(f"{coordinate} must be a 'double precision' column")
+        return self
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def key_column(self) -> Column:
+        return self.column(self.key)
+
+    @property
+    def event_column(self) -> Column:
+        return self.column(self.event_time)
+
+
+def _describe(exc: ValidationError, raw: Any) -> str:
+    """Name each failing field the way a person reads the YAML: `columns[3] (status).type`."""
+    problems = []
+    for error in exc.errors():
+        parts: list[str] = []
+        node = raw
+        for loc in error["loc"]:
+            if isinstance(loc, int):
+                label = f"[{loc}]"
+                if isinstance(node, list) and loc < len(node):
+                    node = node[loc]
+                    if isinstance(node, dict) and "name" in node:
+                        label += f" ({node['name']})"
+                parts.append(label)
+            else:
+                parts.append(("." if parts else "") + str(loc))
+                node = node.get(loc) if isinstance(node, dict) else None
+        where = "".join(parts) or "(top level)"
+        problems.append(f"field '{where}': {error['msg']}")
+    return "; ".join(problems)
+
+
+def load_contract(path: Path) -> Contract:
+    """Read and validate one contract; a ContractError names the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContractError(f"{path}: cannot read YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ContractError(f"{path}: a contract must be a YAML mapping")
+    try:
+        return Contract.model_validate(raw)
+    except ValidationError as exc:
+        raise ContractError(f"{path}: {_describe(exc, raw)}") from None
+
+
+def load_contracts(
+    directory: Path = CONTRACTS_DIR,
+) -> tuple[list[Contract], list[ContractError]]:
+    """All contracts of a folder in a stable order, and the errors of those that failed."""
+    contracts: list[Contract] = []
+    errors: list[ContractError] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            contracts.append(load_contract(path))
+        except ContractError as exc:
+            errors.append(exc)
+    seen: dict[str, int] = {}
+    for contract in contracts:
+        seen[contract.dag_id] = seen.get(contract.dag_id, 0) + 1
+    for dag_id, count in seen.items():
+        if count > 1:
+            errors.append(ContractError(f"{directory}: dag_id {dag_id!r} is used by {count} files"))
+    unique = [c for c in contracts if seen[c.dag_id] == 1]
+    return unique, errors
+
+
+def contract_by_id(dag_id: str, directory: Path = CONTRACTS_DIR) -> Contract:
+    """The contract of one DAG, read fresh (tasks run in other processes than the parser)."""
+    contracts, _ = load_contracts(directory)
+    for contract in contracts:
+        if contract.dag_id == dag_id:
+            return contract
+    raise ContractError(f"no valid contract with dag_id {dag_id!r} in {directory}")

@@ -1,0 +1,23 @@
+"""Errors CityPulse raises on purpose, each with a message an operator can act on."""
+
+from __future__ import annotations
+
+
+class CityPulseError(Exception):
+    """Base class of every CityPulse error."""
+
+
+class ContractError(CityPulseError):
+    """A YAML data contract is missing, unreadable or invalid."""
+
+
+class PortalError(CityPulseError):
+    """The Socrata portal refused a query or kept failing after retries."""
+
+
+class ValidationFailed(CityPulseError):
+    """A batch failed validation: too many rejects or a required column is missing."""
+
+
+class WarehouseError(CityPulseError):
+    """The warehouse could not be reached or configured."""

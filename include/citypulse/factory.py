@@ -1,0 +1,132 @@
+"""The DAG factory: one Airflow DAG per data contract.
+
+Only `airflow.sdk` and the contract models are imported here: this module runs on every
+parse of `dags/`, so the heavy work lives in `citypulse.tasks`, imported inside each task.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+
+from citypulse.alerts import on_failure_alert
+from citypulse.contracts import Contract
+from citypulse.settings import SCHEMA, SOCRATA_POOL
+
+TASK_IDS = ("extract", "validate", "load", "build_views")
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def table_asset(contract: Contract) -> Asset:
+    """The Asset a city DAG updates: its typed warehouse table."""
+    return Asset(
+        name=f"citypulse_{contract.table}",
+        uri=f"postgres://warehouse:5432/citypulse/{SCHEMA}/{contract.table}",
+        group="citypulse",
+    )
+
+
+def doc_md(contract: Contract) -> str:
+    """The DAG's documentation page, written from its contract."""
+    event = contract.event_time
+    if contract.event_time_of_day:
+        event += f"` + `{contract.event_time_of_day}"
+    rows = "\n".join(
+        f"| `{c.name}` | {c.type} | {'yes' if c.required else ''} | {c.description} |"
+        for c in contract.columns
+    )
+    return f"""# {contract.title}
+
+{contract.description.strip()}
+
+| | |
+|---|---|
+| Portal | https://{contract.portal}/resource/{contract.dataset_id}.json |
+| Timezone | {contract.timezone} (one run = one local calendar day) |
+| Record key | `{contract.key}` |
+| Event time | `{event}` |
+| Warehouse table | `{SCHEMA}.{contract.table}` |
+| Reject threshold | {contract.reject_threshold:.0%} of a run's records |
+
+Tasks: `extract` (Socrata SODA API, pages of {contract.page_size:,} ordered by event time
+and key, pool `{SOCRATA_POOL}`) → `validate` (Great Expectations suite from the contract;
+failing rows quarantined in `{SCHEMA}.rejects`) → `load` (COPY + upsert on the key, audit
+row in `{SCHEMA}.ingest_runs`) → `build_views`.
+
+To reload a window in one run, trigger with params `start_date` and `end_date`
+(local dates, both inclusive). For many days, use a backfill.
+
+| column | type | required | notes |
+|---|---|---|---|
+{rows}
+"""
+
+
+def build_city_dag(contract: Contract) -> DAG:
+    """Build the extract → validate → load → build_views DAG for one contract."""
+    dag_id = contract.dag_id
+    with DAG(
+        dag_id=dag_id,
+        description=contract.title,
+        doc_md=doc_md(contract),
+        schedule=CronDataIntervalTimetable(contract.schedule, timezone=contract.timezone),
+        start_date=datetime.combine(
+            contract.start_date, datetime.min.time(), tzinfo=ZoneInfo(contract.timezone)
+        ),
+        catchup=False,
+        max_active_runs=4,
+        tags=sorted({"citypulse", *contract.tags}),
+        default_args={
+            "owner": contract.owner,
+            "retries": contract.retries,
+            "retry_delay": timedelta(minutes=1),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=30),
+        },
+        params={
+            "start_date": Param(
+                None,
+                type=["null", "string"],
+                pattern=DATE_PATTERN,
+                description="Reload from this local date (inclusive) instead of the interval.",
+            ),
+            "end_date": Param(
+                None,
+                type=["null", "string"],
+                pattern=DATE_PATTERN,
+                description="Reload up to this local date (inclusive); needs start_date.",
+            ),
+        },
+        on_failure_callback=on_failure_alert,
+        render_template_as_native_obj=True,
+    ) as dag:
+
+        @task(task_id="extract", pool=SOCRATA_POOL)
+        def extract(**context: Any) -> dict[str, Any]:
+            from citypulse import tasks
+
+            return tasks.extract(dag_id, context)
+
+        @task(task_id="validate")
+        def validate(extracted: dict[str, Any]) -> dict[str, Any]:
+            from citypulse import tasks
+
+            return tasks.validate(dag_id, extracted)
+
+        @task(task_id="load", outlets=[table_asset(contract)])
+        def load(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from citypulse import tasks
+
+            return tasks.load(dag_id, validated, context)
+
+        @task(task_id="build_views")
+        def build_views(loaded: dict[str, Any]) -> list[str]:
+            from citypulse import tasks
+
+            return tasks.build_views(dag_id)
+
+        build_views(load(validate(extract())))
+    return dag

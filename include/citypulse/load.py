@@ -1,0 +1,211 @@
+"""Load: COPY a run's accepted rows into staging, upsert on the key, quarantine the rejects and
+write the audit row, all in one transaction, so a run commits everything or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extras import Json, execute_values
+
+from citypulse.contracts import Contract
+from citypulse.settings import SCHEMA
+from citypulse.sqlfiles import identifiers, render
+from citypulse.staging import COPY_NULL, read_ndjson, stage_columns
+from citypulse.windows import Window
+
+log = logging.getLogger(__name__)
+
+# Tables and views are created by whichever city gets there first: serialise DDL.
+DDL_LOCK = 7_340_001
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    extracted: int
+    loaded: int
+    rejected: int
+    inserted: int
+    updated: int
+    unchanged: int
+    seconds: float
+    audit_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ensure_schema(cur: Any) -> None:
+    """The schema and the shared tables (audit, rejects)."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+    cur.execute(render("schema/10_schema.sql"))
+
+
+def ensure_table(cur: Any, contract: Contract) -> None:
+    """The dataset's typed table, with columns a newer contract added since it was created."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+    table = sql.Identifier(SCHEMA, contract.table)
+    columns = [
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in contract.columns
+    ]
+    standard = sql.SQL(
+        "event_time timestamp NOT NULL, event_time_utc timestamptz, h3_r8 text, h3_r7 text, "
+        "cp_run_id text NOT NULL, cp_loaded_at timestamptz NOT NULL DEFAULT now(), "
+        "cp_deleted_at timestamptz"
+    )
+    cur.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, {}, PRIMARY KEY ({}))").format(
+            table, sql.SQL(", ").join(columns), standard, sql.Identifier(contract.key)
+        )
+    )
+    for column in contract.columns:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                table, sql.Identifier(column.name), sql.SQL(column.type)
+            )
+        )
+    for suffix, expression in (
+        ("event_time_idx", "event_time"),
+        ("h3_r7_idx", "h3_r7, event_time"),
+    ):
+        cur.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(f"{contract.table}_{suffix}"), table, sql.SQL(expression)
+            )
+        )
+
+
+def _record_hash(record: dict[str, Any]) -> str:
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def quarantine_rejects(
+    cur: Any, contract: Contract, rejects_path: Path, run_id: str, window: Window
+) -> int:
+    """Insert the run's rejects; a record already quarantined (a rerun) is not repeated."""
+    rows = [
+        (
+            contract.dag_id,
+            item.get("key"),
+            item["reason"],
+            Json(item["record"]),
+            _record_hash(item["record"]),
+            run_id,
+            window.start,
+            window.end,
+        )
+        for item in read_ndjson(rejects_path)
+    ]
+    if rows:
+        execute_values(
+            cur,
+            render("load/rejects.sql").as_string(cur),
+            rows,
+            page_size=1000,
+        )
+    return len(rows)
+
+
+def upsert_accepted(
+    cur: Any, contract: Contract, accepted_path: Path, run_id: str
+) -> tuple[int, int]:
+    """COPY the accepted rows into a staging table and upsert them; (inserted, updated)."""
+    columns = stage_columns(contract)
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            identifiers(columns), sql.Identifier(SCHEMA, contract.table)
+        )
+    )
+    copy = sql.SQL("COPY stage ({}) FROM STDIN WITH (FORMAT csv, NULL {})").format(
+        identifiers(columns), sql.Literal(COPY_NULL)
+    )
+    with accepted_path.open(encoding="utf-8") as handle:
+        cur.copy_expert(copy.as_string(cur), handle)
+    data_columns = [c for c in columns if c != contract.key]
+    statement = render(
+        "load/upsert.sql",
+        table=contract.table,
+        key=contract.key,
+        columns=identifiers(columns),
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in data_columns
+        ),
+        target_columns=identifiers(data_columns, "t"),
+        excluded_columns=identifiers(data_columns, "excluded"),
+    )
+    cur.execute(statement, {"timezone": contract.timezone, "run_id": run_id})
+    inserted, updated = cur.fetchone()
+    return int(inserted), int(updated)
+
+
+def load_batch(
+    conn: Any,
+    contract: Contract,
+    *,
+    run_id: str,
+    window: Window,
+    accepted_path: Path,
+    rejects_path: Path,
+    extracted: int,
+    accepted: int,
+    validation: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> LoadResult:
+    """Load one run's files in one transaction (the caller's connection commits).
+
+    `started` is the epoch second the run's extract began, so the audit times the whole run.
+    """
+    began = time.time()
+    with conn.cursor() as cur:
+        ensure_schema(cur)
+        ensure_table(cur, contract)
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"citypulse.load.{contract.table}",)
+        )
+        inserted, updated = upsert_accepted(cur, contract, accepted_path, run_id)
+        rejected = quarantine_rejects(cur, contract, rejects_path, run_id, window)
+        if extracted != accepted + rejected:
+            raise RuntimeError(
+                f"{contract.dag_id}: counts do not add up: extracted {extracted} != "
+                f"accepted {accepted} + rejected {rejected}"
+            )
+        seconds = time.time() - (started if started is not None else began)
+        cur.execute(
+            render("load/audit.sql"),
+            {
+                "dag_id": contract.dag_id,
+                "run_id": run_id,
+                "window_start": window.start,
+                "window_end": window.end,
+                "timezone": window.timezone,
+                "extracted": extracted,
+                "loaded": accepted,
+                "rejected": rejected,
+                "inserted": inserted,
+                "updated": updated,
+                "unchanged": accepted - inserted - updated,
+                "seconds": round(seconds, 3),
+                "validation": Json(validation) if validation is not None else None,
+            },
+        )
+        audit_id = int(cur.fetchone()[0])
+    result = LoadResult(
+        extracted,
+        accepted,
+        rejected,
+        inserted,
+        updated,
+        accepted - inserted - updated,
+        round(seconds, 3),
+        audit_id,
+    )
+    log.info("%s: %s", contract.dag_id, result)
+    return result

@@ -1,0 +1,30 @@
+"""SQL kept in `include/sql/*.sql`, with identifiers filled in by psycopg2's `sql` module."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from psycopg2 import sql
+
+from citypulse.settings import SCHEMA, SQL_DIR
+
+
+@cache
+def sql_text(relative: str) -> str:
+    return (SQL_DIR / relative).read_text(encoding="utf-8")
+
+
+def render(relative: str, **parts: Any) -> sql.Composed:
+    """A SQL file with `{schema}` and every named part quoted as an identifier or composed."""
+    values = {"schema": sql.Identifier(SCHEMA)}
+    for name, value in parts.items():
+        values[name] = value if isinstance(value, sql.Composable) else sql.Identifier(value)
+    return sql.SQL(sql_text(relative)).format(**values)
+
+
+def identifiers(names: list[str], prefix: str | None = None) -> sql.Composed:
+    """`a, b, c` or, with a prefix, `p.a, p.b, p.c`, each quoted."""
+    if prefix is None:
+        return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(prefix, n) for n in names)

@@ -1,0 +1,136 @@
+"""What each task of a city DAG does, given its Airflow context.
+
+The DAG factory imports this module inside the task functions only, so parsing `dags/`
+never pays for pandas, Great Expectations, sodapy or h3. XComs carry small summaries and
+file paths; the records themselves stay in the run's folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from citypulse.contracts import Contract, contract_by_id, load_contracts
+from citypulse.staging import ACCEPTED_FILE, EXTRACT_FILE, REJECTS_FILE, remove_run_dir, run_dir
+from citypulse.windows import Window, window_for_dates, window_for_interval
+
+log = logging.getLogger(__name__)
+
+
+def run_window(contract: Contract, context: dict[str, Any]) -> Window:
+    """The run's window: Params `start_date`/`end_date` if given, else the data interval."""
+    params = context.get("params") or {}
+    start, end = params.get("start_date"), params.get("end_date")
+    if start or end:
+        if not start:
+            raise ValueError("params: end_date needs start_date")
+        return window_for_dates(start, end or start, contract.timezone)
+    interval_start = context.get("data_interval_start")
+    interval_end = context.get("data_interval_end")
+    if interval_start is None or interval_end is None or interval_start == interval_end:
+        raise ValueError(
+            "this run has no data interval (asset-triggered?): give params start_date/end_date"
+        )
+    return window_for_interval(interval_start, interval_end, contract.timezone)
+
+
+def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
+    from citypulse.extract import extract_window
+
+    started = time.time()
+    contract = contract_by_id(dag_id)
+    window = run_window(contract, context)
+    folder = run_dir(dag_id, context["run_id"])
+    result = extract_window(contract, window, folder / EXTRACT_FILE)
+    return {
+        "run_id": context["run_id"],
+        "run_dir": str(folder),
+        "window": window.as_dict(),
+        "extracted": result.rows,
+        "pages": result.pages,
+        "started": started,
+    }
+
+
+def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from citypulse.staging import read_ndjson, write_accepted, write_rejects
+    from citypulse.typing_rules import type_records
+    from citypulse.validate import enforce, run_suite
+
+    contract = contract_by_id(dag_id)
+    window = Window.from_dict(extracted["window"])
+    folder = Path(extracted["run_dir"])
+    records = list(read_ndjson(folder / EXTRACT_FILE))
+    if len(records) != extracted["extracted"]:
+        raise RuntimeError(
+            f"{folder / EXTRACT_FILE} holds {len(records)} records, extract reported "
+            f"{extracted['extracted']}: rerun the extract task"
+        )
+    batch = type_records(contract, records)
+    report = run_suite(contract, batch, window)
+    enforce(contract, batch, report)
+    rejected = batch.rejected_mask
+    accepted = write_accepted(batch.frame[~rejected], contract, folder / ACCEPTED_FILE)
+    key_field = contract.key_column.wire_name
+    write_rejects(
+        (
+            {
+                "record": records[i],
+                "reason": "; ".join(batch.reasons[i]),
+                "key": records[i].get(key_field),
+            }
+            for i in np.flatnonzero(rejected)
+        ),
+        folder / REJECTS_FILE,
+    )
+    log.info(
+        "%s: %d extracted, %d accepted, %d rejected (%.2f%%)",
+        dag_id,
+        report.extracted,
+        accepted,
+        report.rejected,
+        100 * report.rejected_share,
+    )
+    return {
+        **extracted,
+        "accepted": accepted,
+        "rejected": report.rejected,
+        "validation": report.as_dict(),
+    }
+
+
+def load(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    from citypulse.load import load_batch
+    from citypulse.warehouse import connect
+
+    contract = contract_by_id(dag_id)
+    folder = Path(validated["run_dir"])
+    with connect() as conn:
+        result = load_batch(
+            conn,
+            contract,
+            run_id=validated["run_id"],
+            window=Window.from_dict(validated["window"]),
+            accepted_path=folder / ACCEPTED_FILE,
+            rejects_path=folder / REJECTS_FILE,
+            extracted=validated["extracted"],
+            accepted=validated["accepted"],
+            validation=validated["validation"],
+            started=validated["started"],
+        )
+    remove_run_dir(folder)
+    return result.as_dict()
+
+
+def build_views(dag_id: str) -> list[str]:
+    from citypulse import views
+    from citypulse.warehouse import connect
+
+    contracts, _ = load_contracts()
+    contract = next(c for c in contracts if c.dag_id == dag_id)
+    with connect() as conn, conn.cursor() as cur:
+        return views.build_views(cur, contract, contracts)

@@ -1,0 +1,64 @@
+"""Views: each city's from `include/sql/views/<dag_id>/`, and the cross-city ones.
+
+`incidents` unions every contract's table through the contract's `incidents:` mapping;
+`hex_daily_counts` counts incidents per H3 cell and local day on top of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg2 import sql
+
+from citypulse.contracts import Contract
+from citypulse.load import DDL_LOCK, ensure_schema, ensure_table
+from citypulse.settings import SCHEMA, SQL_DIR
+from citypulse.sqlfiles import render, sql_text
+
+
+def city_view_files(contract: Contract) -> list[str]:
+    """The city's view files (relative to include/sql), in name order."""
+    folder = SQL_DIR / "views" / contract.dag_id
+    return [f"views/{contract.dag_id}/{p.name}" for p in sorted(folder.glob("*.sql"))]
+
+
+def _optional_text(column: str | None) -> sql.Composable:
+    if column is None:
+        return sql.SQL("NULL::text")
+    return sql.SQL("t.{}::text").format(sql.Identifier(column))
+
+
+def incidents_view(contracts: list[Contract]) -> sql.Composed:
+    """CREATE OR REPLACE VIEW incidents: one branch per contract, in dag_id order."""
+    branches = [
+        sql.SQL(sql_text("views/common/incidents_branch.sql")).format(
+            schema=sql.Identifier(SCHEMA),
+            table=sql.Identifier(c.table),
+            city=sql.Literal(c.dag_id),
+            key=sql.Identifier(c.key),
+            category=sql.Identifier(c.incidents.category),
+            subcategory=_optional_text(c.incidents.subcategory),
+            district=_optional_text(c.incidents.district),
+            latitude=sql.Identifier(c.latitude),
+            longitude=sql.Identifier(c.longitude),
+        )
+        for c in sorted(contracts, key=lambda c: c.dag_id)
+    ]
+    return sql.SQL("CREATE OR REPLACE VIEW {}.incidents AS\n{}").format(
+        sql.Identifier(SCHEMA), sql.SQL("\nUNION ALL\n").join(branches)
+    )
+
+
+def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list[str]:
+    """(Re)create the city's views and the cross-city views; returns the views built."""
+    ensure_schema(cur)
+    for other in contracts:
+        ensure_table(cur, other)
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+    built = []
+    for relative in city_view_files(contract):
+        cur.execute(render(relative, table=contract.table))
+        built.append(relative.rsplit("/", 1)[1].removesuffix(".sql"))
+    cur.execute(incidents_view(contracts))
+    cur.execute(render("views/common/hex_daily_counts.sql"))
+    return [*built, "incidents", "hex_daily_counts"]

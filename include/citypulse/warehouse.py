@@ -1,0 +1,104 @@
+"""The warehouse connection: Airflow connection `warehouse`, else an embedded PostgreSQL.
+
+Connection details come from Airflow (UI, `AIRFLOW_CONN_WAREHOUSE`, a secrets backend); the
+password is never logged. With no `warehouse` connection configured, CityPulse starts (or
+reuses) an embedded PostgreSQL server (`pgserver`) in the project's data folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from citypulse.exceptions import WarehouseError
+from citypulse.settings import PGSERVER_DIR, WAREHOUSE_CONN_ID
+
+log = logging.getLogger(__name__)
+
+_EMBEDDED: dict[Path, Any] = {}
+
+
+def embedded_dsn(pgdata: Path = PGSERVER_DIR) -> str:
+    """Start (or reuse) the embedded server in `pgdata`; it outlives this process."""
+    if pgdata not in _EMBEDDED:
+        import pgserver
+
+        pgdata.mkdir(parents=True, exist_ok=True)
+        _EMBEDDED[pgdata] = pgserver.get_server(pgdata, cleanup_mode=None)
+        log.info(
+            "using the embedded PostgreSQL in %s (no '%s' connection)", pgdata, WAREHOUSE_CONN_ID
+        )
+    return str(_EMBEDDED[pgdata].get_uri())
+
+
+def stop_embedded(pgdata: Path = PGSERVER_DIR) -> bool:
+    """Stop the embedded server of `pgdata` if one runs; True if it was running."""
+    from pgserver import _commands
+
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import os
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    _commands.pg_ctl(["-D", str(pgdata), "-m", "fast", "-w", "stop"], user=user)
+    return True
+
+
+def _dsn_from_connection(conn: Any) -> str:
+    from psycopg2.extensions import make_dsn
+
+    extra = conn.extra_dejson or {}
+    options = {k: v for k, v in extra.items() if k in ("sslmode", "sslrootcert", "options")}
+    return str(
+        make_dsn(
+            host=conn.host or None,
+            port=conn.port or None,
+            dbname=conn.schema or "postgres",
+            user=conn.login or None,
+            password=conn.password or None,
+            application_name="citypulse",
+            **options,
+        )
+    )
+
+
+def warehouse_dsn() -> str:
+    """The libpq DSN of the warehouse (contains the password: never log it)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+    except AirflowNotFoundException:
+        return embedded_dsn()
+    if conn.conn_type not in ("postgres", "postgresql"):
+        raise WarehouseError(
+            f"connection '{WAREHOUSE_CONN_ID}' has type {conn.conn_type!r}; "
+            "CityPulse needs a postgres connection"
+        )
+    return _dsn_from_connection(conn)
+
+
+@contextmanager
+def connect(dsn: str | None = None) -> Iterator[Any]:
+    """A psycopg2 connection in UTC; committed on success, rolled back on any error."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(dsn or warehouse_dsn())
+    except psycopg2.OperationalError as exc:
+        # libpq's message may echo the DSN's host but never the password.
+        raise WarehouseError(f"cannot connect to the warehouse: {exc}".strip()) from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
