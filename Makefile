@@ -1,0 +1,43 @@
+# CityPulse: `make test` on a fresh machine creates .venv from requirements.txt and runs the
+# suite; `make demo` starts everything offline and leaves Airflow running; `make stop` stops it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PYTHONPATH := $(CURDIR)/include
+
+.PHONY: venv test lint format demo stop bench clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+demo: venv
+	$(BIN)/python -m citypulse.demo start
+
+stop: venv
+	$(BIN)/python -m citypulse.demo stop
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+clean: stop
+	rm -rf .citypulse .airflow

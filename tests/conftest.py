@@ -1,0 +1,208 @@
+"""Shared fixtures: a real PostgreSQL warehouse, a migrated Airflow metadata DB, and the
+SODA stand-in server that the real `sodapy` client talks to.
+
+The environment is set before anything imports Airflow or CityPulse: both read it once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = ROOT.parent / "shared" / "realdata"
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="citypulse-tests-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_SESSION_DIR / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "CITYPULSE_DATA_DIR": str(_SESSION_DIR / "data"),
+        "CITYPULSE_HTTP_BACKOFF_SECONDS": "0.05",
+        "CITYPULSE_HTTP_TIMEOUT_SECONDS": "5",
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+)
+os.environ.pop("SOCRATA_APP_TOKEN", None)
+os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
+sys.path.insert(0, str(ROOT / "include"))
+
+TEST_SERVER = os.environ.get(
+    "CITYPULSE_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+
+
+def _server_dsn() -> str:
+    """The PostgreSQL server to test against: the local one, else an embedded one."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(TEST_SERVER, connect_timeout=3).close()
+        return TEST_SERVER
+    except psycopg2.OperationalError:
+        from citypulse.warehouse import embedded_dsn
+
+        return embedded_dsn(_SESSION_DIR / "pgserver")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    return _server_dsn()
+
+
+def _create_database(server: str) -> str:
+    import psycopg2
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    name = f"citypulse_test_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(server)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return make_dsn(**{**parse_dsn(server), "dbname": name})
+
+
+def _drop_database(server: str, dsn: str) -> None:
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    conn = psycopg2.connect(server)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{parse_dsn(dsn)["dbname"]}" WITH (FORCE)')
+    conn.close()
+
+
+def airflow_conn_uri(dsn: str) -> str:
+    """The `AIRFLOW_CONN_*` JSON form of a libpq DSN (keeps socket hosts intact)."""
+    import json
+
+    from psycopg2.extensions import parse_dsn
+
+    parts = parse_dsn(dsn)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": parts.get("host", "127.0.0.1"),
+            "port": int(parts.get("port", 5432)),
+            "login": parts.get("user", "postgres"),
+            "password": parts.get("password", ""),
+            "schema": parts["dbname"],
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def warehouse(pg_server: str) -> Iterator[str]:
+    """A fresh database for the session, wired in as the `warehouse` Airflow connection."""
+    dsn = _create_database(pg_server)
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_uri(dsn)
+    yield dsn
+    os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
+    _drop_database(pg_server, dsn)
+
+
+@pytest.fixture
+def fresh_warehouse(pg_server: str) -> Iterator[str]:
+    """A database of its own for one test (use when a test needs empty tables)."""
+    dsn = _create_database(pg_server)
+    previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_uri(dsn)
+    yield dsn
+    if previous is None:
+        os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
+    else:
+        os.environ["AIRFLOW_CONN_WAREHOUSE"] = previous
+    _drop_database(pg_server, dsn)
+
+
+def query(dsn: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """Rows of one statement, on a connection of its own."""
+    import psycopg2
+
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        rows = cur.fetchall() if cur.description else []
+    conn.close()
+    return rows
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated Airflow metadata DB (SQLite in the session folder) with the pool."""
+    env = {**os.environ}
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "set", "socrata_api", "4", "Socrata API"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Any]:
+    """The SODA stand-in on an ephemeral port; every portal is redirected to it."""
+    from citypulse.contracts import load_contracts
+    from citypulse.standin.server import SodaStandIn
+
+    server = SodaStandIn()
+    base_url = server.start()
+    for contract in load_contracts()[0]:
+        server.declare(contract.dataset_id, wire_types(contract))
+    os.environ["SOCRATA_BASE_URL"] = base_url
+    yield server
+    os.environ.pop("SOCRATA_BASE_URL", None)
+    server.stop()
+
+
+def wire_types(contract: Any) -> dict[str, str]:
+    """How the stand-in should compare each wire field (numbers numerically)."""
+    kinds = {
+        "bigint": "number",
+        "integer": "number",
+        "double precision": "number",
+        "boolean": "boolean",
+        "timestamp": "timestamp",
+        "timestamptz": "timestamp",
+        "date": "timestamp",
+    }
+    return {
+        c.wire_name: kinds.get(c.type, "text")
+        for c in contract.columns
+        if not c.wire_name.startswith(":")
+    }
+
+
+@pytest.fixture(scope="session")
+def contracts() -> list[Any]:
+    from citypulse.contracts import load_contracts
+
+    loaded, errors = load_contracts()
+    assert not errors, errors
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    if not REALDATA.is_dir():
+        pytest.skip(f"real extracts not present at {REALDATA}")
+    return REALDATA

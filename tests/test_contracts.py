@@ -1,0 +1,65 @@
+"""Contracts: typed, validated, and safe before any name reaches SQL or SoQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from citypulse.contracts import load_contract, load_contracts
+from citypulse.exceptions import ContractError
+
+ROOT = Path(__file__).resolve().parents[1]
+NYC = ROOT / "include" / "contracts" / "nyc_311.yaml"
+
+
+def write_variant(tmp_path: Path, change: Any) -> Path:
+    raw = yaml.safe_load(NYC.read_text())
+    change(raw)
+    path = tmp_path / "variant.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_the_four_contracts_load_in_a_stable_order(contracts: list[Any]) -> None:
+    assert [c.dag_id for c in contracts] == [
+        "chicago_crime",
+        "montgomery_traffic",
+        "nyc_311",
+        "seattle_crime",
+    ]
+    montgomery = contracts[1]
+    assert montgomery.key_column.wire_name == ":id" and montgomery.system_fields
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: r.update(table="nyc; DROP TABLE x"), "table"),
+        (lambda r: r["columns"][0].update(name="Unique Key"), "columns[0] (Unique Key).name"),
+        (lambda r: r.update(key="missing_column"), "(top level)"),
+        (lambda r: r.update(timezone="Nowhere/City"), "timezone"),
+        (lambda r: r.update(dataset_id="erm2-nwe9' OR 1=1"), "dataset_id"),
+        (lambda r: r["bbox"].update(min_lat=41.0), "bbox"),
+        (lambda r: r.update(schedule="@daily; rm -rf"), "schedule"),
+        (lambda r: r.update(surprise=1), "surprise"),
+        (lambda r: r["columns"].append({"name": "event_time"}), "(top level)"),
+    ],
+)
+def test_invalid_contracts_name_the_field(tmp_path: Path, change: Any, field: str) -> None:
+    path = write_variant(tmp_path, change)
+    with pytest.raises(ContractError) as caught:
+        load_contract(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert f"field '{field}'" in message
+
+
+def test_a_duplicate_dag_id_is_an_error_for_both_files(tmp_path: Path) -> None:
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text(NYC.read_text())
+    loaded, errors = load_contracts(tmp_path)
+    assert loaded == []
+    assert len(errors) == 1 and "nyc_311" in str(errors[0])

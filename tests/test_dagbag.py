@@ -1,0 +1,125 @@
+"""Parsing `dags/`: the four city DAGs, their shape, and what parsing must never do.
+
+Each parse runs in a fresh interpreter, as Airflow's DAG processor does, so the modules it
+imports and the sockets it opens are its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CITY_DAGS = {"chicago_crime", "montgomery_traffic", "nyc_311", "seattle_crime"}
+HEAVY = ("pandas", "great_expectations", "sklearn", "h3", "sodapy", "psycopg2", "numpy")
+
+PARSE_SCRIPT = r"""
+import json, socket, sys
+opened = []
+_connect = socket.socket.connect
+def _spy(self, address):
+    opened.append(repr(address))
+    raise OSError("parsing must not open connections")
+socket.socket.connect = _spy
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+heavy = sorted(m for m in %r if m in sys.modules)
+print(json.dumps({
+    "dags": sorted(bag.dags),
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "heavy": heavy,
+    "sockets": opened,
+}))
+""" % (HEAVY,)
+
+
+def parse(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    env = {**os.environ, **(extra_env or {})}
+    env.pop("AIRFLOW_CONN_WAREHOUSE", None)
+    env["AIRFLOW_CONN_WAREHOUSE"] = "postgresql://u:p@10.255.255.1:5432/db"  # must go unused
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE_SCRIPT, str(ROOT / "dags")],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict[str, Any]:
+    return parse()
+
+
+def test_no_import_errors_and_exactly_the_city_dags(parsed: dict[str, Any]) -> None:
+    assert parsed["errors"] == {}
+    assert set(parsed["dags"]) >= CITY_DAGS
+    assert set(parsed["dags"]) - CITY_DAGS <= {"hotspot_retrain"}
+
+
+def test_parsing_imports_no_heavy_module_and_opens_no_connection(parsed: dict[str, Any]) -> None:
+    assert parsed["heavy"] == []
+    assert parsed["sockets"] == []
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors
+    return bag
+
+
+@pytest.mark.parametrize("dag_id", sorted(CITY_DAGS))
+def test_city_dag_shape(dagbag: Any, contracts: list[Any], dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    contract = next(c for c in contracts if c.dag_id == dag_id)
+    order = ["extract", "validate", "load", "build_views"]
+    assert sorted(t.task_id for t in dag.tasks) == sorted(order)
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert str(dag.timetable.timezone) == contract.timezone
+    assert dag.timetable.expression == "0 0 * * *"
+    assert dag.start_date.date() == contract.start_date
+    assert dag.catchup is False
+    assert "citypulse" in dag.tags and set(contract.tags) <= set(dag.tags)
+    assert contract.title in dag.doc_md and contract.dataset_id in dag.doc_md
+    assert dag.owner == contract.owner
+    assert dag.on_failure_callback
+    assert set(dag.params.keys()) == {"start_date", "end_date"}
+    for task in dag.tasks:
+        assert task.retries >= 2
+        assert task.retry_exponential_backoff
+        assert task.retry_delay == timedelta(minutes=1)
+    assert dag.get_task("extract").pool == "socrata_api"
+    outlets = dag.get_task("load").outlets
+    assert [o.uri for o in outlets] == [
+        f"postgres://warehouse:5432/citypulse/citypulse/{contract.table}"
+    ]
+
+
+def test_broken_contract_names_file_and_field_and_others_still_load(tmp_path: Path) -> None:
+    for source in (ROOT / "include" / "contracts").glob("*.yaml"):
+        shutil.copy(source, tmp_path / source.name)
+    broken = tmp_path / "seattle_crime.yaml"
+    broken.write_text(
+        broken.read_text().replace("timezone: America/Los_Angeles", "timezone: Mars/Olympus")
+    )
+    (tmp_path / "zz_not_a_mapping.yaml").write_text("- just\n- a list\n")
+    result = parse({"CITYPULSE_CONTRACTS_DIR": str(tmp_path)})
+    assert set(result["dags"]) == CITY_DAGS - {"seattle_crime"}
+    (message,) = result["errors"].values()
+    assert "seattle_crime.yaml" in message
+    assert "field 'timezone'" in message and "Mars/Olympus" in message
+    assert "zz_not_a_mapping.yaml" in message
