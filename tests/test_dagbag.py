@@ -6,6 +6,7 @@ imports and the sockets it opens are its own.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -31,14 +32,14 @@ def _spy(self, address):
 socket.socket.connect = _spy
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
-heavy = sorted(m for m in %r if m in sys.modules)
+heavy = sorted(m for m in __HEAVY__ if m in sys.modules)
 print(json.dumps({
     "dags": sorted(bag.dags),
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "heavy": heavy,
     "sockets": opened,
 }))
-""" % (HEAVY,)
+""".replace("__HEAVY__", repr(HEAVY))
 
 
 def parse(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def test_city_dag_shape(dagbag: Any, contracts: list[Any], dag_id: str) -> None:
     contract = next(c for c in contracts if c.dag_id == dag_id)
     order = ["extract", "validate", "load", "build_views"]
     assert sorted(t.task_id for t in dag.tasks) == sorted(order)
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert str(dag.timetable.timezone) == contract.timezone
