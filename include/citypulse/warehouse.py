@@ -43,7 +43,8 @@ def stop_embedded(pgdata: Path = PGSERVER_DIR) -> bool:
     import os
 
     user = "pgserver" if os.geteuid() == 0 else None
-    _commands.pg_ctl(["-D", str(pgdata), "-m", "fast", "-w", "stop"], user=user)
+    _commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)
+    _EMBEDDED.pop(pgdata, None)
     return True
 
 

@@ -1,0 +1,288 @@
+"""`make demo` and `make stop`: the whole platform on one machine, offline.
+
+start: a warehouse (the `warehouse` connection if configured, else an embedded PostgreSQL),
+the SODA stand-in serving generated records for the last days, and `airflow standalone` in
+the background with every city DAG unpaused; then backfills the last 7 days of each city,
+waits for them and prints what landed, the UI address and the login. Airflow keeps running.
+stop: stops what start started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from citypulse.contracts import load_contracts
+from citypulse.settings import DATA_DIR, PROJECT_ROOT, SCHEMA
+
+AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT_ROOT / ".airflow"))
+STATE_FILE = DATA_DIR / "demo.json"
+STANDIN_PORT = int(os.environ.get("CITYPULSE_STANDIN_PORT", "8765"))
+API_PORT = int(os.environ.get("CITYPULSE_API_PORT", "8080"))
+DAYS = int(os.environ.get("CITYPULSE_DEMO_DAYS", "7"))
+META_DB = "citypulse_airflow"
+
+
+def say(message: str) -> None:
+    print(f"[citypulse] {message}", flush=True)
+
+
+def warehouse_server_dsn() -> str:
+    """The warehouse DSN: the configured connection, else the embedded server."""
+    from citypulse.warehouse import warehouse_dsn
+
+    return warehouse_dsn()
+
+
+def metadata_db_url(warehouse: str) -> str:
+    """A database for Airflow's own metadata on the warehouse's server (created if missing)."""
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    conn = psycopg2.connect(warehouse)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (META_DB,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{META_DB}"')
+    conn.close()
+    parts = parse_dsn(warehouse)
+    user = parts.get("user", "postgres")
+    password = parts.get("password", "")
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    host = parts.get("host", "127.0.0.1")
+    if host.startswith("/"):  # a unix socket folder (the embedded server)
+        return f"postgresql+psycopg2://{auth}/{META_DB}?host={host}&port={parts.get('port', 5432)}"
+    return f"postgresql+psycopg2://{auth}{host}:{parts.get('port', 5432)}/{META_DB}"
+
+
+def airflow_env(meta_url: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
+        "AIRFLOW__API__PORT": str(API_PORT),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "SOCRATA_BASE_URL": f"http://127.0.0.1:{STANDIN_PORT}",
+        "CITYPULSE_DATA_DIR": str(DATA_DIR),
+        "PYTHONPATH": str(PROJECT_ROOT / "include"),
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+    return env
+
+
+def spawn(command: list[str], log_name: str, env: dict[str, str]) -> int:
+    """Start a background process in its own session; returns its pid (= process group)."""
+    log = (DATA_DIR / log_name).open("ab")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    return process.pid
+
+
+def wait_for(url: str, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3):
+                return
+        except OSError:
+            time.sleep(2)
+    raise SystemExit(f"{what} did not come up within {timeout:.0f}s ({url}); see {DATA_DIR}")
+
+
+def airflow(env: dict[str, str], *args: str, check: bool = True) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and out.returncode != 0:
+        raise SystemExit(f"airflow {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+def serve_generated_data(contracts: list[Any], last_day: date) -> list[str]:
+    """Generate the demo days per city into NDJSON files; returns the stand-in's --load args."""
+    from citypulse.standin.generator import generate_range, write_ndjson
+
+    folder = DATA_DIR / "standin"
+    folder.mkdir(parents=True, exist_ok=True)
+    loads = []
+    first_day = last_day - timedelta(days=DAYS + 1)
+    for contract in contracts:
+        path = folder / f"{contract.dataset_id}.ndjson"
+        records = [
+            record
+            for day in generate_range(contract, first_day, last_day + timedelta(days=1))
+            for record in day.records
+        ]
+        write_ndjson(records, path)
+        loads += ["--load", f"{path}:{contract.dataset_id}:{contract.key_column.wire_name}"]
+    return loads
+
+
+def wait_for_dags(env: dict[str, str], dag_ids: list[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = airflow(env, "dags", "list", "-o", "json", check=False)
+        try:
+            known = {d["dag_id"] for d in json.loads(listed or "[]")}
+        except json.JSONDecodeError:
+            known = set()
+        if set(dag_ids) <= known:
+            return
+        time.sleep(5)
+    raise SystemExit(f"the DAG processor did not register {dag_ids} within {timeout:.0f}s")
+
+
+def wait_for_runs(env: dict[str, str], dag_ids: list[str], expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = {}
+        for dag_id in dag_ids:
+            runs = json.loads(airflow(env, "dags", "list-runs", dag_id, "-o", "json") or "[]")
+            done = [r for r in runs if r["state"] in ("success", "failed")]
+            if len(done) < expected:
+                pending[dag_id] = f"{len(done)}/{expected}"
+        if not pending:
+            return
+        say(f"waiting for backfills: {pending}")
+        time.sleep(15)
+    raise SystemExit(f"backfills did not finish within {timeout:.0f}s")
+
+
+def summary(warehouse: str) -> list[tuple[Any, ...]]:
+    import psycopg2
+
+    with psycopg2.connect(warehouse) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT dag_id, count(*) AS runs, sum(extracted), sum(inserted), sum(rejected) "
+            f"FROM {SCHEMA}.ingest_runs GROUP BY dag_id ORDER BY dag_id"
+        )
+        audit = cur.fetchall()
+        rows = []
+        for dag_id, runs, extracted, inserted, rejected in audit:
+            cur.execute(f"SELECT count(*) FROM {SCHEMA}.incidents WHERE city = %s", (dag_id,))
+            rows.append((dag_id, runs, extracted, cur.fetchone()[0], rejected, inserted))
+    conn.close()
+    return rows
+
+
+def admin_password() -> str:
+    generated = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+    try:
+        return str(json.loads(generated.read_text())["admin"])
+    except (OSError, ValueError, KeyError):
+        return f"(see {generated})"
+
+
+def start() -> None:
+    if STATE_FILE.exists():
+        say(f"a demo seems to be running already ({STATE_FILE}); `make stop` first")
+        raise SystemExit(1)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    contracts, errors = load_contracts()
+    if errors:
+        raise SystemExit("\n".join(str(e) for e in errors))
+    dag_ids = [c.dag_id for c in contracts]
+    yesterday = date.today() - timedelta(days=1)
+
+    say("warehouse: " + ("connection 'warehouse'" if os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+                         else f"embedded PostgreSQL in {DATA_DIR / 'pgdata'}"))
+    warehouse = warehouse_server_dsn()
+    env = airflow_env(metadata_db_url(warehouse))
+
+    say(f"generating {DAYS} days of records per city for the SODA stand-in")
+    loads = serve_generated_data(contracts, yesterday)
+    state: dict[str, Any] = {"pids": []}
+    state["pids"].append(
+        spawn(
+            [sys.executable, "-m", "citypulse.standin.server", "--host", "127.0.0.1",
+             "--port", str(STANDIN_PORT), *loads],
+            "standin.log",
+            env,
+        )
+    )
+    STATE_FILE.write_text(json.dumps(state))
+    wait_for(f"http://127.0.0.1:{STANDIN_PORT}/_standin/health", "the SODA stand-in", 120)
+    say(f"SODA stand-in on http://127.0.0.1:{STANDIN_PORT}")
+
+    say("migrating the Airflow metadata DB")
+    airflow(env, "db", "migrate")
+    airflow(env, "pools", "set", "socrata_api", "4", "Socrata SODA API")
+    state["pids"].append(spawn([sys.executable, "-m", "airflow", "standalone"], "airflow.log", env))
+    STATE_FILE.write_text(json.dumps(state))
+    wait_for(f"http://127.0.0.1:{API_PORT}/api/v2/version", "the Airflow API server", 300)
+    wait_for_dags(env, dag_ids)
+    first = yesterday - timedelta(days=DAYS - 1)
+    for dag_id in dag_ids:
+        airflow(env, "dags", "unpause", dag_id)
+        airflow(
+            env, "backfill", "create", "--dag-id", dag_id,
+            "--from-date", first.isoformat(), "--to-date", yesterday.isoformat(),
+            "--max-active-runs", "2", "--reprocess-behavior", "completed",
+        )
+    say(f"backfilling {first} .. {yesterday} for {', '.join(dag_ids)}")
+    wait_for_runs(env, dag_ids, DAYS, timeout=float(os.environ.get("CITYPULSE_DEMO_TIMEOUT", 1800)))
+
+    print()
+    print(f"{'city':<20}{'runs':>6}{'extracted':>11}{'rows':>8}{'rejected':>10}")
+    for dag_id, runs, extracted, rows, rejected, _ in summary(warehouse):
+        print(f"{dag_id:<20}{runs:>6}{extracted:>11}{rows:>8}{rejected:>10}")
+    print()
+    say(f"Airflow UI: http://localhost:{API_PORT}  login: admin / {admin_password()}")
+    say(f"warehouse tables and views: schema '{SCHEMA}'; logs in {DATA_DIR}")
+    say("Airflow keeps running; `make stop` stops it.")
+
+
+def stop() -> None:
+    from citypulse.warehouse import stop_embedded
+
+    if STATE_FILE.exists():
+        for pid in json.loads(STATE_FILE.read_text()).get("pids", []):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            for _ in range(30):
+                try:
+                    os.killpg(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(1)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+        STATE_FILE.unlink()
+        say("stopped Airflow and the SODA stand-in")
+    if stop_embedded():
+        say("stopped the embedded PostgreSQL")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="citypulse.demo", description=__doc__)
+    parser.add_argument("action", choices=["start", "stop"])
+    args = parser.parse_args(argv)
+    start() if args.action == "start" else stop()
+
+
+if __name__ == "__main__":
+    main()
