@@ -1,7 +1,8 @@
 """Views: each city's from `include/sql/views/<dag_id>/`, and the cross-city ones.
 
 `incidents` unions every contract's table through the contract's `incidents:` mapping;
-`hex_daily_counts` counts incidents per H3 cell and local day on top of it.
+`hex_daily_counts` counts incidents per H3 cell and local day on top of it;
+`pipeline_health` summarises the audit per city for operators.
 """
 
 from __future__ import annotations
@@ -61,4 +62,5 @@ def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list
         built.append(relative.rsplit("/", 1)[1].removesuffix(".sql"))
     cur.execute(incidents_view(contracts))
     cur.execute(render("views/common/hex_daily_counts.sql"))
-    return [*built, "incidents", "hex_daily_counts"]
+    cur.execute(render("views/common/pipeline_health.sql"))
+    return [*built, "incidents", "hex_daily_counts", "pipeline_health"]

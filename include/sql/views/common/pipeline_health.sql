@@ -1,0 +1,34 @@
+-- One row per city: the last successful load, totals, and how far the newest event lags now.
+CREATE OR REPLACE VIEW {schema}.pipeline_health AS
+WITH last_run AS (
+    SELECT DISTINCT ON (dag_id)
+           dag_id, run_id, finished_at, window_start, window_end, extracted, loaded, rejected
+    FROM {schema}.ingest_runs
+    WHERE status = 'success'
+    ORDER BY dag_id, finished_at DESC
+), totals AS (
+    SELECT dag_id, count(*) AS runs, sum(loaded) AS rows_loaded, sum(rejected) AS rows_rejected
+    FROM {schema}.ingest_runs
+    GROUP BY dag_id
+), newest AS (
+    SELECT city, max(event_time_utc) AS newest_event_utc, count(*) AS rows_in_table
+    FROM {schema}.incidents
+    GROUP BY city
+)
+SELECT l.dag_id AS city,
+       l.finished_at AS last_success_at,
+       l.run_id AS last_run_id,
+       l.window_start AS last_window_start,
+       l.window_end AS last_window_end,
+       l.extracted AS last_extracted,
+       l.loaded AS last_loaded,
+       l.rejected AS last_rejected,
+       t.runs,
+       t.rows_loaded,
+       t.rows_rejected,
+       n.rows_in_table,
+       n.newest_event_utc,
+       now() - n.newest_event_utc AS event_lag
+FROM last_run l
+JOIN totals t USING (dag_id)
+LEFT JOIN newest n ON n.city = l.dag_id;
