@@ -162,34 +162,16 @@ def airflow_db() -> str:
 def standin() -> Iterator[Any]:
     """The SODA stand-in on an ephemeral port; every portal is redirected to it."""
     from citypulse.contracts import load_contracts
+    from citypulse.standin.catalog import declare_contracts
     from citypulse.standin.server import SodaStandIn
 
     server = SodaStandIn()
     base_url = server.start()
-    for contract in load_contracts()[0]:
-        server.declare(contract.dataset_id, wire_types(contract))
+    declare_contracts(server, load_contracts()[0])
     os.environ["SOCRATA_BASE_URL"] = base_url
     yield server
     os.environ.pop("SOCRATA_BASE_URL", None)
     server.stop()
-
-
-def wire_types(contract: Any) -> dict[str, str]:
-    """How the stand-in should compare each wire field (numbers numerically)."""
-    kinds = {
-        "bigint": "number",
-        "integer": "number",
-        "double precision": "number",
-        "boolean": "boolean",
-        "timestamp": "timestamp",
-        "timestamptz": "timestamp",
-        "date": "timestamp",
-    }
-    return {
-        c.wire_name: kinds.get(c.type, "text")
-        for c in contract.columns
-        if not c.wire_name.startswith(":")
-    }
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import importlib.util
 from typing import Any
 
 import pytest
+
 from conftest import ROOT
 
 
@@ -34,9 +35,7 @@ def test_health_needs_a_login(plugin: Any) -> None:
     assert response.status_code in (401, 403)
 
 
-def test_health_reports_each_loaded_city(
-    plugin: Any, warehouse: str, contracts: list[Any]
-) -> None:
+def test_health_reports_each_loaded_city(plugin: Any, warehouse: str, contracts: list[Any]) -> None:
     from fastapi.testclient import TestClient
 
     from citypulse.load import ensure_schema

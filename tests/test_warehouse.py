@@ -9,10 +9,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import ROOT, query
-from helpers import run_city_day, seed_days, task_states
 
 from citypulse.settings import PGSERVER_DIR
+from conftest import ROOT, query
+from helpers import run_city_day, seed_days, task_states
 
 
 @pytest.fixture

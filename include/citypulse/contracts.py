@@ -170,6 +170,10 @@ class Contract(_Strict):
     retries: int = Field(3, ge=2, le=10)
     incidents: IncidentMapping
     columns: list[Column] = Field(min_length=1)
+    ignore_fields: list[str] = Field(
+        default_factory=list,
+        description="wire fields known and deliberately not loaded (no drift warning)",
+    )
     sample: DatasetSample = Field(default_factory=DatasetSample)
 
     @field_validator("timezone")

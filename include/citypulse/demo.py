@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from citypulse.contracts import load_contracts
-from citypulse.settings import DATA_DIR, PROJECT_ROOT, SCHEMA
+from citypulse.settings import CONTRACTS_DIR, DATA_DIR, PROJECT_ROOT, SCHEMA
 
 AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT_ROOT / ".airflow"))
 STATE_FILE = DATA_DIR / "demo.json"
@@ -206,8 +206,14 @@ def start() -> None:
     dag_ids = [c.dag_id for c in contracts]
     yesterday = date.today() - timedelta(days=1)
 
-    say("warehouse: " + ("connection 'warehouse'" if os.environ.get("AIRFLOW_CONN_WAREHOUSE")
-                         else f"embedded PostgreSQL in {DATA_DIR / 'pgdata'}"))
+    say(
+        "warehouse: "
+        + (
+            "connection 'warehouse'"
+            if os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+            else f"embedded PostgreSQL in {DATA_DIR / 'pgdata'}"
+        )
+    )
     warehouse = warehouse_server_dsn()
     env = airflow_env(metadata_db_url(warehouse))
 
@@ -216,8 +222,18 @@ def start() -> None:
     state: dict[str, Any] = {"pids": []}
     state["pids"].append(
         spawn(
-            [sys.executable, "-m", "citypulse.standin.server", "--host", "127.0.0.1",
-             "--port", str(STANDIN_PORT), *loads],
+            [
+                sys.executable,
+                "-m",
+                "citypulse.standin.server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(STANDIN_PORT),
+                "--contracts",
+                str(CONTRACTS_DIR),
+                *loads,
+            ],
             "standin.log",
             env,
         )
@@ -237,9 +253,19 @@ def start() -> None:
     for dag_id in dag_ids:
         airflow(env, "dags", "unpause", dag_id)
         airflow(
-            env, "backfill", "create", "--dag-id", dag_id,
-            "--from-date", first.isoformat(), "--to-date", yesterday.isoformat(),
-            "--max-active-runs", "2", "--reprocess-behavior", "completed",
+            env,
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            first.isoformat(),
+            "--to-date",
+            yesterday.isoformat(),
+            "--max-active-runs",
+            "2",
+            "--reprocess-behavior",
+            "completed",
         )
     say(f"backfilling {first} .. {yesterday} for {', '.join(dag_ids)}")
     wait_for_runs(env, dag_ids, DAYS, timeout=float(os.environ.get("CITYPULSE_DEMO_TIMEOUT", 1800)))

@@ -184,6 +184,7 @@ def extract_window(
     client: Any | None = None,
     policy: RetryPolicy | None = None,
     page_size: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ExtractResult:
     """Write every record of the window to `out_path` (NDJSON), page by page."""
     policy = policy or RetryPolicy.from_env()
@@ -200,7 +201,11 @@ def extract_window(
                 params = {**base, "limit": limit, "offset": rows}
                 describe = f"{contract.dag_id} ({contract.dataset_id}) offset {rows}"
                 page, used = fetch_page(
-                    lambda **p: client.get(contract.dataset_id, **p), params, policy, describe
+                    lambda **p: client.get(contract.dataset_id, **p),
+                    params,
+                    policy,
+                    describe,
+                    sleep,
                 )
                 retries += used
                 for record in page:

@@ -146,7 +146,7 @@ def h3_cells(latitudes: pd.Series, longitudes: pd.Series) -> tuple[pd.Series, pd
 def type_records(contract: Contract, records: Sequence[dict[str, Any]]) -> TypedBatch:
     """Type a batch of wire records under a contract; nothing is dropped, reasons collect."""
     batch = TypedBatch(pd.DataFrame(), [[] for _ in records], set(), [])
-    known = {c.wire_name for c in contract.columns}
+    known = {c.wire_name for c in contract.columns} | set(contract.ignore_fields)
     seen: set[str] = set()
     for record in records:
         seen.update(record.keys())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from citypulse.typing_rules import TypedBatch
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 @dataclass
@@ -101,7 +103,7 @@ def build_suite(contract: Contract, window: Window | None) -> Any:
             e.ExpectColumnValuesToBeBetween(
                 column=name, min_value=low, max_value=high, mostly=box.mostly
             ),
-            f"{name}: outside the city's bounding box [{low}, {high}]",
+            f"{name}: outside the city bounding box [{low}, {high}]",
         )
     return suite
 
@@ -147,9 +149,9 @@ def run_suite(contract: Contract, batch: TypedBatch, window: Window | None) -> V
 
 
 def _reason_kind(reason: str) -> str:
-    # "latitude: '0.0' is not ..." and "latitude: outside ..." group by their wording.
+    # Reasons differ by the quoted value ("x: 'N/A' is not ..."); group them by wording.
     text = reason.split(":", 1)[1] if ":" in reason else reason
-    return " ".join(w for w in text.split() if "'" not in w)[:80]
+    return " ".join(_QUOTED.sub("", text).split())[:80]
 
 
 def _apply_results(result: Any, batch: TypedBatch) -> list[ExpectationOutcome]:

@@ -26,6 +26,8 @@ def embedded_dsn(pgdata: Path = PGSERVER_DIR) -> str:
     if pgdata not in _EMBEDDED:
         import pgserver
 
+        # pgserver narrates every command at INFO, also from atexit after logging closed.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
         pgdata.mkdir(parents=True, exist_ok=True)
         _EMBEDDED[pgdata] = pgserver.get_server(pgdata, cleanup_mode=None)
         log.info(

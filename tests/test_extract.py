@@ -1,0 +1,171 @@
+"""User story: the extract pages through a portal reliably. It retries transient failures
+(honouring Retry-After), fails fast with the portal's own words on a bad query, never leaves a
+partial file behind, and sends the app token without ever logging it.
+
+Driven through the real `sodapy` client against the SODA stand-in over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citypulse.exceptions import PortalError
+from citypulse.extract import RetryPolicy, extract_window, query_params, socrata_client
+from citypulse.windows import window_for_dates
+
+DAY = date(2025, 3, 9)  # spring-forward day in every city: a 23-hour window
+POLICY = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=5, timeout_seconds=1)
+
+
+@pytest.fixture
+def nyc(standin: Any, contracts: list[Any]) -> Any:
+    from citypulse.standin.generator import generate_day
+
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    standin.clear(contract.dataset_id)
+    for day in (date(2025, 3, 8), DAY, date(2025, 3, 10)):
+        standin.put(contract.dataset_id, generate_day(contract, day, seed=3, records=120).records)
+    standin.clear_faults()
+    standin.requests_log.clear()
+    yield contract
+    standin.clear_faults()
+
+
+def run(contract: Any, tmp_path: Path, **kwargs: Any) -> tuple[Any, list[dict[str, Any]]]:
+    window = window_for_dates(DAY.isoformat(), DAY.isoformat(), contract.timezone)
+    out = tmp_path / "extract.ndjson"
+    result = extract_window(contract, window, out, policy=POLICY, page_size=50, **kwargs)
+    return result, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def soda_requests(standin: Any) -> list[Any]:
+    return [r for r in standin.requests_log if r.path.startswith("/resource/")]
+
+
+def test_pages_cover_the_window_exactly_once(nyc: Any, standin: Any, tmp_path: Path) -> None:
+    result, records = run(nyc, tmp_path)
+    assert result.rows == len(records) == 120
+    assert result.pages == 3  # 50 + 50 + 20
+    keys = [r["unique_key"] for r in records]
+    assert len(set(keys)) == 120
+    assert all(r["created_date"].startswith("2025-03-09") for r in records)
+    requests = soda_requests(standin)
+    assert [r.params["$offset"] for r in requests] == ["0", "50", "100"]
+    assert {r.params["$order"] for r in requests} == {"created_date ASC, unique_key ASC"}
+    assert requests[0].params["$where"] == (
+        "created_date >= '2025-03-09T00:00:00.000' AND created_date < '2025-03-10T00:00:00.000'"
+    )
+
+
+def test_system_fields_are_requested_when_the_contract_keys_on_them(contracts: list[Any]) -> None:
+    montgomery = next(c for c in contracts if c.dag_id == "montgomery_traffic")
+    window = window_for_dates("2025-01-01", "2025-01-01", montgomery.timezone)
+    params = query_params(montgomery, window)
+    assert params["exclude_system_fields"] is False
+    assert params["order"] == "date_of_stop ASC, :id ASC"
+
+
+def test_429_is_retried_after_the_portals_retry_after(
+    nyc: Any, standin: Any, tmp_path: Path
+) -> None:
+    from citypulse.standin.server import Fault
+
+    standin.add_fault(Fault(status=429, retry_after=2, times=1))
+    waits: list[float] = []
+    result, records = run(nyc, tmp_path, sleep=waits.append)
+    assert len(records) == 120 and result.retries == 1
+    assert waits == [2.0]
+    assert [r.status for r in soda_requests(standin)][:2] == [429, 200]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 503, "times": 2},
+        {"status": 500, "times": 1},
+        {"delay": 2.5, "times": 1},  # past the 1 s client timeout
+        {"drop": True, "min_offset": 50, "times": 1},  # connection dropped mid-paging
+    ],
+    ids=["503", "500", "timeout", "dropped-mid-paging"],
+)
+def test_transient_faults_are_retried_and_nothing_repeats(
+    nyc: Any, standin: Any, tmp_path: Path, fault: dict[str, Any]
+) -> None:
+    from citypulse.standin.server import Fault
+
+    standin.add_fault(Fault(**fault))
+    waits: list[float] = []
+    result, records = run(nyc, tmp_path, sleep=waits.append)
+    assert result.rows == 120 and len({r["unique_key"] for r in records}) == 120
+    assert result.retries == fault["times"] == len(waits)
+    assert all(0 < w <= POLICY.max_backoff_seconds for w in waits)
+
+
+def test_a_bad_query_fails_fast_with_the_portals_message(
+    nyc: Any, standin: Any, tmp_path: Path
+) -> None:
+    from citypulse.standin.server import Fault
+
+    standin.add_fault(
+        Fault(status=400, code="query.soql.no-such-column", message="No such column: created")
+    )
+    with pytest.raises(PortalError) as caught:
+        run(nyc, tmp_path, sleep=lambda _: None)
+    message = str(caught.value)
+    assert "refused the query" in message
+    assert "query.soql.no-such-column" in message and "No such column: created" in message
+    assert len(soda_requests(standin)) == 1
+    assert list(tmp_path.iterdir()) == []  # no partial extract left behind
+
+
+def test_exhausted_retries_fail_clearly_and_leave_no_file(
+    nyc: Any, standin: Any, tmp_path: Path
+) -> None:
+    from citypulse.standin.server import Fault
+
+    standin.add_fault(Fault(status=503, min_offset=50, times=None))
+    with pytest.raises(PortalError) as caught:
+        run(nyc, tmp_path, sleep=lambda _: None)
+    message = str(caught.value)
+    assert "still failing after 3 attempts" in message and "503" in message
+    assert "nothing of this window was loaded" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_app_token_is_sent_but_never_logged(
+    nyc: Any,
+    standin: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from citypulse.standin.server import Fault
+
+    token = "tok-Q2l0eVB1bHNlU2VjcmV0"
+    monkeypatch.setenv("SOCRATA_APP_TOKEN", token)
+    standin.add_fault(Fault(status=503, times=1))
+    caplog.set_level(logging.DEBUG)
+    run(nyc, tmp_path, sleep=lambda _: None)
+    assert all(r.app_token_present for r in soda_requests(standin))
+    assert token not in caplog.text
+    assert token not in (tmp_path / "extract.ndjson").read_text()
+
+
+def test_live_and_stand_in_clients_differ_only_in_base_url(
+    contracts: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "chicago_crime")
+    monkeypatch.delenv("SOCRATA_BASE_URL", raising=False)
+    live = socrata_client(contract, "t", 5)
+    monkeypatch.setenv("SOCRATA_BASE_URL", "http://127.0.0.1:8765")
+    local = socrata_client(contract, "t", 5)
+    assert (live.uri_prefix, live.domain) == ("https://", "data.cityofchicago.org")
+    assert (local.uri_prefix, local.domain) == ("http://", "127.0.0.1:8765")
+    assert live.session.headers["X-App-token"] == local.session.headers["X-App-token"] == "t"
+    assert live.timeout == local.timeout == 5
