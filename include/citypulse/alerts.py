@@ -10,7 +10,7 @@ ALERT_CONN_ID = "citypulse_alerts"
 log = logging.getLogger("citypulse.alerts")
 
 
-def alert_payload(context: dict[str, Any]) -> dict[str, str]:
+def alert_payload(context: Any) -> dict[str, str]:
     """What failed, where and why, from an Airflow callback context."""
     ti = context.get("task_instance") or context.get("ti")
     dag_run = context.get("dag_run")
@@ -23,7 +23,7 @@ def alert_payload(context: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def on_failure_alert(context: dict[str, Any]) -> None:
+def on_failure_alert(context: Any) -> None:
     """Log `CITYPULSE_ALERT ...`; POST it to the `citypulse_alerts` HTTP connection if set."""
     payload = alert_payload(context)
     log.error("CITYPULSE_ALERT %s", json.dumps(payload, sort_keys=True))
@@ -34,6 +34,9 @@ def on_failure_alert(context: dict[str, Any]) -> None:
         try:
             conn = BaseHook.get_connection(ALERT_CONN_ID)
         except AirflowNotFoundException:
+            return
+        if not conn.host:
+            log.warning("CITYPULSE_ALERT connection '%s' has no host (webhook URL)", ALERT_CONN_ID)
             return
         import requests
 

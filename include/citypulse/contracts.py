@@ -91,7 +91,7 @@ class Column(_Strict):
     true_values: list[str] = Field(default_factory=lambda: ["true", "True", "1"])
     false_values: list[str] = Field(default_factory=lambda: ["false", "False", "0"])
     description: str = ""
-    sample: ColumnSample = Field(default_factory=ColumnSample)
+    sample: ColumnSample = Field(default_factory=lambda: ColumnSample())
 
     @property
     def wire_name(self) -> str:
@@ -174,7 +174,7 @@ class Contract(_Strict):
         default_factory=list,
         description="wire fields known and deliberately not loaded (no drift warning)",
     )
-    sample: DatasetSample = Field(default_factory=DatasetSample)
+    sample: DatasetSample = Field(default_factory=lambda: DatasetSample())
 
     @field_validator("timezone")
     @classmethod

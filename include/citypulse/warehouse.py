@@ -45,7 +45,8 @@ def stop_embedded(pgdata: Path = PGSERVER_DIR) -> bool:
     import os
 
     user = "pgserver" if os.geteuid() == 0 else None
-    _commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)
+    # pg_ctl is generated at import time in pgserver, hence invisible to mypy.
+    _commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
     _EMBEDDED.pop(pgdata, None)
     return True
 
