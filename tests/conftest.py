@@ -31,6 +31,8 @@ os.environ.update(
         "CITYPULSE_DATA_DIR": str(_SESSION_DIR / "data"),
         "CITYPULSE_HTTP_BACKOFF_SECONDS": "0.05",
         "CITYPULSE_HTTP_TIMEOUT_SECONDS": "5",
+        # A failing task must fail the test in seconds, not after minutes of retry delays.
+        "CITYPULSE_RETRY_DELAY_SECONDS": "0.5",
         "GX_ANALYTICS_ENABLED": "False",
     }
 )

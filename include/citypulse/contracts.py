@@ -32,6 +32,7 @@ RESERVED_COLUMNS = (
     "cp_run_id",
     "cp_loaded_at",
     "cp_deleted_at",
+    "cp_origin",
 )
 
 
@@ -144,6 +145,25 @@ class DatasetSample(_Strict):
     )
 
 
+class Incremental(_Strict):
+    """How a daily run also catches records of earlier days that appeared or changed."""
+
+    change_column: Identifier = Field(
+        description="a timestamp column that moves whenever the portal changes a record "
+        "(a dataset column like Chicago's updated_on, or one sourced from ':updated_at')"
+    )
+
+
+class Reconcile(_Strict):
+    """Periodic comparison of warehouse keys with the portal's, to soft-delete vanished rows."""
+
+    every_days: int = Field(7, ge=1, description="run when the window ends on a multiple of this")
+    trailing_days: int = Field(30, ge=1, le=366)
+    max_delete_share: float = Field(
+        0.05, gt=0, le=1, description="refuse to mark more than this share deleted at once"
+    )
+
+
 class Contract(_Strict):
     """A city dataset's data contract."""
 
@@ -166,8 +186,12 @@ class Contract(_Strict):
     bbox: BoundingBox
     reject_threshold: float = Field(0.05, ge=0, le=1)
     page_size: int = Field(50_000, ge=1, le=50_000)
-    system_fields: bool = Field(False, description="ask Socrata for :id/:updated_at")
     retries: int = Field(3, ge=2, le=10)
+    deadline_hours: float = Field(
+        6.0, gt=0, description="alert when a daily run has not finished this long after queueing"
+    )
+    incremental: Incremental | None = None
+    reconcile: Reconcile | None = None
     incidents: IncidentMapping
     columns: list[Column] = Field(min_length=1)
     ignore_fields: list[str] = Field(
@@ -218,6 +242,12 @@ class Contract(_Strict):
                 raise ValueError(f"{field} names column {column!r}, which is not in columns")
         if by_name[self.event_time].type not in ("timestamp", "date"):
             raise ValueError("event_time must name a timestamp or date column")
+        if self.incremental is not None:
+            change = by_name.get(self.incremental.change_column)
+            if change is None or change.type not in ("timestamp", "timestamptz"):
+                raise ValueError(
+                    "incremental.change_column must name a timestamp or timestamptz column"
+                )
         for coordinate in (self.latitude, self.longitude):
             if by_name[coordinate].type != "double precision":
                 raise ValueError(f"{coordinate} must be a 'double precision' column")
@@ -225,6 +255,15 @@ class Contract(_Strict):
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    @property
+    def system_fields(self) -> bool:
+        """Whether any column comes from a Socrata system field (`:id`, `:updated_at`)."""
+        return any(c.wire_name.startswith(":") for c in self.columns)
+
+    @property
+    def change_column(self) -> Column | None:
+        return self.column(self.incremental.change_column) if self.incremental else None
 
     @property
     def key_column(self) -> Column:

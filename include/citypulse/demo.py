@@ -82,6 +82,8 @@ def airflow_env(meta_url: str) -> dict[str, str]:
         "CITYPULSE_DATA_DIR": str(DATA_DIR),
         "PYTHONPATH": str(PROJECT_ROOT / "include"),
         "GX_ANALYTICS_ENABLED": "False",
+        # `airflow standalone` starts its components as `airflow ...`: use this venv's.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     return env
 
@@ -119,6 +121,20 @@ def airflow(env: dict[str, str], *args: str, check: bool = True) -> str:
     return out.stdout
 
 
+def json_rows(output: str) -> list[dict[str, Any]]:
+    """The JSON array in an `airflow ... -o json` output (warnings may precede it)."""
+    for start in (
+        i for i, ch in enumerate(output) if ch == "[" and (i == 0 or output[i - 1] == "\n")
+    ):
+        try:
+            rows, _ = json.JSONDecoder().raw_decode(output[start:])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rows, list):
+            return rows
+    return []
+
+
 def serve_generated_data(contracts: list[Any], last_day: date) -> list[str]:
     """Generate the demo days per city into NDJSON files; returns the stand-in's --load args."""
     from citypulse.standin.generator import generate_range, write_ndjson
@@ -143,10 +159,7 @@ def wait_for_dags(env: dict[str, str], dag_ids: list[str], timeout: float = 300)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listed = airflow(env, "dags", "list", "-o", "json", check=False)
-        try:
-            known = {d["dag_id"] for d in json.loads(listed or "[]")}
-        except json.JSONDecodeError:
-            known = set()
+        known = {d["dag_id"] for d in json_rows(listed)}
         if set(dag_ids) <= known:
             return
         time.sleep(5)
@@ -158,7 +171,7 @@ def wait_for_runs(env: dict[str, str], dag_ids: list[str], expected: int, timeou
     while time.monotonic() < deadline:
         pending = {}
         for dag_id in dag_ids:
-            runs = json.loads(airflow(env, "dags", "list-runs", dag_id, "-o", "json") or "[]")
+            runs = json_rows(airflow(env, "dags", "list-runs", dag_id, "-o", "json"))
             done = [r for r in runs if r["state"] in ("success", "failed")]
             if len(done) < expected:
                 pending[dag_id] = f"{len(done)}/{expected}"
@@ -198,6 +211,15 @@ def start() -> None:
     if STATE_FILE.exists():
         say(f"a demo seems to be running already ({STATE_FILE}); `make stop` first")
         raise SystemExit(1)
+    try:
+        _start()
+    except BaseException:
+        say("the demo did not come up; stopping what it started (logs stay in .citypulse/)")
+        stop()
+        raise
+
+
+def _start() -> None:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     contracts, errors = load_contracts()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,12 @@ class ExtractResult:
     rows: int
     pages: int
     retries: int
+    window_rows: int = 0
+    change_rows: int = 0
+
+
+# A watermark is portal data that goes back into SoQL: only a timestamp may pass.
+_WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z?$")
 
 
 def app_token() -> str | None:
@@ -176,6 +183,52 @@ def query_params(contract: Contract, window: Window) -> dict[str, Any]:
     return params
 
 
+def changes_params(contract: Contract, window: Window, watermark: str) -> dict[str, Any]:
+    """SoQL for records outside the window that changed since the watermark, oldest first."""
+    if contract.change_column is None:
+        raise ValueError(f"{contract.dag_id} has no incremental change column")
+    if not _WATERMARK.fullmatch(watermark):
+        raise ValueError(f"refusing watermark {watermark!r}: not a Socrata timestamp")
+    change = contract.change_column.wire_name
+    event = contract.event_column.wire_name
+    start, end = window.soql_bounds()
+    params: dict[str, Any] = {
+        "where": f"{change} >= '{watermark}' AND ({event} < '{start}' OR {event} >= '{end}')",
+        "order": f"{change} ASC, {contract.key_column.wire_name} ASC",
+    }
+    if contract.system_fields:
+        params["exclude_system_fields"] = False
+    return params
+
+
+def _page_through(
+    client: Any,
+    contract: Contract,
+    base: dict[str, Any],
+    out: Any,
+    limit: int,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    label: str,
+) -> tuple[int, int, int]:
+    """Write every page of one query to `out`; (rows, pages, retries)."""
+    rows = pages = retries = 0
+    while True:
+        params = {**base, "limit": limit, "offset": rows}
+        describe = f"{contract.dag_id} ({contract.dataset_id}) {label} offset {rows}"
+        page, used = fetch_page(
+            lambda **p: client.get(contract.dataset_id, **p), params, policy, describe, sleep
+        )
+        retries += used
+        for record in page:
+            out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            out.write("\n")
+        rows += len(page)
+        pages += 1
+        if len(page) < limit:
+            return rows, pages, retries
+
+
 def extract_window(
     contract: Contract,
     window: Window,
@@ -185,48 +238,46 @@ def extract_window(
     policy: RetryPolicy | None = None,
     page_size: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    watermark: str | None = None,
 ) -> ExtractResult:
-    """Write every record of the window to `out_path` (NDJSON), page by page."""
+    """Write every record of the window to `out_path` (NDJSON), page by page, then (given a
+    watermark) every record outside the window changed since it. Window rows come first."""
     policy = policy or RetryPolicy.from_env()
     limit = page_size or contract.page_size
     own_client = client is None
     if client is None:
         client = socrata_client(contract, app_token(), policy.timeout_seconds)
-    base = query_params(contract, window)
     partial = out_path.with_suffix(out_path.suffix + ".partial")
-    rows = pages = retries = 0
+    queries = [("window", query_params(contract, window))]
+    if watermark is not None and contract.incremental is not None:
+        queries.append(("changes", changes_params(contract, window, watermark)))
+    counts: dict[str, int] = {}
+    pages = retries = 0
     try:
         with partial.open("w", encoding="utf-8") as out:
-            while True:
-                params = {**base, "limit": limit, "offset": rows}
-                describe = f"{contract.dag_id} ({contract.dataset_id}) offset {rows}"
-                page, used = fetch_page(
-                    lambda **p: client.get(contract.dataset_id, **p),
-                    params,
-                    policy,
-                    describe,
-                    sleep,
+            for label, base in queries:
+                rows, used_pages, used_retries = _page_through(
+                    client, contract, base, out, limit, policy, sleep, label
                 )
-                retries += used
-                for record in page:
-                    out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-                    out.write("\n")
-                rows += len(page)
-                pages += 1
-                if len(page) < limit:
-                    break
+                counts[label] = rows
+                pages += used_pages
+                retries += used_retries
         partial.replace(out_path)
     finally:
         partial.unlink(missing_ok=True)
         if own_client:
             client.close()
+    rows = sum(counts.values())
     log.info(
-        "%s: extracted %d records in %d page(s) for %s .. %s (%d retries)",
+        "%s: extracted %d records of %s .. %s and %d changed elsewhere since %s, "
+        "in %d page(s) (%d retries)",
         contract.dag_id,
-        rows,
-        pages,
+        counts["window"],
         window.start,
         window.end,
+        counts.get("changes", 0),
+        watermark,
+        pages,
         retries,
     )
-    return ExtractResult(out_path, rows, pages, retries)
+    return ExtractResult(out_path, rows, pages, retries, counts["window"], counts.get("changes", 0))

@@ -14,9 +14,9 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 
 from citypulse.alerts import on_failure_alert
 from citypulse.contracts import Contract
-from citypulse.settings import SCHEMA, SOCRATA_POOL
+from citypulse.settings import RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
 
-TASK_IDS = ("extract", "validate", "load", "build_views")
+TASK_IDS = ("extract", "validate", "load", "reconcile", "build_views")
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
@@ -52,9 +52,11 @@ def doc_md(contract: Contract) -> str:
 | Reject threshold | {contract.reject_threshold:.0%} of a run's records |
 
 Tasks: `extract` (Socrata SODA API, pages of {contract.page_size:,} ordered by event time
-and key, pool `{SOCRATA_POOL}`) → `validate` (Great Expectations suite from the contract;
-failing rows quarantined in `{SCHEMA}.rejects`) → `load` (COPY + upsert on the key, audit
-row in `{SCHEMA}.ingest_runs`) → `build_views`.
+and key, pool `{SOCRATA_POOL}`; plus records of other days changed since the watermark)
+→ `validate` (Great Expectations suite from the contract; failing rows quarantined in
+`{SCHEMA}.rejects`) → `load` (COPY + upsert on the key, audit row in `{SCHEMA}.ingest_runs`,
+watermark advanced in the same transaction) → `reconcile` (every few days: rows gone from
+the portal are marked deleted) → `build_views`.
 
 To reload a window in one run, trigger with params `start_date` and `end_date`
 (local dates, both inclusive). For many days, use a backfill.
@@ -82,7 +84,7 @@ def build_city_dag(contract: Contract) -> DAG:
         default_args={
             "owner": contract.owner,
             "retries": contract.retries,
-            "retry_delay": timedelta(minutes=1),
+            "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=30),
         },
@@ -98,6 +100,12 @@ def build_city_dag(contract: Contract) -> DAG:
                 type=["null", "string"],
                 pattern=DATE_PATTERN,
                 description="Reload up to this local date (inclusive); needs start_date.",
+            ),
+            "reconcile": Param(
+                False,
+                type="boolean",
+                description="Also compare this run's window with the portal's keys and mark "
+                "rows the portal deleted (otherwise done every few days per the contract).",
             ),
         },
         on_failure_callback=on_failure_alert,
@@ -122,12 +130,21 @@ def build_city_dag(contract: Contract) -> DAG:
 
             return tasks.load(dag_id, validated, context)
 
+        @task(task_id="reconcile", pool=SOCRATA_POOL)
+        def reconcile(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from citypulse import tasks
+
+            return tasks.reconcile(dag_id, validated, context)
+
         @task(task_id="build_views")
-        def build_views(loaded: dict[str, Any]) -> list[str]:
+        def build_views(reconciled: dict[str, Any]) -> list[str]:
             from citypulse import tasks
 
             return tasks.build_views(dag_id)
 
         # TaskFlow passes XComArgs where the functions take their resolved values.
-        build_views(load(validate(extract())))  # type: ignore[arg-type]
+        validated = validate(extract())  # type: ignore[arg-type]
+        reconciled = reconcile(validated)  # type: ignore[arg-type]
+        load(validated) >> reconciled  # type: ignore[arg-type]
+        build_views(reconciled)  # type: ignore[arg-type]
     return dag

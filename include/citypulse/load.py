@@ -130,6 +130,11 @@ def upsert_accepted(
     with accepted_path.open(encoding="utf-8") as handle:
         cur.copy_expert(copy.as_string(cur), handle)
     data_columns = [c for c in columns if c != contract.key]
+    not_older: sql.Composable = sql.SQL("TRUE")
+    if contract.change_column is not None:
+        not_older = sql.SQL(
+            "(t.{0} IS NULL OR EXCLUDED.{0} IS NULL OR EXCLUDED.{0} >= t.{0})"
+        ).format(sql.Identifier(contract.change_column.name))
     statement = render(
         "load/upsert.sql",
         table=contract.table,
@@ -140,6 +145,7 @@ def upsert_accepted(
         ),
         target_columns=identifiers(data_columns, "t"),
         excluded_columns=identifiers(data_columns, "excluded"),
+        not_older=not_older,
     )
     cur.execute(statement, {"timezone": contract.timezone, "run_id": run_id})
     inserted, updated = cur.fetchone()
@@ -158,6 +164,9 @@ def load_batch(
     accepted: int,
     validation: dict[str, Any] | None = None,
     started: float | None = None,
+    window_rows: int | None = None,
+    change_rows: int = 0,
+    watermark: str | None = None,
 ) -> LoadResult:
     """Load one run's files in one transaction (the caller's connection commits).
 
@@ -177,6 +186,16 @@ def load_batch(
                 f"{contract.dag_id}: counts do not add up: extracted {extracted} != "
                 f"accepted {accepted} + rejected {rejected}"
             )
+        if watermark is not None and contract.change_column is not None:
+            cur.execute(
+                render("load/watermark.sql"),
+                {
+                    "dag_id": contract.dag_id,
+                    "change_column": contract.change_column.wire_name,
+                    "value": watermark,
+                    "run_id": run_id,
+                },
+            )
         seconds = time.time() - (started if started is not None else began)
         cur.execute(
             render("load/audit.sql"),
@@ -194,6 +213,9 @@ def load_batch(
                 "unchanged": accepted - inserted - updated,
                 "seconds": round(seconds, 3),
                 "validation": Json(validation) if validation is not None else None,
+                "window_rows": extracted - change_rows if window_rows is None else window_rows,
+                "change_rows": change_rows,
+                "watermark": watermark,
             },
         )
         audit_id = int(cur.fetchone()[0])
@@ -209,3 +231,20 @@ def load_batch(
     )
     log.info("%s: %s", contract.dag_id, result)
     return result
+
+
+def read_watermark(cur: Any, contract: Contract) -> str | None:
+    """The dataset's watermark, if incremental capture has one for its change column."""
+    if contract.change_column is None:
+        return None
+    cur.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.watermarks",))
+    if cur.fetchone()[0] is None:
+        return None
+    cur.execute(
+        sql.SQL("SELECT value FROM {} WHERE dag_id = %s AND change_column = %s").format(
+            sql.Identifier(SCHEMA, "watermarks")
+        ),
+        (contract.dag_id, contract.change_column.wire_name),
+    )
+    row = cur.fetchone()
+    return str(row[0]) if row else None

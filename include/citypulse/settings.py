@@ -25,3 +25,6 @@ SCHEMA = os.environ.get("CITYPULSE_SCHEMA", "citypulse")
 SOCRATA_POOL = "socrata_api"
 
 IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
+
+# First retry delay of every task (doubling after each try); tests shorten it.
+RETRY_DELAY_SECONDS = float(os.environ.get("CITYPULSE_RETRY_DELAY_SECONDS", "60"))

@@ -36,6 +36,17 @@ def run_window(contract: Contract, context: dict[str, Any]) -> Window:
     return window_for_interval(interval_start, interval_end, contract.timezone)
 
 
+def current_watermark(contract: Contract) -> str | None:
+    """Where incremental capture stands for the dataset (None: capture the window only)."""
+    if contract.incremental is None:
+        return None
+    from citypulse.load import read_watermark
+    from citypulse.warehouse import connect
+
+    with connect() as conn, conn.cursor() as cur:
+        return read_watermark(cur, contract)
+
+
 def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     from citypulse.extract import extract_window
 
@@ -43,12 +54,16 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     contract = contract_by_id(dag_id)
     window = run_window(contract, context)
     folder = run_dir(dag_id, context["run_id"])
-    result = extract_window(contract, window, folder / EXTRACT_FILE)
+    watermark = current_watermark(contract)
+    result = extract_window(contract, window, folder / EXTRACT_FILE, watermark=watermark)
     return {
         "run_id": context["run_id"],
         "run_dir": str(folder),
         "window": window.as_dict(),
         "extracted": result.rows,
+        "window_rows": result.window_rows,
+        "change_rows": result.change_rows,
+        "watermark_before": watermark,
         "pages": result.pages,
         "started": started,
     }
@@ -58,7 +73,7 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from citypulse.staging import read_ndjson, write_accepted, write_rejects
-    from citypulse.typing_rules import type_records
+    from citypulse.typing_rules import newest_change, type_records
     from citypulse.validate import enforce, run_suite
 
     contract = contract_by_id(dag_id)
@@ -70,7 +85,7 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
             f"{folder / EXTRACT_FILE} holds {len(records)} records, extract reported "
             f"{extracted['extracted']}: rerun the extract task"
         )
-    batch = type_records(contract, records)
+    batch = type_records(contract, records, extracted["window_rows"])
     report = run_suite(contract, batch, window)
     enforce(contract, batch, report)
     rejected = batch.rejected_mask
@@ -100,6 +115,7 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
         "accepted": accepted,
         "rejected": report.rejected,
         "validation": report.as_dict(),
+        "watermark": newest_change(contract, records, batch),
     }
 
 
@@ -121,9 +137,28 @@ def load(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -> dic
             accepted=validated["accepted"],
             validation=validated["validation"],
             started=validated["started"],
+            window_rows=validated["window_rows"],
+            change_rows=validated["change_rows"],
+            watermark=validated["watermark"],
         )
     remove_run_dir(folder)
     return result.as_dict()
+
+
+def reconcile(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Soft-delete rows gone from the portal, when due (or forced by the `reconcile` param)."""
+    from citypulse.reconcile import reconcile_window, trailing_window
+    from citypulse.warehouse import connect
+
+    contract = contract_by_id(dag_id)
+    window = Window.from_dict(validated["window"])
+    forced = bool((context.get("params") or {}).get("reconcile"))
+    target = window if forced else trailing_window(contract, window)
+    if target is None:
+        return {"due": False}
+    with connect() as conn:
+        result = reconcile_window(contract, target, validated["run_id"], conn)
+    return {"due": True, **result.as_dict()}
 
 
 def build_views(dag_id: str) -> list[str]:

@@ -32,12 +32,14 @@ class Window:
         end_utc = self.end.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
         return (end_utc - start_utc).total_seconds() / 3600
 
+    def soql_bounds(self) -> tuple[str, str]:
+        """The bounds as Socrata floating timestamps."""
+        return self.start.strftime(FLOATING_FORMAT), self.end.strftime(FLOATING_FORMAT)
+
     def soql(self, column: str) -> str:
         """The SoQL predicate selecting this window on a floating-timestamp column."""
-        return (
-            f"{column} >= '{self.start.strftime(FLOATING_FORMAT)}' "
-            f"AND {column} < '{self.end.strftime(FLOATING_FORMAT)}'"
-        )
+        start, end = self.soql_bounds()
+        return f"{column} >= '{start}' AND {column} < '{end}'"
 
     def as_dict(self) -> dict[str, str]:
         return {

@@ -136,7 +136,10 @@ def _slots(contract: Contract) -> list[_Slot]:
     implied[event.name] = "event_time" if event.type == "timestamp" else "event_date"
     key = contract.key_column
     implied[key.name] = "row_id" if key.wire_name.startswith(":") else "key"
-    return [_Slot(c, c.sample.derive or implied.get(c.name)) for c in contract.columns]
+    slots = [_Slot(c, c.sample.derive or implied.get(c.name)) for c in contract.columns]
+    # The portal itself sets system fields (`:updated_at`, `:created_at`); only a row id the
+    # contract keys on is generated, so that the stand-in and the warehouse agree on keys.
+    return [s for s in slots if not s.is_system or s.derive == "row_id"]
 
 
 def _seed_int(*parts: object) -> int:

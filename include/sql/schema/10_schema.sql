@@ -38,3 +38,29 @@ CREATE TABLE IF NOT EXISTS {schema}.rejects (
     rejected_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (dag_id, record_hash)
 );
+
+-- Incremental capture: how far each dataset's change column has been read. Advanced only in
+-- the transaction that loads the records read, so a failed run never skips changes.
+CREATE TABLE IF NOT EXISTS {schema}.watermarks (
+    dag_id        text PRIMARY KEY,
+    change_column text        NOT NULL,
+    value         text        NOT NULL,  -- as the portal writes it (ISO, sorts as text)
+    run_id        text        NOT NULL,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE {schema}.ingest_runs ADD COLUMN IF NOT EXISTS window_rows integer;
+ALTER TABLE {schema}.ingest_runs ADD COLUMN IF NOT EXISTS change_rows integer;
+ALTER TABLE {schema}.ingest_runs ADD COLUMN IF NOT EXISTS watermark text;
+
+-- Reconciliation: keys the portal no longer has are soft-deleted, never silently dropped.
+CREATE TABLE IF NOT EXISTS {schema}.reconciliations (
+    id              bigserial PRIMARY KEY,
+    dag_id          text        NOT NULL,
+    run_id          text        NOT NULL,
+    window_start    timestamp   NOT NULL,
+    window_end      timestamp   NOT NULL,
+    portal_keys     integer     NOT NULL,
+    warehouse_keys  integer     NOT NULL,
+    marked_deleted  integer     NOT NULL,
+    finished_at     timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,39 @@
+-- One row per (hexagon, local day) of a city, from the first to the last requested day.
+-- Hexagons are those with any incident in the window; a hex-day without incidents is a real
+-- zero. Days after `last_observed` have no count yet (NULL): only their features are known.
+-- Every feature of day D is computed from days strictly before D.
+WITH counts AS (
+    SELECT {cell} AS h3_cell, local_day, sum(incidents)::integer AS incidents
+    FROM {schema}.hex_daily_counts
+    WHERE city = %(city)s
+      AND local_day BETWEEN %(first_day)s AND %(last_observed)s
+      AND {cell} IS NOT NULL
+    GROUP BY 1, 2
+), cells AS (
+    SELECT DISTINCT h3_cell FROM counts
+), days AS (
+    SELECT d::date AS local_day
+    FROM generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') AS d
+), grid AS (
+    SELECT c.h3_cell,
+           d.local_day,
+           CASE WHEN d.local_day <= %(last_observed)s THEN coalesce(n.incidents, 0) END
+               AS incidents
+    FROM cells c
+    CROSS JOIN days d
+    LEFT JOIN counts n ON n.h3_cell = c.h3_cell AND n.local_day = d.local_day
+)
+SELECT h3_cell,
+       local_day,
+       incidents,
+       lag(incidents, 1) OVER w AS lag_1,
+       lag(incidents, 7) OVER w AS lag_7,
+       (avg(incidents) OVER (w ROWS BETWEEN 7 PRECEDING AND 1 PRECEDING))::double precision
+           AS mean_7,
+       (avg(incidents) OVER (w ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING))::double precision
+           AS mean_28,
+       (avg(incidents) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))::double precision
+           AS hex_mean
+FROM grid
+WINDOW w AS (PARTITION BY h3_cell ORDER BY local_day)
+ORDER BY h3_cell, local_day;

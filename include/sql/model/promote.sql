@@ -1,0 +1,3 @@
+UPDATE {schema}.model_runs
+SET promoted = true, promoted_at = now(), retired_at = NULL, decision = %(decision)s
+WHERE id = %(id)s;

@@ -1,0 +1,1 @@
+UPDATE {schema}.model_runs SET decision = %(decision)s WHERE id = %(id)s;
