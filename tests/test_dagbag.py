@@ -33,7 +33,12 @@ socket.socket.connect = _spy
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 heavy = sorted(m for m in __HEAVY__ if m in sys.modules)
+deadlines = {
+    d: [(str(a.reference), a.interval.total_seconds()) for a in (bag.dags[d].deadline or [])]
+    for d in bag.dags
+}
 print(json.dumps({
+    "deadlines": deadlines,
     "dags": sorted(bag.dags),
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "heavy": heavy,
@@ -46,6 +51,7 @@ def parse(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     env = {**os.environ, **(extra_env or {})}
     env.pop("AIRFLOW_CONN_WAREHOUSE", None)
     env["AIRFLOW_CONN_WAREHOUSE"] = "postgresql://u:p@10.255.255.1:5432/db"  # must go unused
+    env["CITYPULSE_DEADLINE_ALERTS"] = "true"  # as deployed
     out = subprocess.run(
         [sys.executable, "-c", PARSE_SCRIPT, str(ROOT / "dags")],
         check=True,
@@ -65,6 +71,15 @@ def test_no_import_errors_and_exactly_the_city_dags(parsed: dict[str, Any]) -> N
     assert parsed["errors"] == {}
     assert set(parsed["dags"]) >= CITY_DAGS
     assert set(parsed["dags"]) - CITY_DAGS <= {"hotspot_retrain"}
+
+
+def test_every_city_dag_has_a_deadline_alert(
+    parsed: dict[str, Any], contracts: list[Any]
+) -> None:
+    for contract in contracts:
+        (alert,) = parsed["deadlines"][contract.dag_id]
+        assert "DAGRUN_QUEUED_AT" in alert[0].upper() or "QUEUED" in alert[0].upper()
+        assert alert[1] == contract.deadline_hours * 3600
 
 
 def test_parsing_imports_no_heavy_module_and_opens_no_connection(parsed: dict[str, Any]) -> None:

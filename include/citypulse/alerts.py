@@ -27,6 +27,27 @@ def on_failure_alert(context: Any) -> None:
     """Log `CITYPULSE_ALERT ...`; POST it to the `citypulse_alerts` HTTP connection if set."""
     payload = alert_payload(context)
     log.error("CITYPULSE_ALERT %s", json.dumps(payload, sort_keys=True))
+    _post_webhook(payload)
+
+
+async def on_deadline_missed(**kwargs: Any) -> None:
+    """Deadline callback (runs in the triggerer): the daily run is late; alert like a failure."""
+    import asyncio
+
+    context = kwargs.pop("context", None) or {}
+    dag_run = context.get("dag_run") if isinstance(context, dict) else None
+    payload = {
+        "dag_id": str(kwargs.get("dag_id") or getattr(dag_run, "dag_id", "")),
+        "task_id": "",
+        "run_id": str(getattr(dag_run, "run_id", "") or ""),
+        "try_number": "",
+        "reason": f"deadline missed: not finished {kwargs.get('hours', '?')} h after queueing",
+    }
+    log.error("CITYPULSE_ALERT %s", json.dumps(payload, sort_keys=True))
+    await asyncio.to_thread(_post_webhook, payload)
+
+
+def _post_webhook(payload: dict[str, str]) -> None:
     try:
         from airflow.sdk import BaseHook
         from airflow.sdk.exceptions import AirflowNotFoundException
@@ -35,13 +56,11 @@ def on_failure_alert(context: Any) -> None:
             conn = BaseHook.get_connection(ALERT_CONN_ID)
         except AirflowNotFoundException:
             return
-        if not conn.host:
-            log.warning("CITYPULSE_ALERT connection '%s' has no host (webhook URL)", ALERT_CONN_ID)
-            return
-        import requests
+        if conn.host:
+            import requests
 
-        requests.post(_webhook_url(conn.host, conn.schema), json=payload, timeout=10)
-    except Exception:  # an alert must never mask the failure it reports
+            requests.post(_webhook_url(conn.host, conn.schema), json=payload, timeout=10)
+    except Exception:  # an alert must never mask what it reports
         log.exception("CITYPULSE_ALERT webhook failed")
 
 

@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from citypulse.backfill import command as backfill_command
 from citypulse.contracts import load_contracts
 from citypulse.settings import CONTRACTS_DIR, DATA_DIR, PROJECT_ROOT, SCHEMA
 
@@ -274,21 +275,9 @@ def _start() -> None:
     first = yesterday - timedelta(days=DAYS - 1)
     for dag_id in dag_ids:
         airflow(env, "dags", "unpause", dag_id)
-        airflow(
-            env,
-            "backfill",
-            "create",
-            "--dag-id",
-            dag_id,
-            "--from-date",
-            first.isoformat(),
-            "--to-date",
-            yesterday.isoformat(),
-            "--max-active-runs",
-            "2",
-            "--reprocess-behavior",
-            "completed",
-        )
+        extra = ["--max-active-runs", "2", "--reprocess-behavior", "completed"]
+        # Local days, both inclusive (see citypulse.backfill for why not plain dates).
+        airflow(env, *backfill_command(dag_id, first, yesterday, extra)[3:])
     say(f"backfilling {first} .. {yesterday} for {', '.join(dag_ids)}")
     wait_for_runs(env, dag_ids, DAYS, timeout=float(os.environ.get("CITYPULSE_DEMO_TIMEOUT", 1800)))
 

@@ -12,7 +12,15 @@ class ContractError(CityPulseError):
 
 
 class PortalError(CityPulseError):
-    """The Socrata portal refused a query or kept failing after retries."""
+    """The Socrata portal refused a query or kept failing after retries.
+
+    `transient` says whether trying again later may help (Airflow retries the task) or not
+    (a refused query: the task fails at once).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ValidationFailed(CityPulseError):

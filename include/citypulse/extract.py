@@ -155,7 +155,8 @@ def fetch_page(
             if attempt + 1 >= policy.attempts:
                 raise PortalError(
                     f"{describe}: still failing after {policy.attempts} attempts "
-                    f"(last: {_portal_message(exc)}); nothing of this window was loaded"
+                    f"(last: {_portal_message(exc)}); nothing of this window was loaded",
+                    transient=True,
                 ) from None
             response = getattr(exc, "response", None)
             retry_after = response.headers.get("Retry-After") if response is not None else None

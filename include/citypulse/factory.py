@@ -10,11 +10,20 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    task,
+)
 
-from citypulse.alerts import on_failure_alert
+from citypulse.alerts import on_deadline_missed, on_failure_alert
 from citypulse.contracts import Contract
-from citypulse.settings import RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
+from citypulse.settings import DEADLINE_ALERTS, RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
 
 TASK_IDS = ("extract", "validate", "load", "reconcile", "build_views")
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -67,6 +76,18 @@ To reload a window in one run, trigger with params `start_date` and `end_date`
 """
 
 
+def deadline_alert(contract: Contract) -> DeadlineAlert:
+    """Alert when a run has not finished `deadline_hours` after it was queued."""
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=contract.deadline_hours),
+        callback=AsyncCallback(
+            on_deadline_missed,
+            kwargs={"dag_id": contract.dag_id, "hours": contract.deadline_hours},
+        ),
+    )
+
+
 def build_city_dag(contract: Contract) -> DAG:
     """Build the extract → validate → load → build_views DAG for one contract."""
     dag_id = contract.dag_id
@@ -87,6 +108,8 @@ def build_city_dag(contract: Contract) -> DAG:
             "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=30),
+            # Per task as well: names the failing task, and runs wherever the task ran.
+            "on_failure_callback": on_failure_alert,
         },
         params={
             "start_date": Param(
@@ -109,6 +132,7 @@ def build_city_dag(contract: Contract) -> DAG:
             ),
         },
         on_failure_callback=on_failure_alert,
+        deadline=deadline_alert(contract) if DEADLINE_ALERTS else None,
         render_template_as_native_obj=True,
     ) as dag:
 

@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from citypulse.contracts import Contract, contract_by_id, load_contracts
+from citypulse.exceptions import ContractError, PortalError, ValidationFailed
 from citypulse.staging import ACCEPTED_FILE, EXTRACT_FILE, REJECTS_FILE, remove_run_dir, run_dir
 from citypulse.windows import Window, window_for_dates, window_for_interval
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def failing_fast() -> Iterator[None]:
+    """Errors that a retry cannot fix (a refused query, a batch over its reject threshold)
+    fail the task at once instead of burning Airflow's retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except (PortalError, ValidationFailed, ContractError) as exc:
+        if getattr(exc, "transient", False):
+            raise
+        raise AirflowFailException(str(exc)) from exc
 
 
 def run_window(contract: Contract, context: dict[str, Any]) -> Window:
@@ -55,7 +72,8 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     window = run_window(contract, context)
     folder = run_dir(dag_id, context["run_id"])
     watermark = current_watermark(contract)
-    result = extract_window(contract, window, folder / EXTRACT_FILE, watermark=watermark)
+    with failing_fast():
+        result = extract_window(contract, window, folder / EXTRACT_FILE, watermark=watermark)
     return {
         "run_id": context["run_id"],
         "run_dir": str(folder),
@@ -87,7 +105,8 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
         )
     batch = type_records(contract, records, extracted["window_rows"])
     report = run_suite(contract, batch, window)
-    enforce(contract, batch, report)
+    with failing_fast():
+        enforce(contract, batch, report)
     rejected = batch.rejected_mask
     accepted = write_accepted(batch.frame[~rejected], contract, folder / ACCEPTED_FILE)
     key_field = contract.key_column.wire_name
@@ -156,7 +175,7 @@ def reconcile(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -
     target = window if forced else trailing_window(contract, window)
     if target is None:
         return {"due": False}
-    with connect() as conn:
+    with connect() as conn, failing_fast():
         result = reconcile_window(contract, target, validated["run_id"], conn)
     return {"due": True, **result.as_dict()}
 

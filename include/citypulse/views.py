@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from psycopg2 import sql
@@ -15,6 +16,8 @@ from citypulse.contracts import Contract
 from citypulse.load import DDL_LOCK, ensure_schema, ensure_table
 from citypulse.settings import SCHEMA, SQL_DIR
 from citypulse.sqlfiles import render, sql_text
+
+log = logging.getLogger(__name__)
 
 
 def city_view_files(contract: Contract) -> list[str]:
@@ -63,4 +66,34 @@ def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list
     cur.execute(incidents_view(contracts))
     cur.execute(render("views/common/hex_daily_counts.sql"))
     cur.execute(render("views/common/pipeline_health.sql"))
-    return [*built, "incidents", "hex_daily_counts", "pipeline_health"]
+    built += ["incidents", "hex_daily_counts", "pipeline_health"]
+    grant_reader(cur)
+    return built
+
+
+READER_ROLE = "citypulse_reader"
+
+
+def grant_reader(cur: Any) -> None:
+    """Let `citypulse_reader` select every view of the schema and nothing else.
+
+    Creating the role needs CREATEROLE; without it (a locked-down warehouse user) the grants
+    are left to the DBA and a warning says so.
+    """
+    cur.execute("SAVEPOINT reader_role")
+    try:
+        cur.execute(render("views/common/reader_role.sql"))
+    except Exception as exc:  # psycopg2.errors.InsufficientPrivilege, mostly
+        cur.execute("ROLLBACK TO SAVEPOINT reader_role")
+        log.warning("could not set up role %s (%s); ask a DBA to", READER_ROLE, exc)
+        return
+    cur.execute(
+        "SELECT table_name FROM information_schema.views WHERE table_schema = %s",
+        (SCHEMA,),
+    )
+    for (view,) in cur.fetchall():
+        cur.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(
+                sql.Identifier(SCHEMA, view), sql.Identifier(READER_ROLE)
+            )
+        )
