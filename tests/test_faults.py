@@ -17,11 +17,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import ROOT, query
-from helpers import run_city_day, seed_days
 
 from citypulse.exceptions import ValidationFailed
 from citypulse.standin.catalog import declare_contracts
+from conftest import ROOT, query
+from helpers import run_city_day, seed_days
 
 pytestmark = [pytest.mark.integration]
 

@@ -123,6 +123,13 @@ class IncidentMapping(_Strict):
     district: Identifier | None = None
 
 
+class HolidayCalendar(_Strict):
+    """The public holidays a city observes, as the `holidays` package names them."""
+
+    country: str = Field("US", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
+    subdiv: str | None = Field(None, description="state or province code, e.g. NY")
+
+
 class Hotspot(_Strict):
     lat: float
     lon: float
@@ -193,6 +200,10 @@ class Contract(_Strict):
     incremental: Incremental | None = None
     reconcile: Reconcile | None = None
     incidents: IncidentMapping
+    holidays: HolidayCalendar = Field(
+        default_factory=lambda: HolidayCalendar(),
+        description="the city's public holidays (a hotspot model feature)",
+    )
     columns: list[Column] = Field(min_length=1)
     ignore_fields: list[str] = Field(
         default_factory=list,

@@ -185,16 +185,16 @@ def query_params(contract: Contract, window: Window) -> dict[str, Any]:
 
 
 def changes_params(contract: Contract, window: Window, watermark: str) -> dict[str, Any]:
-    """SoQL for records outside the window that changed since the watermark, oldest first."""
+    """SoQL for records of earlier days changed since the watermark, oldest change first."""
     if contract.change_column is None:
         raise ValueError(f"{contract.dag_id} has no incremental change column")
     if not _WATERMARK.fullmatch(watermark):
         raise ValueError(f"refusing watermark {watermark!r}: not a Socrata timestamp")
     change = contract.change_column.wire_name
     event = contract.event_column.wire_name
-    start, end = window.soql_bounds()
+    start, _ = window.soql_bounds()
     params: dict[str, Any] = {
-        "where": f"{change} >= '{watermark}' AND ({event} < '{start}' OR {event} >= '{end}')",
+        "where": f"{change} >= '{watermark}' AND {event} < '{start}'",
         "order": f"{change} ASC, {contract.key_column.wire_name} ASC",
     }
     if contract.system_fields:
