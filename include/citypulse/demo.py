@@ -17,9 +17,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from citypulse.backfill import command as backfill_command
 from citypulse.contracts import load_contracts
@@ -168,14 +169,15 @@ def wait_for_dags(env: dict[str, str], dag_ids: list[str], timeout: float = 300)
 
 
 def wait_for_runs(env: dict[str, str], dag_ids: list[str], expected: int, timeout: float) -> None:
+    """Wait until each DAG has `expected` days (logical dates) whose latest run finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pending = {}
         for dag_id in dag_ids:
             runs = json_rows(airflow(env, "dags", "list-runs", dag_id, "-o", "json"))
-            done = [r for r in runs if r["state"] in ("success", "failed")]
-            if len(done) < expected:
-                pending[dag_id] = f"{len(done)}/{expected}"
+            days = {r["logical_date"] for r in runs if r["state"] in ("success", "failed")}
+            if len(days) < expected:
+                pending[dag_id] = f"{len(days)}/{expected}"
         if not pending:
             return
         say(f"waiting for backfills: {pending}")
@@ -272,13 +274,15 @@ def _start() -> None:
     STATE_FILE.write_text(json.dumps(state))
     wait_for(f"http://127.0.0.1:{API_PORT}/api/v2/version", "the Airflow API server", 300)
     wait_for_dags(env, dag_ids)
-    first = yesterday - timedelta(days=DAYS - 1)
-    for dag_id in dag_ids:
-        airflow(env, "dags", "unpause", dag_id)
+    for contract in contracts:
+        # The last complete day is "yesterday" in the city's own timezone.
+        last = datetime.now(ZoneInfo(contract.timezone)).date() - timedelta(days=1)
+        first = last - timedelta(days=DAYS - 1)
+        airflow(env, "dags", "unpause", contract.dag_id)
         extra = ["--max-active-runs", "2", "--reprocess-behavior", "completed"]
         # Local days, both inclusive (see citypulse.backfill for why not plain dates).
-        airflow(env, *backfill_command(dag_id, first, yesterday, extra)[3:])
-    say(f"backfilling {first} .. {yesterday} for {', '.join(dag_ids)}")
+        airflow(env, *backfill_command(contract.dag_id, first, last, extra)[3:])
+    say(f"backfilling the last {DAYS} local days of {', '.join(dag_ids)}")
     wait_for_runs(env, dag_ids, DAYS, timeout=float(os.environ.get("CITYPULSE_DEMO_TIMEOUT", 1800)))
 
     print()
