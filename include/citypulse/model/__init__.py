@@ -1,0 +1,10 @@
+"""The weekly hotspot model: H3 hex-day features from the warehouse, time-split training,
+honest baselines, and a model registry in PostgreSQL.
+
+Modules, in pipeline order: `config` (the run's settings, validated from DAG Params),
+`freshness`, `features`, `models`, `metrics`, `registry`, `predict`, `report`; `retrain` runs
+them for one city, `tasks` adapts it to the Airflow context of the `hotspot_retrain` DAG, and
+`sample_history` loads weeks of generated data for demos and tests. Only `config` is light
+enough to import when Airflow parses `dags/`; the others pull in pandas, scikit-learn, h3 or
+psycopg2.
+"""

@@ -1,0 +1,189 @@
+"""The model registry in PostgreSQL (`model_runs`) and the artifacts on disk.
+
+Every evaluated model gets a row; learned ones also an artifact under
+`<CITYPULSE_DATA_DIR>/models/<city>/<model_kind>/v<id>/` (the row id is the version).
+A candidate becomes the city's champion only if it beats both baselines on PR AUC and is not
+worse than the current champion, scored on the same test window, by more than a tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from psycopg2.extras import Json
+
+from citypulse.load import DDL_LOCK
+from citypulse.model.config import BASELINE_KINDS
+from citypulse.settings import DATA_DIR
+from citypulse.sqlfiles import render
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = DATA_DIR / "models"
+ARTIFACT_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+HEADLINE = "pr_auc"
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One evaluated model of a retrain run, as registered."""
+
+    dag_run_id: str
+    city: str
+    resolution: int
+    model_kind: str
+    role: str  # baseline | reference | candidate
+    params: dict[str, Any]
+    windows: dict[str, str]  # Windows.as_dict()
+    label_threshold: float
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Champion:
+    id: int
+    dag_run_id: str
+    model_kind: str
+    artifact_path: str | None
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def ensure_registry(cur: Any) -> None:
+    """Create the registry tables and the map view if missing (idempotent, serialised)."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+    cur.execute(render("model/10_registry.sql"))
+
+
+def lock_city(cur: Any, city: str) -> None:
+    """Serialise registrations of one city until the transaction ends."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"citypulse.model.{city}",))
+
+
+def record(cur: Any, run: ModelRun) -> int:
+    """Insert (or, for a retried task, update) a model's row; returns its id."""
+    windows = run.windows
+    cur.execute(
+        render("model/upsert_run.sql"),
+        {
+            "dag_run_id": run.dag_run_id,
+            "city": run.city,
+            "resolution": run.resolution,
+            "model_kind": run.model_kind,
+            "role": run.role,
+            "params": Json(run.params),
+            "train_start": date.fromisoformat(windows["train_start"]),
+            "train_end": date.fromisoformat(windows["train_end"]),
+            "test_start": date.fromisoformat(windows["test_start"]),
+            "test_end": date.fromisoformat(windows["test_end"]),
+            "label_threshold": run.label_threshold,
+            "metrics": Json(run.metrics),
+        },
+    )
+    return int(cur.fetchone()[0])
+
+
+def artifact_dir(city: str, model_kind: str, run_id: int, root: Path | None = None) -> Path:
+    return (root or MODELS_DIR) / city / model_kind / f"v{run_id}"
+
+
+def save_artifact(
+    cur: Any,
+    run_id: int,
+    run: ModelRun,
+    estimator: Any,
+    metadata: dict[str, Any],
+    root: Path | None = None,
+) -> Path:
+    """Write the fitted estimator and its metadata to the versioned folder; note its path."""
+    import joblib
+
+    folder = artifact_dir(run.city, run.model_kind, run_id, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(estimator, folder / ARTIFACT_FILE)
+    described = {"model_run_id": run_id, **metadata}
+    (folder / METADATA_FILE).write_text(json.dumps(described, indent=2, sort_keys=True) + "\n")
+    cur.execute(render("model/set_artifact.sql"), {"path": str(folder), "id": run_id})
+    return folder
+
+
+def load_artifact(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The estimator and metadata saved by `save_artifact`."""
+    import joblib
+
+    folder = Path(path)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    return joblib.load(folder / ARTIFACT_FILE), metadata
+
+
+def champion(cur: Any, city: str, resolution: int) -> Champion | None:
+    """The current champion of a city, row-locked until the transaction ends."""
+    cur.execute(render("model/champion.sql"), {"city": city, "resolution": resolution})
+    row = cur.fetchone()
+    return None if row is None else Champion(*row)
+
+
+def decide(
+    candidate: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    champion_score: float | None,
+    tolerance: float,
+) -> Decision:
+    """Promote only if the candidate beats every baseline on PR AUC and is within `tolerance`
+    of the champion's PR AUC (both scored on the same test window)."""
+    score = candidate.get(HEADLINE)
+    if score is None:
+        return Decision(False, "refused: the candidate has no PR AUC (no hotspots in the test)")
+    for kind in BASELINE_KINDS:
+        other = baselines.get(kind, {}).get(HEADLINE)
+        if other is None:
+            return Decision(False, f"refused: baseline {kind} has no PR AUC to compare with")
+        if score <= other:
+            return Decision(
+                False, f"refused: PR AUC {score:.4f} does not beat baseline {kind} ({other:.4f})"
+            )
+    beaten = ", ".join(f"{k} {baselines[k][HEADLINE]:.4f}" for k in BASELINE_KINDS)
+    if champion_score is None:
+        return Decision(True, f"promoted: PR AUC {score:.4f} beats {beaten}; no champion yet")
+    if score < champion_score - tolerance:
+        return Decision(
+            False,
+            f"refused: PR AUC {score:.4f} is worse than the champion's {champion_score:.4f} "
+            f"by more than {tolerance:.4f}",
+        )
+    return Decision(
+        True,
+        f"promoted: PR AUC {score:.4f} beats {beaten} and is within {tolerance:.4f} of "
+        f"the champion's {champion_score:.4f}",
+    )
+
+
+def apply_decision(cur: Any, run_id: int, decision: Decision, previous: Champion | None) -> None:
+    """Record the decision on the candidate's row; on promotion retire the previous champion."""
+    if decision.promote:
+        if previous is not None and previous.id != run_id:
+            cur.execute(render("model/retire_champion.sql"), {"id": previous.id})
+        cur.execute(render("model/promote.sql"), {"id": run_id, "decision": decision.reason})
+    else:
+        cur.execute(
+            render("model/record_decision.sql"), {"id": run_id, "decision": decision.reason}
+        )
+    log.info("model run %s: %s", run_id, decision.reason)
+
+
+def run_metrics(cur: Any, dag_run_id: str) -> list[dict[str, Any]]:
+    """Every model a retrain run registered, per city, baselines first."""
+    cur.execute(render("model/run_metrics.sql"), {"dag_run_id": dag_run_id})
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -1,0 +1,133 @@
+"""What each task of the `hotspot_retrain` DAG does, given its Airflow context.
+
+The DAG file imports this module inside its task functions only. A city that cannot be
+trained (stale data, too little history, no champion to forecast with) is skipped with a
+WARNING naming why; the other cities' tasks carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from citypulse.contracts import contract_by_id, load_contracts
+from citypulse.model.config import CitySkipped, RetrainConfig
+from citypulse.model.features import Windows
+from citypulse.warehouse import connect
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def skipping_city(city: str) -> Iterator[None]:
+    """Turn CitySkipped into an Airflow skip of this city's task, with a WARNING."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    try:
+        yield
+    except CitySkipped as exc:
+        log.warning("HOTSPOT_RETRAIN_SKIPPED city=%s: %s", city, exc)
+        raise AirflowSkipException(f"{city}: {exc}") from None
+
+
+def config_of(context: dict[str, Any]) -> RetrainConfig:
+    return RetrainConfig.from_params(context.get("params"))
+
+
+def reference_time(context: dict[str, Any]) -> datetime:
+    """The instant freshness is judged against: the logical date, else the run's run-after."""
+    logical = context.get("logical_date")
+    if logical is not None:
+        return logical
+    run_after = getattr(context.get("dag_run"), "run_after", None)
+    return run_after if run_after is not None else datetime.now(UTC)
+
+
+def select_cities(context: dict[str, Any]) -> list[str]:
+    """The Param `cities` that have a valid contract, sorted; unknown names fail the run."""
+    config = config_of(context)
+    contracts, errors = load_contracts()
+    for error in errors:
+        log.warning("broken contract not retrained: %s", error)
+    known = {c.dag_id for c in contracts}
+    unknown = sorted(set(config.cities) - known)
+    if unknown:
+        raise ValueError(f"params.cities names unknown cities {unknown}; known: {sorted(known)}")
+    return sorted(set(config.cities))
+
+
+def ensure_registry() -> None:
+    from citypulse.model import retrain
+
+    retrain.ensure_registry()
+
+
+def check_freshness(city: str, context: dict[str, Any]) -> dict[str, Any]:
+    from citypulse.model.retrain import fresh_city
+
+    with skipping_city(city):
+        freshness = fresh_city(contract_by_id(city), config_of(context), reference_time(context))
+    log.info("%s is fresh: %s", city, freshness.as_dict())
+    return freshness.as_dict()
+
+
+def train(freshness: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    from citypulse.model.freshness import Freshness
+    from citypulse.model.retrain import train_city
+
+    city = freshness["city"]
+    contract = contract_by_id(city)
+    state = Freshness(
+        city=city,
+        timezone=contract.timezone,
+        reference=datetime.fromisoformat(freshness["reference"]),
+        last_success_at=_when(freshness["last_success_at"]),
+        first_loaded_day=_day(freshness["first_loaded_day"]),
+        last_loaded_day=_day(freshness["last_loaded_day"]),
+        newest_event_local=_when(freshness["newest_event_local"]),
+    )
+    with skipping_city(city):
+        return train_city(contract, config_of(context), state, context["run_id"])
+
+
+def predict(trained: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    from citypulse.model.retrain import publish_forecast
+
+    city = trained["city"]
+    windows = Windows(**{k: date.fromisoformat(v) for k, v in trained["windows"].items()})
+    with skipping_city(city):
+        return publish_forecast(contract_by_id(city), config_of(context), windows)
+
+
+def report(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Log the run's metrics table (city x model) and which cities were not retrained."""
+    from citypulse.model import registry
+    from citypulse.model.report import metrics_table
+
+    with connect() as conn, conn.cursor() as cur:
+        rows = registry.run_metrics(cur, context["run_id"])
+    trained = {r["city"] for r in rows}
+    missing = sorted(set(config_of(context).cities) - trained)
+    if missing:
+        log.warning("HOTSPOT_RETRAIN_SKIPPED cities not retrained this run: %s", missing)
+    log.info("hotspot retrain metrics:\n%s", metrics_table(rows))
+    return [
+        {
+            "city": r["city"],
+            "model_kind": r["model_kind"],
+            "pr_auc": r["metrics"].get("pr_auc"),
+            "promoted": r["promoted"],
+        }
+        for r in rows
+    ]
+
+
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _when(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

@@ -1,0 +1,175 @@
+"""The model registry promotes a candidate that beats both baselines and the champion (within
+the tolerance) and refuses a worse one; one champion per city; artifacts are versioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import query
+
+WINDOWS = {
+    "feature_start": "2025-08-01",
+    "train_start": "2025-08-29",
+    "train_end": "2025-09-25",
+    "test_start": "2025-09-26",
+    "test_end": "2025-10-09",
+}
+BASELINES = {"persistence": {"pr_auc": 0.30}, "trailing_mean": {"pr_auc": 0.50}}
+
+
+@pytest.fixture
+def registry_dsn(fresh_warehouse: str) -> Iterator[str]:
+    import psycopg2
+
+    from citypulse.model.registry import ensure_registry
+
+    with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
+        ensure_registry(cur)
+        ensure_registry(cur)  # idempotent
+    conn.close()
+    yield fresh_warehouse
+
+
+def model_run(dag_run_id: str, pr_auc: float, kind: str = "random_forest") -> Any:
+    from citypulse.model.registry import ModelRun
+
+    return ModelRun(
+        dag_run_id=dag_run_id,
+        city="nyc_311",
+        resolution=7,
+        model_kind=kind,
+        role="candidate",
+        params={"seed": 1},
+        windows=WINDOWS,
+        label_threshold=3.0,
+        metrics={"pr_auc": pr_auc},
+    )
+
+
+def register_and_decide(dsn: str, dag_run_id: str, pr_auc: float, tolerance: float = 0.02) -> Any:
+    """What a retrain does for its candidate, with the champion's score as recorded."""
+    import psycopg2
+
+    from citypulse.model import registry
+
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        registry.lock_city(cur, "nyc_311")
+        run_id = registry.record(cur, model_run(dag_run_id, pr_auc))
+        previous = registry.champion(cur, "nyc_311", 7)
+        score = None if previous is None else previous.metrics["pr_auc"]
+        decision = registry.decide({"pr_auc": pr_auc}, BASELINES, score, tolerance)
+        registry.apply_decision(cur, run_id, decision, previous)
+    conn.close()
+    return run_id, decision
+
+
+def champions(dsn: str) -> list[tuple[Any, ...]]:
+    return query(
+        dsn, "SELECT id, dag_run_id FROM citypulse.model_runs WHERE promoted AND city = 'nyc_311'"
+    )
+
+
+def test_promotes_a_better_candidate_and_refuses_a_worse_one(registry_dsn: str) -> None:
+    first, decision = register_and_decide(registry_dsn, "week1", 0.60)
+    assert decision.promote and "no champion yet" in decision.reason
+    assert champions(registry_dsn) == [(first, "week1")]
+
+    better, decision = register_and_decide(registry_dsn, "week2", 0.65)
+    assert decision.promote
+    assert champions(registry_dsn) == [(better, "week2")]
+    (retired,) = query(
+        registry_dsn,
+        "SELECT promoted, promoted_at IS NOT NULL, retired_at IS NOT NULL "
+        "FROM citypulse.model_runs WHERE id = %s",
+        (first,),
+    )
+    assert retired == (False, True, True)
+
+    worse, decision = register_and_decide(registry_dsn, "week3", 0.55)
+    assert not decision.promote and "worse than the champion" in decision.reason
+    assert champions(registry_dsn) == [(better, "week2")]
+    (row,) = query(
+        registry_dsn,
+        "SELECT promoted, promoted_at, decision FROM citypulse.model_runs WHERE id = %s",
+        (worse,),
+    )
+    assert row[:2] == (False, None) and row[2].startswith("refused")
+
+
+def test_refuses_a_candidate_that_does_not_beat_both_baselines(registry_dsn: str) -> None:
+    _, decision = register_and_decide(registry_dsn, "week1", 0.45)
+    assert not decision.promote and "trailing_mean" in decision.reason
+    assert champions(registry_dsn) == []
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "promote"),
+    [
+        (0.60, None, True),  # beats both baselines, nobody to beat
+        (0.50, None, False),  # ties the trailing mean: not better
+        (0.29, None, False),  # worse than persistence
+        (0.59, 0.60, True),  # within the 0.02 tolerance of the champion
+        (0.57, 0.60, False),  # worse than the champion by more than the tolerance
+        (0.70, 0.60, True),
+    ],
+)
+def test_decision_rule(candidate: float, champion: float | None, promote: bool) -> None:
+    from citypulse.model.registry import decide
+
+    assert decide({"pr_auc": candidate}, BASELINES, champion, 0.02).promote is promote
+
+
+def test_decision_without_pr_auc_refuses() -> None:
+    from citypulse.model.registry import decide
+
+    assert not decide({"pr_auc": None}, BASELINES, None, 0.02).promote
+    assert not decide({"pr_auc": 0.9}, {"persistence": {"pr_auc": 0.1}}, None, 0.02).promote
+
+
+def test_a_retried_task_updates_its_row_and_two_champions_cannot_exist(registry_dsn: str) -> None:
+    import psycopg2
+
+    from citypulse.model import registry
+
+    with psycopg2.connect(registry_dsn) as conn, conn.cursor() as cur:
+        first = registry.record(cur, model_run("run-a", 0.6))
+        again = registry.record(cur, model_run("run-a", 0.7))
+        other = registry.record(cur, model_run("run-b", 0.6))
+    conn.close()
+    assert first == again != other
+    assert query(
+        registry_dsn, "SELECT metrics->>'pr_auc' FROM citypulse.model_runs WHERE id = %s", (first,)
+    ) == [("0.7",)]
+    query(registry_dsn, "UPDATE citypulse.model_runs SET promoted = true WHERE id = %s", (first,))
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        query(
+            registry_dsn, "UPDATE citypulse.model_runs SET promoted = true WHERE id = %s", (other,)
+        )
+
+
+def test_artifacts_are_saved_under_a_versioned_path(registry_dsn: str, tmp_path: Path) -> None:
+    import psycopg2
+    from sklearn.linear_model import LogisticRegression
+
+    from citypulse.model import registry
+
+    estimator = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    run = model_run("run-a", 0.6, kind="logistic_regression")
+    with psycopg2.connect(registry_dsn) as conn, conn.cursor() as cur:
+        run_id = registry.record(cur, run)
+        folder = registry.save_artifact(
+            cur, run_id, run, estimator, {"features": ["x"]}, root=tmp_path
+        )
+    conn.close()
+    assert folder == tmp_path / "nyc_311" / "logistic_regression" / f"v{run_id}"
+    loaded, metadata = registry.load_artifact(folder)
+    assert metadata == {"features": ["x"], "model_run_id": run_id}
+    assert loaded.predict_proba([[2.5]]).tolist() == estimator.predict_proba([[2.5]]).tolist()
+    assert query(
+        registry_dsn, "SELECT artifact_path FROM citypulse.model_runs WHERE id = %s", (run_id,)
+    ) == [(str(folder),)]

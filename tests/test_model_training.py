@@ -1,0 +1,163 @@
+"""Training is deterministic (fixed seeds, sorted inputs): the same counts give the same
+metrics, whatever order the warehouse returns them in; the metrics mean what they say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+CITY = "test_city"
+FIRST = date(2025, 3, 3)
+DAYS = 70
+CENTRE = "872a100d6ffffff"
+
+
+def synthetic_counts(seed: int = 11) -> list[tuple[str, date, int]]:
+    """Poisson counts around a persistent hotspot, with a weekly rhythm (no zero rows)."""
+    import h3
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    cells = sorted(h3.grid_disk(CENTRE, 3))
+    rows = []
+    for cell in cells:
+        rate = 0.3 + 6.0 * np.exp(-(h3.grid_distance(CENTRE, cell) ** 2) / 2)
+        for offset in range(DAYS):
+            day = FIRST + timedelta(days=offset)
+            n = int(rng.poisson(rate * (1.2 if day.weekday() < 5 else 0.7)))
+            if n:
+                rows.append((cell, day, n))
+    return rows
+
+
+def write(dsn: str, rows: list[tuple[str, date, int]]) -> None:
+    import psycopg2
+    from psycopg2.extras import execute_values
+
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS citypulse")
+        cur.execute("DROP TABLE IF EXISTS citypulse.hex_daily_counts")
+        cur.execute(
+            "CREATE TABLE citypulse.hex_daily_counts (city text, h3_r8 text, h3_r7 text, "
+            "local_day date, incidents bigint)"
+        )
+        execute_values(
+            cur,
+            "INSERT INTO citypulse.hex_daily_counts VALUES %s",
+            [(CITY, cell, cell, day, n) for cell, day, n in rows],
+        )
+    conn.close()
+
+
+@pytest.fixture
+def counts_dsn(fresh_warehouse: str) -> Iterator[str]:
+    write(fresh_warehouse, synthetic_counts())
+    yield fresh_warehouse
+
+
+def train_all(dsn: str, model_kind: str) -> tuple[dict[str, Any], Any]:
+    import psycopg2
+
+    from citypulse.model.config import RetrainConfig
+    from citypulse.model.features import build_features, plan_windows, split
+    from citypulse.model.retrain import evaluate_models
+
+    config = RetrainConfig(training_days=28, test_days=14, model_kind=model_kind)
+    windows = plan_windows(FIRST, FIRST + timedelta(days=DAYS - 1), config)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        frame = build_features(cur, CITY, "h3_r7", windows, {date(2025, 4, 18)})
+    conn.close()
+    evaluation = evaluate_models(split(frame, windows, config.hotspot_quantile), config)
+    return evaluation.metrics, evaluation
+
+
+@pytest.mark.parametrize("model_kind", ["random_forest", "hist_gradient_boosting"])
+def test_same_data_gives_the_same_metrics(counts_dsn: str, model_kind: str) -> None:
+    import numpy as np
+
+    from citypulse.model.models import model_scores
+
+    first, evaluation = train_all(counts_dsn, model_kind)
+    second, again = train_all(counts_dsn, model_kind)
+    assert first == second
+    assert list(first) == ["persistence", "trailing_mean", "logistic_regression", model_kind]
+    test = evaluation.split.test
+    np.testing.assert_array_equal(
+        model_scores(evaluation.estimators[model_kind], test).score,
+        model_scores(again.estimators[model_kind], test).score,
+    )
+    # The warehouse returning rows in another physical order changes nothing either.
+    write(counts_dsn, list(reversed(synthetic_counts())))
+    third, _ = train_all(counts_dsn, model_kind)
+    assert third == first
+
+
+def test_learned_models_beat_persistence_on_a_persistent_hotspot(counts_dsn: str) -> None:
+    metrics, _ = train_all(counts_dsn, "random_forest")
+    for kind in ("random_forest", "logistic_regression"):
+        assert metrics[kind]["pr_auc"] > metrics["persistence"]["pr_auc"], kind
+        assert metrics[kind]["roc_auc"] > 0.5
+    for values in metrics.values():
+        assert set(values) >= {"precision", "recall", "f1", "roc_auc", "pr_auc", "pai"}
+
+
+def _frame(incidents: list[list[int]], scores: list[list[float]]) -> tuple[Any, Any]:
+    import numpy as np
+    import pandas as pd
+
+    rows = [
+        (pd.Timestamp(FIRST + timedelta(days=d)), f"cell{h:02d}", n, s)
+        for d, (day_counts, day_scores) in enumerate(zip(incidents, scores, strict=True))
+        for h, (n, s) in enumerate(zip(day_counts, day_scores, strict=True))
+    ]
+    frame = pd.DataFrame(rows, columns=["local_day", "h3_cell", "incidents", "score"])
+    return frame, np.asarray(frame["score"], dtype=float)
+
+
+def test_top_share_capture_counts_the_incidents_of_each_days_top_hexes() -> None:
+    from citypulse.model.metrics import top_share_capture
+
+    # Ten hexes a day: the top 10 % is one hexagon per day.
+    day_one = [5, 1, 0, 0, 0, 0, 0, 0, 0, 4]
+    day_two = [0, 2, 0, 0, 0, 0, 0, 0, 0, 8]
+    scores_one = [0.9, 0.8, 0, 0, 0, 0, 0, 0, 0, 0.1]  # flags the hex with 5
+    scores_two = [0.9, 0.1, 0, 0, 0, 0, 0, 0, 0, 0.2]  # flags a hex with 0
+    frame, score = _frame([day_one, day_two], [scores_one, scores_two])
+    assert top_share_capture(frame, score) == pytest.approx(5 / 20)
+    # Ties are broken by cell id, so equal scores give a stable answer.
+    frame, flat = _frame([day_one, day_two], [[0.0] * 10, [0.0] * 10])
+    assert top_share_capture(frame, flat) == pytest.approx(5 / 20)
+
+
+def test_evaluate_perfect_and_single_class_scores() -> None:
+    import numpy as np
+
+    from citypulse.model.metrics import evaluate
+    from citypulse.model.models import Scores
+
+    frame, _ = _frame([[3, 0, 0, 1, 0, 0, 0, 0, 0, 0]], [[0.0] * 10])
+    frame["hotspot"] = (frame["incidents"] >= 3).astype(int)
+    perfect = frame["hotspot"].to_numpy(dtype=float)
+    metrics = evaluate(frame, Scores(perfect, perfect.astype(bool)))
+    assert metrics["pr_auc"] == metrics["roc_auc"] == metrics["f1"] == 1.0
+    assert metrics["top10_capture"] == pytest.approx(0.75) and metrics["pai"] == pytest.approx(7.5)
+    frame["hotspot"] = 0
+    none = evaluate(frame, Scores(np.zeros(10), np.zeros(10, dtype=bool)))
+    assert none["roc_auc"] is None and none["pr_auc"] is None and none["positives"] == 0
+
+
+def test_baselines_are_yesterday_and_the_trailing_mean() -> None:
+    import pandas as pd
+
+    from citypulse.model.models import baseline_scores
+
+    frame = pd.DataFrame({"lag_1": [0.0, 2.0, 5.0], "mean_28": [0.5, 3.5, 1.0]})
+    persistence = baseline_scores("persistence", frame, threshold=2.0)
+    assert persistence.score.tolist() == [0.0, 1.0, 1.0]
+    trailing = baseline_scores("trailing_mean", frame, threshold=2.0)
+    assert trailing.score.tolist() == [0.5, 3.5, 1.0]
+    assert trailing.predicted.tolist() == [False, True, False]
