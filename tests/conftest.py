@@ -12,6 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,18 +120,44 @@ def warehouse(pg_server: str) -> Iterator[str]:
     _drop_database(pg_server, dsn)
 
 
-@pytest.fixture
-def fresh_warehouse(pg_server: str) -> Iterator[str]:
-    """A database of its own for one test (use when a test needs empty tables)."""
+@contextmanager
+def warehouse_of_its_own(pg_server: str) -> Iterator[str]:
+    """A fresh database wired in as the `warehouse` connection, then the previous one back."""
     dsn = _create_database(pg_server)
     previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
     os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_uri(dsn)
-    yield dsn
-    if previous is None:
-        os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
-    else:
-        os.environ["AIRFLOW_CONN_WAREHOUSE"] = previous
-    _drop_database(pg_server, dsn)
+    try:
+        yield dsn
+    finally:
+        if previous is None:
+            os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
+        else:
+            os.environ["AIRFLOW_CONN_WAREHOUSE"] = previous
+        _drop_database(pg_server, dsn)
+
+
+@pytest.fixture
+def fresh_warehouse(pg_server: str) -> Iterator[str]:
+    """A database of its own for one test (use when a test needs empty tables)."""
+    with warehouse_of_its_own(pg_server) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+def module_warehouse(pg_server: str) -> Iterator[str]:
+    """A database of its own for one test module (tests sharing expensive DAG runs)."""
+    with warehouse_of_its_own(pg_server) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db: str) -> Any:
+    """The project's DAGs as Airflow parses them (for `dag.test()`)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag
 
 
 def query(dsn: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -30,5 +30,10 @@ def run_city_day(dag: Any, contract: Any, day: date, **kwargs: Any) -> Any:
     return dag.test(logical_date=logical_date_for(contract, day), **kwargs)
 
 
+def by_id(contracts: list[Any], dag_id: str) -> Any:
+    """The contract of one DAG."""
+    return next(c for c in contracts if c.dag_id == dag_id)
+
+
 def task_states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}

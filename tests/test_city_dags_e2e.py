@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from citypulse.standin.catalog import declare_contracts
-from conftest import ROOT, query
+from conftest import query
 from helpers import run_city_day, seed_days, task_states
 
 pytestmark = [pytest.mark.integration]
@@ -32,13 +32,6 @@ PG_TYPES = {
     "timestamptz": "timestamp with time zone",
     "date": "date",
 }
-
-
-@pytest.fixture(scope="module")
-def dagbag(airflow_db: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags"))
 
 
 @pytest.fixture(scope="module")

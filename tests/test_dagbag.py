@@ -73,9 +73,7 @@ def test_no_import_errors_and_exactly_the_city_dags(parsed: dict[str, Any]) -> N
     assert set(parsed["dags"]) - CITY_DAGS <= {"hotspot_retrain"}
 
 
-def test_every_city_dag_has_a_deadline_alert(
-    parsed: dict[str, Any], contracts: list[Any]
-) -> None:
+def test_every_city_dag_has_a_deadline_alert(parsed: dict[str, Any], contracts: list[Any]) -> None:
     for contract in contracts:
         (alert,) = parsed["deadlines"][contract.dag_id]
         assert "DAGRUN_QUEUED_AT" in alert[0].upper() or "QUEUED" in alert[0].upper()

@@ -21,22 +21,11 @@ import pytest
 from citypulse.exceptions import ValidationFailed
 from citypulse.standin.catalog import declare_contracts
 from conftest import ROOT, query
-from helpers import run_city_day, seed_days
+from helpers import by_id, run_city_day, seed_days
 
 pytestmark = [pytest.mark.integration]
 
 DAY = date.today() - timedelta(days=40)
-
-
-@pytest.fixture(scope="module")
-def dagbag(airflow_db: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags"))
-
-
-def by_id(contracts: list[Any], dag_id: str) -> Any:
-    return next(c for c in contracts if c.dag_id == dag_id)
 
 
 def states(run: Any) -> dict[str, tuple[str, int]]:
@@ -158,9 +147,7 @@ def test_an_unexpected_new_column_is_ignored_with_a_warning(
     from citypulse.validate import enforce, run_suite
 
     contract = by_id(contracts, "chicago_crime")
-    records = [
-        {**r, "new_portal_column": "x"} for r in generate_day(contract, DAY, seed=8).records
-    ]
+    records = [{**r, "new_portal_column": "x"} for r in generate_day(contract, DAY, seed=8).records]
     batch = type_records(contract, records)
     report = run_suite(contract, batch, None)
     with caplog.at_level(logging.WARNING):

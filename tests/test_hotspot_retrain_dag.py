@@ -10,15 +10,13 @@ records for all four cities go in through the city DAGs' typing and load code.
 from __future__ import annotations
 
 import copy
-import os
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ROOT, _create_database, _drop_database, airflow_conn_uri, query
+from conftest import ROOT, query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,17 +32,9 @@ CONF = {"training_days": 14, "test_days": 14}
 
 
 @pytest.fixture(scope="module")
-def model_warehouse(pg_server: str) -> Iterator[str]:
+def model_warehouse(module_warehouse: str) -> str:
     """A database of this module's own, wired in as the `warehouse` connection."""
-    dsn = _create_database(pg_server)
-    previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
-    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_uri(dsn)
-    yield dsn
-    if previous is None:
-        os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
-    else:
-        os.environ["AIRFLOW_CONN_WAREHOUSE"] = previous
-    _drop_database(pg_server, dsn)
+    return module_warehouse
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,12 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, query
-from helpers import run_city_day, seed_days, task_states
+from conftest import query
+from helpers import by_id, run_city_day, seed_days, task_states
 
 pytestmark = [pytest.mark.integration]
 
 DAY = date.today() - timedelta(days=20)
-
-
-@pytest.fixture(scope="module")
-def dagbag(airflow_db: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags"))
-
-
-def by_id(contracts: list[Any], dag_id: str) -> Any:
-    return next(c for c in contracts if c.dag_id == dag_id)
 
 
 def audit(dsn: str, dag_id: str) -> list[dict[str, Any]]:
@@ -153,8 +142,7 @@ def test_a_deleted_record_is_marked_deleted_not_dropped(
     assert row == (True,)
     assert query(
         fresh_warehouse,
-        "SELECT count(*) FROM citypulse.incidents WHERE city = 'chicago_crime' "
-        "AND source_key = %s",
+        "SELECT count(*) FROM citypulse.incidents WHERE city = 'chicago_crime' AND source_key = %s",
         (gone,),
     ) == [(0,)]
     (recon,) = query(

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from conftest import ROOT, query
+from conftest import query
 from helpers import run_city_day, seed_days
 
 pytestmark = [pytest.mark.integration]
@@ -22,13 +22,6 @@ pytestmark = [pytest.mark.integration]
 DAY = date.today() - timedelta(days=50)
 TOKEN = "tok-c2VjcmV0LWFwcC10b2tlbg"
 PASSWORD = "pw-d2FyZWhvdXNlLXBhc3N3b3Jk"
-
-
-@pytest.fixture(scope="module")
-def dagbag(airflow_db: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags"))
 
 
 def test_secrets_never_reach_the_logs_of_a_full_run(

@@ -1,0 +1,88 @@
+"""The benchmarks cannot rot: every figure runs at a tiny size and prints its JSON line.
+
+Speed is not asserted here (that is what `make bench` and BENCHMARKS.md are for); only that
+each figure runs end to end and reports the keys BENCHMARKS.md is written from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = [pytest.mark.slow]
+
+EXPECTED_KEYS = {
+    "load": {"project_insert", "project_update", "project_rerun", "raw_copy", "to_sql",
+             "ratio_vs_copy", "ratio_vs_to_sql", "columns_written"},
+    "extract": {"sizes", "rss_growth", "page_size"},
+    "parse": {"file_seconds", "factory_vs_one_task", "heavy_modules_at_parse"},
+    "validate": {"gx", "pandas", "gx_vs_pandas", "same_rejects"},
+    "dag_day": {"first_run", "second_run", "records"},
+}  # fmt: skip
+RETRAIN_KEYS = {"cities", "total_s", "peak_rss_mb"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`python -m benchmarks --smoke` once; its JSON lines by figure and the report path."""
+    out = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
+    env = {**os.environ, "CITYPULSE_BENCH_PG": pg_server}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "include"), str(ROOT)])
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {
+        "returncode": done.returncode,
+        "stderr": done.stderr[-3000:],
+        "figures": {line["figure"]: line for line in lines},
+        "report": out,
+    }
+
+
+def test_every_figure_prints_one_json_line(smoke_run: dict[str, Any]) -> None:
+    assert smoke_run["returncode"] == 0, smoke_run["stderr"]
+    assert set(smoke_run["figures"]) == set(EXPECTED_KEYS) | {"retrain"}
+    for figure, result in smoke_run["figures"].items():
+        assert "error" not in result, (figure, result.get("error"))
+        assert result["smoke"] is True
+
+
+@pytest.mark.parametrize("figure", sorted(EXPECTED_KEYS))
+def test_figure_reports_its_keys(smoke_run: dict[str, Any], figure: str) -> None:
+    result = smoke_run["figures"][figure]
+    assert EXPECTED_KEYS[figure] <= set(result), sorted(result)
+
+
+def test_retrain_reports_or_says_why_it_skipped(smoke_run: dict[str, Any]) -> None:
+    result = smoke_run["figures"]["retrain"]
+    assert "skipped" in result or set(result) >= RETRAIN_KEYS, result
+
+
+def test_load_pass_counts_add_up(smoke_run: dict[str, Any]) -> None:
+    result = smoke_run["figures"]["load"]
+    first, second, third = (
+        result[k] for k in ("project_insert", "project_update", "project_rerun")
+    )
+    assert first["inserted"] == second["updated"] == third["unchanged"] > 0
+    assert first["inserted"] + first["rejected"] == result["records"]
+
+
+def test_report_is_written_where_asked_not_in_the_repository(smoke_run: dict[str, Any]) -> None:
+    report: Path = smoke_run["report"]
+    text = report.read_text(encoding="utf-8")
+    assert "## Targets" in text and "SMOKE" in text
+    assert report.resolve() != (ROOT / "BENCHMARKS.md").resolve()
