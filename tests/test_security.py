@@ -95,7 +95,8 @@ def test_portal_values_going_back_into_soql_are_checked(contracts: list[Any]) ->
         changes_params(contract, window, "2025-01-01T00:00:00.000' OR '1'='1")
     ok = changes_params(contract, window, "2025-01-01T00:00:00.000")
     assert ok["where"] == (
-        "updated_on >= '2025-01-01T00:00:00.000' AND date < '2025-01-01T00:00:00.000'"
+        "updated_on >= '2025-01-01T00:00:00.000' AND date >= '2024-12-02T00:00:00.000' "
+        "AND date < '2025-01-01T00:00:00.000'"
     )
 
 

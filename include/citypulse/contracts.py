@@ -159,6 +159,13 @@ class Incremental(_Strict):
         description="a timestamp column that moves whenever the portal changes a record "
         "(a dataset column like Chicago's updated_on, or one sourced from ':updated_at')"
     )
+    lookback_days: int = Field(
+        30,
+        ge=1,
+        le=3660,
+        description="how many earlier days a run re-examines: bounds the pull when a portal "
+        "republishes (and so re-stamps) every row",
+    )
 
 
 class Reconcile(_Strict):

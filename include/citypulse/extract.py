@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from citypulse.contracts import Contract
 from citypulse.exceptions import PortalError
 from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_BASE_URL_ENV, SOCRATA_CONN_ID
-from citypulse.windows import Window
+from citypulse.windows import FLOATING_FORMAT, Window
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +186,21 @@ def query_params(contract: Contract, window: Window) -> dict[str, Any]:
 
 
 def changes_params(contract: Contract, window: Window, watermark: str) -> dict[str, Any]:
-    """SoQL for records of earlier days changed since the watermark, oldest change first."""
+    """SoQL for records of the `lookback_days` before the window that changed since the
+    watermark, oldest change first."""
     if contract.change_column is None:
         raise ValueError(f"{contract.dag_id} has no incremental change column")
     if not _WATERMARK.fullmatch(watermark):
         raise ValueError(f"refusing watermark {watermark!r}: not a Socrata timestamp")
     change = contract.change_column.wire_name
     event = contract.event_column.wire_name
+    assert contract.incremental is not None
+    earliest = (window.start - timedelta(days=contract.incremental.lookback_days)).strftime(
+        FLOATING_FORMAT
+    )
     start, _ = window.soql_bounds()
     params: dict[str, Any] = {
-        "where": f"{change} >= '{watermark}' AND {event} < '{start}'",
+        "where": (f"{change} >= '{watermark}' AND {event} >= '{earliest}' AND {event} < '{start}'"),
         "order": f"{change} ASC, {contract.key_column.wire_name} ASC",
     }
     if contract.system_fields:
