@@ -46,9 +46,7 @@ def trailing_window(contract: Contract, window: Window) -> Window | None:
     return Window(start, window.end, window.timezone)
 
 
-def portal_keys(
-    contract: Contract, window: Window, client: Any, policy: RetryPolicy
-) -> set[str]:
+def portal_keys(contract: Contract, window: Window, client: Any, policy: RetryPolicy) -> set[str]:
     """Every key the portal has for the window (`$select=<key>`, paged in key order)."""
     key = contract.key_column.wire_name
     base: dict[str, Any] = {

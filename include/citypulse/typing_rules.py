@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,26 @@ class TypedBatch:
         return np.fromiter(map(bool, self.reasons), dtype=bool, count=len(self.reasons))
 
 
-def _raw_columns(records: Sequence[dict[str, Any]], wires: list[str]) -> list[pd.Series]:
-    """Each wire field's values (None where a record lacks it), in one pass over the records."""
+def _raw_columns(
+    records: Sequence[dict[str, Any]], wires: list[str]
+) -> tuple[list[pd.Series], list[bool]]:
+    """Each wire field's values (None where a record lacks it), gathered in one pass over the
+    records, and whether each column holds wire text only (strings and None)."""
     if not records:
-        return [pd.Series([], dtype=object) for _ in wires]
+        return [pd.Series([], dtype=object) for _ in wires], [True] * len(wires)
     rows = [tuple(map(record.get, wires)) for record in records]
-    return [_object_series(values) for values in zip(*rows, strict=True)]
+    if set(map(type, chain.from_iterable(rows))) <= _WIRE_TEXT:
+        # Strings and None only: numpy builds the records x fields block in one go (no value
+        # is a list it could take for another dimension); columns are views of it.
+        block = np.array(rows, dtype=object)
+        columns = [pd.Series(block[:, i], dtype=object, copy=False) for i in range(len(wires))]
+        return columns, [True] * len(wires)
+    columns = [_object_series(values) for values in zip(*rows, strict=True)]
+    return columns, [_is_wire_text(values) for values in columns]
+
+
+def _is_wire_text(raw: pd.Series) -> bool:
+    return set(map(type, raw.to_numpy())) <= _WIRE_TEXT
 
 
 def _object_series(values: tuple[Any, ...]) -> pd.Series:
@@ -79,10 +94,13 @@ def _shown(values: pd.Series) -> list[str]:
 
 def type_column(column: Column, raw: pd.Series, batch: TypedBatch) -> pd.Series:
     """Typed values of one column; unparseable values become NULL and a reject reason."""
+    return _type_column(column, raw, batch, _is_wire_text(raw))
+
+
+def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: bool) -> pd.Series:
     if column.null_values:
         raw = raw.where(~raw.isin(column.null_values), None)
     kind = column.type
-    wire_text = set(map(type, raw.to_numpy())) <= _WIRE_TEXT
     if kind == "text" and wire_text:
         return raw
     present = raw.notna().to_numpy()
@@ -134,10 +152,10 @@ def _plain_integers(raw: pd.Series) -> pd.Series | None:
     values = raw.to_numpy()
     present = raw.notna().to_numpy()
     texts = values[present]
-    if not len(texts) or not 1 <= min(map(len, texts)) <= max(map(len, texts)) <= 15:
-        return None
-    joined = "".join(texts)
+    joined = "".join(texts)  # one C-speed check of every value, failing fast on "N/A"
     if not (joined.isascii() and joined.isdigit()):
+        return None
+    if not 1 <= min(map(len, texts)) <= max(map(len, texts)) <= 15:
         return None
     integers = texts.astype(np.int64)
     if present.all():
@@ -224,10 +242,10 @@ def _type_records(
     batch.absent_required = [
         c.name for c in contract.columns if c.required and records and c.wire_name not in seen
     ]
-    raw = _raw_columns(records, [c.wire_name for c in contract.columns])
+    raw, wire_text = _raw_columns(records, [c.wire_name for c in contract.columns])
     columns = {
-        c.name: type_column(c, values, batch)
-        for c, values in zip(contract.columns, raw, strict=True)
+        c.name: _type_column(c, values, batch, text)
+        for c, values, text in zip(contract.columns, raw, wire_text, strict=True)
     }
     frame = pd.DataFrame(columns)
     frame["event_time"] = event_times(contract, frame, batch)

@@ -1,0 +1,356 @@
+"""BENCHMARKS.md from one run's JSON lines: machine, targets, one section per figure, and the
+profile findings kept by hand in `benchmarks/FINDINGS.md`."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+FINDINGS = Path(__file__).with_name("FINDINGS.md")
+PACKAGES = ("apache-airflow", "pandas", "great_expectations", "psycopg2-binary", "msgspec", "h3")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory() -> str:
+    try:
+        out = subprocess.run(["free", "-h"], capture_output=True, text=True, check=True).stdout
+        mem = next(line for line in out.splitlines() if line.startswith("Mem:")).split()
+        return f"{mem[1]} total, {mem[6]} available (free -h)"
+    except (OSError, subprocess.CalledProcessError, StopIteration, IndexError):
+        return "unknown"
+
+
+def _postgres(server: str) -> str:
+    import psycopg2
+
+    with psycopg2.connect(server) as conn, conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        version = str(cur.fetchone()[0])
+    conn.close()
+    return version
+
+
+def machine(server: str) -> dict[str, Any]:
+    """What the figures ran on, read at the start of the run."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory": _memory(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "postgresql": _postgres(server),
+        "os": platform.platform(),
+        "packages": versions,
+    }
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _targets(results: dict[str, dict[str, Any]]) -> list[str]:
+    rows = ["| figure | target | measured | verdict |", "|---|---|---|---|"]
+    load = results.get("load", {})
+    if "ratio_vs_copy" in load:
+        rows.append(
+            f"| load | project path >= 0.5x raw COPY rows/s | {load['ratio_vs_copy']}x | "
+            f"{_verdict(load['ratio_vs_copy'] >= 0.5)} |"
+        )
+        rows.append(
+            f"| load | project path >= 5x `to_sql` rows/s | {load['ratio_vs_to_sql']}x | "
+            f"{_verdict(load['ratio_vs_to_sql'] >= 5)} |"
+        )
+    extract = results.get("extract", {})
+    if "rss_growth" in extract:
+        rows.append(
+            f"| extract | peak RSS grows < 1.5x from the small to the large size | "
+            f"{extract['rss_growth']}x | {_verdict(extract['rss_growth'] < 1.5)} |"
+        )
+    parse = results.get("parse", {})
+    if "factory_vs_one_task" in parse:
+        heavy = parse["heavy_modules_at_parse"]
+        rows.append(
+            f"| parse | no heavy module imported at parse | {heavy or 'none'} | "
+            f"{_verdict(not heavy)} |"
+        )
+        rows.append(
+            f"| parse | factory file <= 1.5x a one-task DAG file | "
+            f"{parse['factory_vs_one_task']}x | {_verdict(parse['factory_vs_one_task'] <= 1.5)} |"
+        )
+    return rows
+
+
+def _load(r: dict[str, Any]) -> list[str]:
+    passes = [
+        ("first load (all inserts)", "project_insert"),
+        ("same keys changed at the portal (all updates)", "project_update"),
+    ]
+    lines = [
+        f"{r['records']:,} NYC-311 records as the API sends them (JSON text, system fields "
+        f"included); the table has {r['columns_written']} written columns (41 contract "
+        "columns + event_time, event_time_utc, h3_r8, h3_r7, cp_run_id; cp_loaded_at defaults). "
+        "Raw COPY and `to_sql` write the same typed rows into an identical empty table "
+        "(same columns, key and indexes; `to_sql` only the first rows in key order, as at its "
+        "rate all of them would take minutes). Project rows/s exclude the GX suite (its own "
+        "figure, `validate`); the `with GX` column includes it.",
+        "",
+        "| path | rows/s | seconds | with GX: rows/s | inserted / updated / unchanged / rejected |",
+        "|---|---|---|---|---|",
+    ]
+    for label, key in passes:
+        p = r[key]
+        lines.append(
+            f"| project: {label} | {_rate(p['rows_per_s'])} | {p['seconds']} | "
+            f"{_rate(p['rows_per_s_with_gx'])} | {p['inserted']:,} / {p['updated']:,} / "
+            f"{p['unchanged']:,} / {p['rejected']:,} |"
+        )
+    for label, key in (("raw COPY", "raw_copy"), ("`pandas.to_sql` (first rows)", "to_sql")):
+        samples = r[key].get("samples_s")
+        note = f" (mean of {samples} s)" if samples else ""
+        lines.append(
+            f"| {label} | {_rate(r[key]['rows_per_s'])} | {r[key]['seconds']}{note} | | "
+            f"{r[key]['rows']:,} rows |"
+        )
+    lines += [
+        "",
+        f"Ratios (first load): **{r['ratio_vs_copy']}x raw COPY**, **{r['ratio_vs_to_sql']}x "
+        f"`to_sql`**; updates {r['update_ratio_vs_copy']}x raw COPY. Peak RSS of the "
+        f"benchmark process {r['peak_rss_mb']:,} MiB.",
+        "",
+        "Seconds per stage (the real functions, wrapped; `typing` excludes `h3`; `other` is "
+        "task glue: contract loading, masks, audit, commit):",
+        "",
+    ]
+    stages = list(r["project_insert"]["stages_s"])
+    lines.append("| pass | " + " | ".join(stages) + " |")
+    lines.append("|---" * (len(stages) + 1) + "|")
+    for label, key in passes:
+        values = r[key]["stages_s"]
+        lines.append(
+            f"| {label.split(' (')[0]} | " + " | ".join(str(values[s]) for s in stages) + " |"
+        )
+    return lines
+
+
+def _extract(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Real extract task (`citypulse.tasks.extract`, sodapy over HTTP to the stand-in, pages "
+        f"of {r['page_size']:,}), each size in a fresh task process.",
+        "",
+        "| records | pages | seconds | rows/s | RSS after imports (MiB) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size, s in r["sizes"].items():
+        lines.append(
+            f"| {int(size):,} | {s['pages']} | {s['seconds']} | {_rate(s['rows_per_s'])} | "
+            f"{s['rss_after_imports_mb']} | {s['peak_rss_mb']} |"
+        )
+    lines += ["", f"Peak RSS growth small -> large: **{r['rss_growth']}x**."]
+    return lines
+
+
+def _parse(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"`airflow dags report -o json`, each folder in its own CLI process, alternating, "
+        f"{r['repeats']} repeat(s); medians (seconds):",
+        "",
+        "| file | DAGs | parse seconds | samples |",
+        "|---|---|---|---|",
+    ]
+    for name, seconds in r["file_seconds"].items():
+        count = r["dags_per_file"].get(name, "?")
+        lines.append(f"| `{name}` | {count} | {seconds} | {r['samples'][name]} |")
+    lines += [
+        "",
+        f"Factory file / one-task file: **{r['factory_vs_one_task']}x** "
+        f"({r['factory_per_dag_vs_one_task']}x per DAG). Heavy modules imported "
+        f"by a full parse of `dags/`: {r['heavy_modules_at_parse'] or 'none'} "
+        f"({r['dags']} DAGs, {r['import_errors']} import errors, DagBag fill "
+        f"{r['dagbag_fill_seconds']} s in a fresh interpreter).",
+    ]
+    return lines
+
+
+def _validate(r: dict[str, Any]) -> list[str]:
+    gx, pd = r["gx"], r["pandas"]
+    return [
+        f"The suite `citypulse.validate.run_suite` builds from the NYC-311 contract, on "
+        f"{r['rows']:,} typed rows, against the same row checks in plain pandas (same process).",
+        "",
+        "| | Great Expectations | plain pandas |",
+        "|---|---|---|",
+        f"| import (once per task process) | {gx['import_s']} s | (pandas already loaded) |",
+        f"| first ephemeral context | {gx['first_context_s']} s | - |",
+        f"| run on 1,000 rows (fixed cost per run) | {gx['run_small_s']} s | "
+        f"{pd['run_small_s']} s |",
+        f"| run on {r['rows']:,} rows | {gx['run_s']} s | {pd['run_s']} s |",
+        f"| per 100,000 rows (marginal) | {gx['per_100k_rows_s']} s | {pd['per_100k_rows_s']} s |",
+        f"| fixed cost per task (import + small run) | {gx['fixed_per_task_s']} s | - |",
+        "",
+        f"GX / pandas on the full batch: **{r['gx_vs_pandas']}x**; both flag the same rows: "
+        f"{r['same_rejects']} ({r['rejected_rows']:,} rejected).",
+    ]
+
+
+def _dag_day(r: dict[str, Any]) -> list[str]:
+    first, second = r["first_run"], r["second_run"]
+    lines = [
+        f"`dag.test()` of `{r['dataset']}` for one local day of {r['records']:,} records "
+        "(stand-in over HTTP, fresh warehouse, SQLite metadata DB). The first run pays the "
+        "tasks' imports in this process; the second (next day) is warm.",
+        "",
+        "| task | first run (s) | second run (s) |",
+        "|---|---|---|",
+    ]
+    for task, t in first["tasks"].items():
+        warm = second["tasks"].get(task, {})
+        lines.append(f"| {task} | {t['seconds']} ({t['state']}) | {warm.get('seconds')} |")
+    lines.append(f"| **dag.test wall** | {first['wall_s']} | {second['wall_s']} |")
+    return lines
+
+
+def _retrain(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return [f"Skipped: {r['skipped']}"]
+    lines = [
+        f"Feature building (`retrain.load_features`) and training (`retrain.evaluate_models`: "
+        f"{', '.join(r['models'])}) per city on {r['days']} loaded days "
+        f"(history loaded by `sample_history` beforehand, untimed: {r['history_load_s']} s).",
+        "",
+        "| city | hex-days | train / test rows | features (s) | training (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for city, c in r["cities"].items():
+        if "skipped" in c:
+            lines.append(f"| {city} | skipped: {c['skipped']} | | | |")
+            continue
+        lines.append(
+            f"| {city} | {c['hex_days']:,} | {c['train_rows']:,} / {c['test_rows']:,} | "
+            f"{c['features_s']} | {c['training_s']} |"
+        )
+    lines += [
+        "",
+        f"All cities: **{r['total_s']} s**, peak RSS {r['peak_rss_mb']:,} MiB.",
+    ]
+    return lines
+
+
+SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
+    "load": ("1. `load`: the load path against raw COPY and `to_sql`", _load),
+    "extract": ("2. `extract`: streaming pages, bounded memory", _extract),
+    "parse": ("3. `parse`: what parsing `dags/` costs", _parse),
+    "validate": ("4. `validate`: Great Expectations against plain pandas", _validate),
+    "dag_day": ("5. `dag_day`: one city day through `dag.test()`", _dag_day),
+    "retrain": ("6. `retrain`: features and training, 4 cities x 365 days", _retrain),
+}
+
+
+def _machine_lines(m: dict[str, Any], seconds: float, smoke: bool) -> list[str]:
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    return [
+        f"- Date: {m['date']}; whole run {seconds:.0f} s" + (" (SMOKE sizes)" if smoke else ""),
+        f"- CPU: {m['cpus']} x {m['cpu_model']}; memory {m['memory']}",
+        f"- Load average when the run started: {m['load_average_at_start']} (other work on "
+        "the machine shifts both sides of each comparison alike)",
+        f"- Python {m['python']}, PostgreSQL {m['postgresql']}, {m['os']}",
+        f"- {packages}",
+    ]
+
+
+def render(
+    results: list[dict[str, Any]], machine_info: dict[str, Any], seconds: float, smoke: bool
+) -> str:
+    by_figure = {r["figure"]: r for r in results}
+    lines = [
+        "# CityPulse benchmarks",
+        "",
+        "Generated by `make bench` (`python -m benchmarks`); do not edit by hand: the profile "
+        "notes at the end come from `benchmarks/FINDINGS.md`.",
+        "",
+        "## How to reproduce",
+        "",
+        "```bash",
+        "make bench                                   # every figure, writes BENCHMARKS.md",
+        "PYTHONPATH=include python -m benchmarks --only load,parse",
+        "PYTHONPATH=include python -m benchmarks --smoke --out /tmp/B.md   # tiny sizes",
+        "PYTHONPATH=include python -m benchmarks.load   # one figure, its JSON line only",
+        "```",
+        "",
+        "PostgreSQL: `CITYPULSE_BENCH_PG` (a libpq DSN) or `host=127.0.0.1 port=5432 "
+        "user=postgres dbname=postgres` when reachable, else an embedded server; every figure "
+        "works in a fresh database it drops afterwards. Each figure runs in a subprocess of its "
+        "own (clean imports and peak RSS); every comparison runs side by side in that process.",
+        "",
+        "## Machine",
+        "",
+        *_machine_lines(machine_info, seconds, smoke),
+        "",
+        "## Targets",
+        "",
+        *_targets(by_figure),
+        "",
+    ]
+    for figure, (title, section) in SECTIONS.items():
+        if figure not in by_figure:
+            continue
+        result = by_figure[figure]
+        lines += [f"## {title}", ""]
+        if "error" in result:
+            lines += ["Failed:", "", "```", result["error"], "```"]
+        else:
+            lines += section(result)
+        lines.append("")
+    if FINDINGS.exists():
+        lines += [FINDINGS.read_text(encoding="utf-8").rstrip(), ""]
+    lines += [
+        "## Raw results",
+        "",
+        "<details><summary>one JSON line per figure</summary>",
+        "",
+        "```json",
+        *(json.dumps(r, default=str) for r in results),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(
+    path: Path,
+    results: list[dict[str, Any]],
+    machine_info: dict[str, Any],
+    seconds: float,
+    *,
+    smoke: bool,
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(results, machine_info, seconds, smoke), encoding="utf-8")

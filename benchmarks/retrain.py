@@ -1,0 +1,98 @@
+"""Figure `retrain`: feature building plus training of the hotspot model, 4 cities x 365 days
+of hex-days: seconds and peak RSS.
+
+The history is loaded first (untimed, in a process of its own so it does not count in this
+one's peak RSS) with `citypulse.model.sample_history`, the way the retrain demo seeds the
+warehouse. Timed per city, with the functions the retrain DAG's tasks
+call: `retrain.load_features` (SQL hex-day counts, ring and calendar features) and
+`retrain.evaluate_models` (baselines, the reference and the candidate model). Skips with a
+reason while `citypulse.model` does not exist.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from benchmarks import harness
+
+LAST_DAY = date(2025, 10, 12)
+FULL_WEEKS, SMOKE_WEEKS = 52, 8  # 364 days; smoke: warm-up + 14 training + 14 test days
+SMOKE_RECORDS_PER_DAY = 40
+
+
+def city_figure(contract: Any, config: Any, first: date, dsn: str) -> dict[str, Any]:
+    from citypulse.model import features, retrain
+    from citypulse.model.config import CitySkipped
+
+    try:
+        windows = features.plan_windows(first, LAST_DAY, config)
+        began = time.perf_counter()
+        frame = retrain.load_features(contract, windows, config, dsn)
+        data = features.split(frame, windows, config.hotspot_quantile)
+        built = time.perf_counter()
+        retrain.evaluate_models(data, config)
+        trained = time.perf_counter()
+    except CitySkipped as exc:
+        return {"skipped": str(exc)}
+    return {
+        "hex_days": len(frame),
+        "train_rows": len(data.train),
+        "test_rows": len(data.test),
+        "features_s": round(built - began, 3),
+        "training_s": round(trained - built, 3),
+    }
+
+
+def load_history(weeks: int, smoke: bool) -> float:
+    """`python -m citypulse.model.sample_history` into the figure's database; its seconds."""
+    command = [
+        sys.executable,
+        "-m",
+        "citypulse.model.sample_history",
+        f"--weeks={weeks}",
+        f"--last={LAST_DAY.isoformat()}",
+        *([f"--records-per-day={SMOKE_RECORDS_PER_DAY}"] if smoke else []),
+    ]
+    began = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=dict(os.environ))
+    return round(time.perf_counter() - began, 1)
+
+
+def run(smoke: bool) -> dict[str, Any]:
+    if importlib.util.find_spec("citypulse.model") is None:
+        return {"skipped": "citypulse.model does not exist yet"}
+    from citypulse.contracts import load_contracts
+    from citypulse.model.config import RetrainConfig
+
+    weeks = SMOKE_WEEKS if smoke else FULL_WEEKS
+    first = LAST_DAY - timedelta(days=7 * weeks - 1)
+    contracts = sorted(load_contracts()[0], key=lambda c: c.dag_id)[: 1 if smoke else None]
+    # Train on every loaded day after the warm-up, test on the last two weeks.
+    config = RetrainConfig(training_days=730, test_days=14)
+    with harness.fresh_database("retrain") as dsn:
+        history_s = load_history(weeks, smoke)
+        rss_before = harness.peak_rss_mb()
+        began = time.perf_counter()
+        cities = {c.dag_id: city_figure(c, config, first, dsn) for c in contracts}
+        total_s = time.perf_counter() - began
+    return {
+        "days": 7 * weeks,
+        "first_day": first.isoformat(),
+        "last_day": LAST_DAY.isoformat(),
+        "models": config.model_kinds(),
+        "cities": cities,
+        "total_s": round(total_s, 3),
+        "history_load_s": history_s,
+        "peak_rss_before_mb": rss_before,
+        "peak_rss_mb": harness.peak_rss_mb(),
+    }
+
+
+if __name__ == "__main__":
+    harness.figure_main("retrain", run)
