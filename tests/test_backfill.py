@@ -125,27 +125,31 @@ def finished_runs(env: dict[str, str]) -> dict[str, list[str]]:
 
 
 def backfill(env: dict[str, str], first: date, last: date) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "citypulse.backfill",
-            "--dag-id",
-            DAG_ID,
-            "--from-date",
-            first.isoformat(),
-            "--to-date",
-            last.isoformat(),
-            "--max-active-runs",
-            "2",
-            "--reprocess-behavior",
-            "completed",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    """Create a backfill; Airflow allows one active backfill per DAG, and marks the previous
+    one complete a few scheduler loops after its last run finished: wait for that."""
+    command = [
+        sys.executable,
+        "-m",
+        "citypulse.backfill",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        first.isoformat(),
+        "--to-date",
+        last.isoformat(),
+        "--max-active-runs",
+        "2",
+        "--reprocess-behavior",
+        "completed",
+    ]
+    deadline = time.monotonic() + 180
+    while True:
+        out = subprocess.run(command, env=env, capture_output=True, text=True)
+        if out.returncode == 0:
+            return
+        if "AlreadyRunningBackfill" not in out.stdout + out.stderr or time.monotonic() > deadline:
+            pytest.fail(out.stdout + out.stderr)
+        time.sleep(3)
 
 
 def rows_per_day(dsn: str) -> dict[date, int]:

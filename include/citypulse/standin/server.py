@@ -479,6 +479,8 @@ class _Handler(BaseHTTPRequestHandler):
             fault=_describe(fault),
         )
         self.server.standin.log_request(record)
+        if self._pending is not None:
+            self._send(*self._pending)
         logger.info(
             "GET %s -> %s (%s rows, %.0f ms%s)",
             _redact(self.path),
@@ -491,7 +493,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_soda(
         self, dataset_id: str, extension: str, params: dict[str, str], fault: Fault | None
     ) -> tuple[int, int | None]:
-        """Send the response (or none); return its status (0 when dropped) and row count."""
+        """Decide the response (sent later by `_soda`, after the request is logged, so a client
+        that got its answer always finds its request in `requests_log`); return its status (0
+        when dropped) and row count."""
+        self._pending: tuple[int, Any, dict[str, str]] | None = None
         if fault is not None:
             if fault.delay > 0:
                 self.server.standin.wait(fault.delay)
@@ -502,18 +507,18 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {}
                 if fault.retry_after is not None:
                     headers["Retry-After"] = str(fault.retry_after)
-                self._send(fault.status, fault.body(), headers)
+                self._pending = (fault.status, fault.body(), headers)
                 return fault.status, None
         if extension not in ("json", ""):
             error = {"code": "not_acceptable", "error": True, "message": "Only .json is served"}
-            self._send(406, error)
+            self._pending = (406, error, {})
             return 406, None
         try:
             result = self.server.standin.query(dataset_id, params)
         except soql.SoqlError as exc:
-            self._send(exc.status, exc.body())
+            self._pending = (exc.status, exc.body(), {})
             return exc.status, None
-        self._send(200, result)
+        self._pending = (200, result, {})
         return 200, len(result)
 
     # -- admin ----------------------------------------------------------------------------
