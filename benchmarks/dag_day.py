@@ -2,7 +2,7 @@
 
 The real DAG from `dags/`, the SODA stand-in over HTTP, a fresh warehouse database and a
 migrated SQLite metadata DB. The first run pays each task's imports (pandas, GX, sodapy, h3)
-in this process; the second, on the next day, shows the warm cost.
+in this process; the second, on the next day, shows the warm cost (full runs only).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def run(smoke: bool) -> dict[str, Any]:
         with harness.fresh_database("dag_day"):
             dag = DagBag(dag_folder=str(harness.ROOT / "dags")).dags[DAG_ID]
             cold = run_day(dag, contract, days[0])
-            warm = run_day(dag, contract, days[1])
+            warm = None if smoke else run_day(dag, contract, days[1])
     finally:
         standin.stop()
         os.environ.pop("SOCRATA_BASE_URL", None)

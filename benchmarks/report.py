@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 FINDINGS = Path(__file__).with_name("FINDINGS.md")
+RAW_START = "```json"
 PACKAGES = ("apache-airflow", "pandas", "great_expectations", "psycopg2-binary", "msgspec", "h3")
 
 
@@ -220,7 +221,8 @@ def _validate(r: dict[str, Any]) -> list[str]:
 
 
 def _dag_day(r: dict[str, Any]) -> list[str]:
-    first, second = r["first_run"], r["second_run"]
+    first = r["first_run"]
+    second = r["second_run"] or {"tasks": {}, "wall_s": None}
     lines = [
         f"`dag.test()` of `{r['dataset']}` for one local day of {r['records']:,} records "
         "(stand-in over HTTP, fresh warehouse, SQLite metadata DB). The first run pays the "
@@ -301,6 +303,7 @@ def render(
         "PYTHONPATH=include python -m benchmarks --only load,parse",
         "PYTHONPATH=include python -m benchmarks --smoke --out /tmp/B.md   # tiny sizes",
         "PYTHONPATH=include python -m benchmarks.load   # one figure, its JSON line only",
+        "PYTHONPATH=include python -m benchmarks --rerender   # after editing FINDINGS.md",
         "```",
         "",
         "PostgreSQL: `CITYPULSE_BENCH_PG` (a libpq DSN) or `host=127.0.0.1 port=5432 "
@@ -329,12 +332,14 @@ def render(
         lines.append("")
     if FINDINGS.exists():
         lines += [FINDINGS.read_text(encoding="utf-8").rstrip(), ""]
+    run = {"run": {"machine": machine_info, "seconds": round(seconds, 1), "smoke": smoke}}
     lines += [
         "## Raw results",
         "",
-        "<details><summary>one JSON line per figure</summary>",
+        "<details><summary>the run, then one JSON line per figure</summary>",
         "",
-        "```json",
+        RAW_START,
+        json.dumps(run, default=str),
         *(json.dumps(r, default=str) for r in results),
         "```",
         "",
@@ -342,6 +347,15 @@ def render(
         "",
     ]
     return "\n".join(lines)
+
+
+def rerender(path: Path) -> None:
+    """Rewrite a report from its own raw results (after editing FINDINGS.md, say)."""
+    text = path.read_text(encoding="utf-8")
+    block = text.split(RAW_START + "\n", 1)[1].split("\n```", 1)[0]
+    first, *figures = (json.loads(line) for line in block.splitlines() if line.strip())
+    run = first["run"]
+    write(path, figures, run["machine"], run["seconds"], smoke=run["smoke"])
 
 
 def write(

@@ -194,7 +194,18 @@ def test_backfill_loads_exactly_those_days_and_repeats_cleanly(
 
     backfill(env, DAYS[0], DAYS[2])
     wait("3 backfill runs", lambda: audits(dsn) >= 3, 420, log)
-    runs = finished_runs(env)
+    # The audit row is written by `load`; reconcile and build_views may still be running.
+    runs = wait(
+        "the 3 runs to finish",
+        lambda: (
+            (r := finished_runs(env))
+            and len(r) == 3
+            and all(s[-1] in ("success", "failed") for s in r.values())
+            and r
+        ),
+        180,
+        log,
+    )
     assert sorted(runs) == [d.isoformat() for d in DAYS[:3]]
     assert all(states == ["success"] for states in runs.values()), runs
     loaded = rows_per_day(dsn)

@@ -84,3 +84,18 @@ def test_report_is_written_where_asked_not_in_the_repository(smoke_run: dict[str
     text = report.read_text(encoding="utf-8")
     assert "## Targets" in text and "SMOKE" in text
     assert report.resolve() != (ROOT / "BENCHMARKS.md").resolve()
+
+
+def test_report_rerenders_from_its_own_raw_results(smoke_run: dict[str, Any]) -> None:
+    report: Path = smoke_run["report"]
+    before = report.read_text(encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--rerender", "--out", str(report)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert report.read_text(encoding="utf-8") == before

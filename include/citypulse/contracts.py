@@ -21,6 +21,8 @@ from citypulse.exceptions import ContractError
 from citypulse.settings import CONTRACTS_DIR, IDENTIFIER_PATTERN
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+# libyaml's safe loader when available: contracts are parsed on every DAG-file parse.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 
 # Columns every typed table carries besides the dataset's own; contracts may not reuse them.
@@ -317,7 +319,7 @@ def _describe(exc: ValidationError, raw: Any) -> str:
 def load_contract(path: Path) -> Contract:
     """Read and validate one contract; a ContractError names the file and the field."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise ContractError(f"{path}: cannot read YAML: {exc}") from exc
     if not isinstance(raw, dict):
