@@ -13,7 +13,6 @@ zipped into dicts, which keeps 200,000 records to a few seconds on one core.
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import json
 import math
@@ -21,7 +20,6 @@ import random
 import sys
 import zoneinfo
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from citypulse.contracts import Column, Contract, load_contracts
+from citypulse.staging import gc_paused
 
 # Relative volume of records per local hour (0..23): quiet at 3-5 am, busiest late afternoon
 # and evening, the shape both 311 requests and police reports have in the real extracts.
@@ -536,24 +535,11 @@ def _location_objects(lats: list[Any], lons: list[Any], tokens: set[str]) -> lis
     ]
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC: building 10**5 dicts otherwise triggers repeated full passes
-    over a growing heap that find no cycles (it more than halves the build time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def generate_day(
     contract: Contract, day: date, *, seed: int = 0, records: int | None = None
 ) -> GeneratedDay:
     """One local day of records (default: the contract's volume for that weekday)."""
-    with _gc_paused():
+    with gc_paused():
         return _generate_day(contract, day, seed, records)
 
 
