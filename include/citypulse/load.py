@@ -18,7 +18,7 @@ from psycopg2.extras import Json, execute_values
 from citypulse.contracts import Contract
 from citypulse.settings import SCHEMA
 from citypulse.sqlfiles import identifiers, render
-from citypulse.staging import COPY_NULL, read_ndjson, stage_columns
+from citypulse.staging import read_ndjson, stage_columns
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
@@ -119,15 +119,16 @@ def upsert_accepted(
 ) -> tuple[int, int]:
     """COPY the accepted rows into a staging table and upsert them; (inserted, updated)."""
     columns = stage_columns(contract)
+    # Typed timestamptz values are UTC wall times (the file carries no offsets).
+    cur.execute("SET LOCAL TIME ZONE 'UTC'")
     cur.execute(
         sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             identifiers(columns), sql.Identifier(SCHEMA, contract.table)
         )
     )
-    copy = sql.SQL("COPY stage ({}) FROM STDIN WITH (FORMAT csv, NULL {})").format(
-        identifiers(columns), sql.Literal(COPY_NULL)
-    )
-    with accepted_path.open(encoding="utf-8") as handle:
+    # CSV as `staging.write_accepted` writes it: NULL is an unquoted empty field.
+    copy = sql.SQL("COPY stage ({}) FROM STDIN WITH (FORMAT csv)").format(identifiers(columns))
+    with accepted_path.open("rb") as handle:  # bytes: line breaks inside values stay as sent
         cur.copy_expert(copy.as_string(cur), handle)
     data_columns = [c for c in columns if c != contract.key]
     not_older: sql.Composable = sql.SQL("TRUE")

@@ -1,19 +1,18 @@
 """The files that pass between tasks of one run, in the run's own folder (never XCom).
 
 extract.ndjson   the portal's records, one JSON object a line, as sent
-accepted.csv     typed rows ready for COPY (NULL written as \\N), in `stage_columns` order
+accepted.csv     typed rows ready for COPY (CSV: NULL unquoted empty, text quoted), in
+                 `stage_columns` order
 rejects.ndjson   {"record": raw, "reason": "...", "key": "..."} a line
 """
 
 from __future__ import annotations
 
-import csv
 import gc
 import json
-import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,13 @@ from citypulse.settings import RUNS_DIR
 EXTRACT_FILE = "extract.ndjson"
 ACCEPTED_FILE = "accepted.csv"
 REJECTS_FILE = "rejects.ndjson"
-COPY_NULL = r"\N"
 DERIVED_STAGE_COLUMNS = ("event_time", "h3_r8", "h3_r7")
-COPY_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 # NDJSON is decoded this many bytes at a time (plus the rest of the last line).
 READ_CHUNK_BYTES = 4 << 20
-# Accepted rows are formatted and written this many at a time (bounded memory).
+# Arrow reads the extract file in blocks of this many bytes (two threads share them).
+READ_BLOCK_BYTES = 8 << 20
+# Accepted rows are written this many at a time.
 WRITE_CHUNK_ROWS = 50_000
-# Characters that make the csv module quote a field: the delimiter, the quote and those of
-# the line terminator (os.linesep, as pandas uses).
-_CSV_SPECIALS = (",", '"', *os.linesep)
 
 
 def run_dir(dag_id: str, run_id: str, root: Path = RUNS_DIR) -> Path:
@@ -90,103 +86,67 @@ def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
 def write_accepted(frame: Any, contract: Contract, path: Path) -> int:
     """Write typed rows (a pandas DataFrame) as COPY-ready CSV; returns the row count.
 
-    The bytes are what `DataFrame.to_csv(na_rep=COPY_NULL, quoting=QUOTE_MINIMAL, ...)` writes,
-    formatted a column at a time with numpy and joined into lines without the csv module's
-    per-field work; frames with other dtypes than typing produces go through `to_csv`.
+    Arrow's CSV writer, column at a time in C++: every string value is quoted, a NULL is an
+    empty unquoted field (PostgreSQL's CSV default), timestamps are written as
+    `YYYY-MM-DD HH:MM:SS.ffffff`. Text columns typed from an Arrow table are handed over
+    without a copy.
     """
-    selected = frame.loc[:, stage_columns(contract)]
-    with path.open("w", encoding="utf-8", newline="") as handle, gc_paused():
-        for start in range(0, len(selected), WRITE_CHUNK_ROWS):
-            chunk = selected.iloc[start : start + WRITE_CHUNK_ROWS]
-            fields = [_copy_fields(chunk[name]) for name in chunk.columns]
-            formatted = [column for column in fields if column is not None]
-            if len(formatted) < max(len(fields), 2):
-                break  # a dtype only pandas formats (or one column): pandas writes the file
-            try:
-                handle.write(_csv_lines(formatted))
-            except TypeError:
-                break  # not only text in an object column (NaN, numbers, datetimes)
-        else:
-            return len(frame)
-    selected.to_csv(
-        path,
-        index=False,
-        header=False,
-        na_rep=COPY_NULL,
-        quoting=csv.QUOTE_MINIMAL,
-        date_format=COPY_TIMESTAMP_FORMAT,
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    table = pa.Table.from_pandas(frame.loc[:, stage_columns(contract)], preserve_index=False)
+    options = pa_csv.WriteOptions(
+        include_header=False, quoting_style="needed", batch_size=WRITE_CHUNK_ROWS
     )
+    with gc_paused():
+        pa_csv.write_csv(table, str(path), write_options=options)
     return len(frame)
 
 
-def _copy_fields(values: Any) -> list[str] | None:
-    """One column's CSV fields as `to_csv` writes them (NULL as COPY_NULL), for the dtypes
-    typing produces; None for any other dtype."""
-    import numpy as np
-    import pandas as pd
+def read_wire_table(path: Path, contract: Contract) -> Any:
+    """The extract file as an Arrow table (the contract's wire fields as strings, boolean and
+    other fields as Arrow infers them), or None when Arrow cannot read it so: a value of
+    another JSON type in a contract field, a line that is not a JSON object, a field whose
+    type varies.
+    The caller then reads the records one by one (`read_ndjson`)."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
 
-    dtype = values.dtype
-    if dtype == np.dtype(object):
-        return _text_fields(values.to_numpy())
-    mask = values.isna().to_numpy()
-    if dtype.kind == "f" and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
-        array = values.to_numpy().astype(str)  # the shortest repr, as pandas writes floats
-    elif isinstance(dtype, pd.Int64Dtype | pd.Int32Dtype):
-        array = values.to_numpy(dtype="int64", na_value=0).astype(str)
-    elif isinstance(dtype, pd.BooleanDtype):
-        array = np.where(values.to_numpy(dtype=bool, na_value=False), "True", "False")
-    elif dtype.kind == "M" and not isinstance(dtype, pd.DatetimeTZDtype):
-        array = _timestamp_fields(values.to_numpy(), mask)
-        if array is None:
-            return None
-    else:
+    if path.stat().st_size == 0:
         return None
-    if mask.any():
-        if array.dtype.itemsize < np.dtype(f"<U{len(COPY_NULL)}").itemsize:
-            array = array.astype(f"<U{len(COPY_NULL)}")
-        array[mask] = COPY_NULL
-    fields: list[str] = array.tolist()
-    return fields
-
-
-def _text_fields(array: Any) -> list[Any]:
-    """A text column's fields, NULL as COPY_NULL; anything but text is left for the join to
-    refuse. (A plain loop: pandas' isna costs more than the whole of it on object arrays.)"""
-    return [COPY_NULL if value is None else value for value in array]
-
-
-def _csv_lines(fields: list[list[str]]) -> str:
-    """CSV lines of a chunk given column by column; values holding a delimiter, a quote or a
-    line break are quoted (QUOTE_MINIMAL)."""
-    rows, width = len(fields[0]), len(fields)
-    text = os.linesep.join(map(",".join, zip(*fields, strict=True))) + os.linesep
-    # Every special character beyond the separators themselves comes from a value.
-    expected = {",": rows * (width - 1), '"': 0}
-    expected.update({char: rows * os.linesep.count(char) for char in os.linesep})
-    if all(text.count(char) == count for char, count in expected.items()):
-        return text
-    quoted = [[_csv_quote(value) for value in column] for column in fields]
-    return os.linesep.join(map(",".join, zip(*quoted, strict=True))) + os.linesep
-
-
-def _csv_quote(value: str) -> str:
-    if any(special in value for special in _CSV_SPECIALS):
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def _timestamp_fields(stamps: Any, mask: Any) -> Any:
-    """`YYYY-MM-DD HH:MM:SS.ffffff` for naive datetime64 values of years 1000..9999."""
-    import numpy as np
-
-    micros = stamps.astype("datetime64[us]")
-    valid = micros[~mask]
-    low, high = np.datetime64("1000-01-01", "us"), np.datetime64("9999-12-31T23:59:59", "us")
-    if len(valid) and (valid.min() < low or valid.max() > high):
+    # Boolean fields are left to inference: portals send them as JSON booleans or as text.
+    schema = pa.schema(
+        [pa.field(c.wire_name, pa.string()) for c in contract.columns if c.type != "boolean"]
+    )
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    try:
+        return pa_json.read_json(
+            str(path),
+            read_options=pa_json.ReadOptions(block_size=READ_BLOCK_BYTES),
+            parse_options=options,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    texts = np.datetime_as_string(micros, unit="us")  # 2025-10-13T07:03:18.000000
-    texts.view(np.uint32).reshape(len(texts), -1)[:, 10] = ord(" ")
-    return texts
+
+
+def read_lines_at(path: Path, positions: Iterable[int]) -> dict[int, Any]:
+    """The JSON values of the given non-blank lines (0-based, as `read_ndjson` counts them)."""
+    wanted = set(positions)
+    found: dict[int, Any] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    index = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            if index in wanted:
+                found[index] = json.loads(line)
+            if index == last:
+                break
+            index += 1
+    return found
 
 
 def write_rejects(rows: Iterator[dict[str, Any]], path: Path) -> int:

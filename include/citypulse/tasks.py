@@ -96,34 +96,30 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
 def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from citypulse.staging import read_ndjson, write_accepted, write_rejects
-    from citypulse.typing_rules import newest_change, type_records
+    from citypulse.staging import write_accepted, write_rejects
+    from citypulse.typing_rules import type_extract
     from citypulse.validate import enforce, run_suite
 
     contract = contract_by_id(dag_id)
     window = Window.from_dict(extracted["window"])
     folder = Path(extracted["run_dir"])
-    records = list(read_ndjson(folder / EXTRACT_FILE))
-    if len(records) != extracted["extracted"]:
+    batch = type_extract(contract, folder / EXTRACT_FILE, extracted["window_rows"])
+    if len(batch.frame) != extracted["extracted"]:
         raise RuntimeError(
-            f"{folder / EXTRACT_FILE} holds {len(records)} records, extract reported "
+            f"{folder / EXTRACT_FILE} holds {len(batch.frame)} records, extract reported "
             f"{extracted['extracted']}: rerun the extract task"
         )
-    batch = type_records(contract, records, extracted["window_rows"])
     report = run_suite(contract, batch, window)
     with failing_fast():
         enforce(contract, batch, report)
     rejected = batch.rejected_mask
     accepted = write_accepted(batch.frame[~rejected], contract, folder / ACCEPTED_FILE)
     key_field = contract.key_column.wire_name
+    positions = np.flatnonzero(rejected).tolist()
     write_rejects(
         (
-            {
-                "record": records[i],
-                "reason": "; ".join(batch.reasons[i]),
-                "key": records[i].get(key_field),
-            }
-            for i in np.flatnonzero(rejected)
+            {"record": record, "reason": "; ".join(batch.reasons[i]), "key": record.get(key_field)}
+            for i, record in zip(positions, batch.raw_records(positions), strict=True)
         ),
         folder / REJECTS_FILE,
     )
@@ -140,7 +136,7 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
         "accepted": accepted,
         "rejected": report.rejected,
         "validation": report.as_dict(),
-        "watermark": newest_change(contract, records, batch) if extracted["incremental"] else None,
+        "watermark": batch.newest_change if extracted["incremental"] else None,
     }
 
 

@@ -11,13 +11,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from citypulse import staging
 from citypulse.contracts import Column, Contract
-from citypulse.staging import gc_paused
+from citypulse.staging import gc_paused, read_lines_at
 
 # Standard columns every typed table has besides the dataset's own (see RESERVED_COLUMNS).
 DERIVED_COLUMNS = ("event_time", "h3_r8", "h3_r7")
@@ -25,6 +27,9 @@ H3_FINE, H3_COARSE = 8, 7
 # Columns holding only these types (every wire value a string, or absent) skip the
 # per-value conversions that other JSON types need.
 _WIRE_TEXT = frozenset({str, type(None)})
+_MICROSECONDS = np.dtype("datetime64[us]")
+# How an ISO 8601 text with a UTC offset ends.
+_OFFSET_SUFFIX = r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
 
 
 @dataclass
@@ -35,6 +40,12 @@ class TypedBatch:
     reasons: list[list[str]]
     unknown_fields: set[str]
     absent_required: list[str]
+    # The latest change-column value seen (as the portal wrote it), for the watermark.
+    newest_change: str | None = None
+    # Where the wire records are, to quote a rejected row's record as it was sent: the
+    # decoded records themselves, or the extract file (one record a non-blank line).
+    records: Sequence[dict[str, Any]] | None = None
+    source: Path | None = None
 
     def reject(self, mask: np.ndarray | pd.Series, reason: str | Sequence[str]) -> None:
         """Record `reason` (one text, or one per flagged row) for every flagged row."""
@@ -49,6 +60,15 @@ class TypedBatch:
     @property
     def rejected_mask(self) -> np.ndarray:
         return np.fromiter(map(bool, self.reasons), dtype=bool, count=len(self.reasons))
+
+    def raw_records(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """The records at `positions` exactly as the portal sent them."""
+        if self.records is not None:
+            return [self.records[int(i)] for i in positions]
+        if self.source is None:
+            raise ValueError("this batch keeps no wire records")
+        found = read_lines_at(self.source, map(int, positions))
+        return [found[int(i)] for i in positions]
 
 
 def _raw_columns(
@@ -136,14 +156,33 @@ def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: b
         return typed.astype("boolean")
     # timestamp, timestamptz, date
     texts = raw if wire_text else raw.where(raw.map(lambda v: isinstance(v, str)), None)
-    # Without the cache: event times are mostly distinct, and hashing them costs 3x the parse.
-    stamps = pd.to_datetime(texts, format="ISO8601", errors="coerce", cache=False)
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    stamps = _timestamps(texts)
     bad = present & stamps.isna().to_numpy()
     if bad.any():
         batch.reject(bad, [f"{column.name}: {v} is not a timestamp" for v in _shown(raw[bad])])
     return stamps.dt.normalize() if kind == "date" else stamps
+
+
+def _timestamps(texts: pd.Series) -> pd.Series:
+    """ISO 8601 texts as naive timestamps: a value with an offset as its UTC time, one
+    without as written (mixed in one column too); NaT where a text is not a timestamp."""
+
+    def parse(values: pd.Series, utc: bool = False) -> pd.Series:
+        # No cache: event times are mostly distinct; hashing them costs 3x the parse.
+        stamps = pd.to_datetime(values, format="ISO8601", errors="coerce", cache=False, utc=utc)
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        return stamps
+
+    try:
+        stamps = parse(texts)
+    except ValueError:  # different offsets, or offsets beside values without one
+        aware = texts.str.contains(_OFFSET_SUFFIX, regex=True, na=False).to_numpy(dtype=bool)
+        naive = parse(texts.where(~aware, None))
+        stamps = naive.where(~aware, parse(texts.where(aware, None), utc=True))
+    if stamps.dtype != _MICROSECONDS:  # PostgreSQL keeps microseconds, and rounds to them
+        stamps = stamps.dt.round("us").astype(_MICROSECONDS)
+    return stamps
 
 
 def _plain_integers(raw: pd.Series) -> pd.Series | None:
@@ -208,18 +247,6 @@ def h3_cells(latitudes: pd.Series, longitudes: pd.Series) -> tuple[pd.Series, pd
     return pd.Series(fine, dtype=object), pd.Series(coarse, dtype=object)
 
 
-def newest_change(
-    contract: Contract, records: Sequence[dict[str, Any]], batch: TypedBatch
-) -> str | None:
-    """The latest change-column value seen (as the portal wrote it), for the watermark."""
-    column = contract.change_column
-    if column is None or not len(batch.frame):
-        return None
-    parsed = np.flatnonzero(batch.frame[column.name].notna().to_numpy())
-    values = [records[int(i)][column.wire_name] for i in parsed]
-    return max(values) if values else None
-
-
 def type_records(
     contract: Contract, records: Sequence[dict[str, Any]], window_rows: int | None = None
 ) -> TypedBatch:
@@ -247,10 +274,186 @@ def _type_records(
         c.name: _type_column(c, values, batch, text)
         for c, values, text in zip(contract.columns, raw, wire_text, strict=True)
     }
-    frame = pd.DataFrame(columns)
+    frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
+    batch.frame = frame
+    batch.records = records
+    change = contract.change_column
+    if change is not None and len(frame):
+        parsed = np.flatnonzero(frame[change.name].notna().to_numpy())
+        values = [records[int(i)][change.wire_name] for i in parsed]
+        batch.newest_change = max(values) if values else None
+    return batch
+
+
+# --- The Arrow path: the extract file read and typed a column at a time in C++ ------------
+#
+# Every wire value a kind's pattern accepts is typed by Arrow; any other present value (a
+# token like "N/A", an offset where none is expected, an integer too long to be exact) goes
+# through the pandas path above, a handful of values at a time, so both paths agree on every
+# value and every reason. Text columns stay in Arrow memory (pandas' `str` dtype).
+_INTEGER = r"^-?[0-9]{1,15}$"
+_DECIMAL = r"^-?[0-9]{1,15}(\.[0-9]{1,17})?$"
+_DAY, _CLOCK = r"[0-9]{4}-[0-9]{2}-[0-9]{2}", r"T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+_FLOATING = rf"^{_DAY}({_CLOCK})?$"
+_OFFSET = rf"^{_DAY}{_CLOCK}(Z|[+-][0-9]{{2}}:[0-9]{{2}})$"
+_ARROW_KINDS: dict[str, tuple[str, str]] = {  # kind -> (pattern, Arrow type)
+    "bigint": (_INTEGER, "int64"),
+    "integer": (_INTEGER, "int64"),
+    "double precision": (_DECIMAL, "float64"),
+    "timestamp": (_FLOATING, "timestamp"),
+    "timestamptz": (_FLOATING, "timestamp"),
+    "date": (_FLOATING, "timestamp"),
+}
+
+
+def type_extract(contract: Contract, path: Path, window_rows: int | None = None) -> TypedBatch:
+    """Type a run's extract file: read and typed by Arrow when it can read the file with
+    the contract's fields as strings (what the API sends), record by record otherwise."""
+    table = staging.read_wire_table(path, contract)
+    batch = type_table(contract, table, window_rows, path) if table is not None else None
+    if batch is None:
+        records = list(staging.read_ndjson(path))
+        batch = type_records(contract, records, window_rows)
+    return batch
+
+
+def type_table(
+    contract: Contract, table: Any, window_rows: int | None = None, source: Path | None = None
+) -> TypedBatch | None:
+    """`type_records` for an Arrow table of wire strings (`staging.read_wire_table`); None
+    when a required field holds no value in any record, where only the records can tell an
+    absent field (schema drift) from one sent as null."""
+    import pyarrow as pa
+
+    n = table.num_rows
+    names = set(table.column_names)
+    if n == 0 or any(c.wire_name not in names for c in contract.columns):
+        return None  # a boolean field no record holds: only the records tell why
+    required = [table.column(c.wire_name) for c in contract.columns if c.required]
+    if any(column.null_count == n for column in required):
+        return None
+    inferred = [table.column(c.wire_name).type for c in contract.columns if c.type == "boolean"]
+    if not all(
+        pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_null(t) for t in inferred
+    ):
+        return None  # numbers in a boolean field: the record path words their reasons
+    with gc_paused():
+        batch = TypedBatch(pd.DataFrame(), [[] for _ in range(n)], set(), [], source=source)
+        known = {c.wire_name for c in contract.columns} | set(contract.ignore_fields)
+        batch.unknown_fields = {
+            f for f in table.column_names if f not in known and not f.startswith(":")
+        }
+        columns = {
+            c.name: _arrow_column(c, table.column(c.wire_name), batch) for c in contract.columns
+        }
+        batch.frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
+        change = contract.change_column
+        if change is not None:
+            batch.newest_change = _newest(
+                table.column(change.wire_name), batch.frame[change.name].notna().to_numpy()
+            )
+    return batch
+
+
+def _with_derived(
+    contract: Contract, frame: pd.DataFrame, batch: TypedBatch, window_rows: int | None
+) -> pd.DataFrame:
+    """The typed contract columns plus event time, H3 cells and each row's origin."""
+    n = len(frame)
     frame["event_time"] = event_times(contract, frame, batch)
     frame["h3_r8"], frame["h3_r7"] = h3_cells(frame[contract.latitude], frame[contract.longitude])
-    in_window = len(records) if window_rows is None else window_rows
-    frame["cp_origin"] = np.where(np.arange(len(records)) < in_window, "window", "changes")
-    batch.frame = frame
-    return batch
+    in_window = n if window_rows is None else window_rows
+    frame["cp_origin"] = np.where(np.arange(n) < in_window, "window", "changes")
+    return frame
+
+
+def _newest(wire: Any, parsed: np.ndarray) -> str | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pc.filter(wire, pa.array(parsed))
+    newest = pc.max(values).as_py() if len(values) else None
+    return str(newest) if newest is not None else None
+
+
+def _arrow_column(column: Column, wire: Any, batch: TypedBatch) -> pd.Series:
+    """One column typed from Arrow wire strings, as `_type_column` would type it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.null_values:
+        tokens = pc.is_in(wire, value_set=pa.array(column.null_values, pa.string()))
+        wire = pc.if_else(tokens, pa.scalar(None, pa.string()), wire)
+    kind = column.type
+    if kind == "text":
+        return pd.Series(wire.to_pandas(), copy=False)
+    if kind == "boolean" and not pa.types.is_string(wire.type):
+        # JSON booleans (or no value at all): nothing to parse.
+        typed = pc.cast(wire, pa.bool_())
+        ok = pc.is_valid(typed)
+    elif kind == "boolean":
+        true = pc.is_in(wire, value_set=pa.array(column.true_values, pa.string()))
+        false = pc.is_in(wire, value_set=pa.array(column.false_values, pa.string()))
+        typed = pc.if_else(true, True, pc.if_else(false, False, pa.scalar(None, pa.bool_())))
+        ok = pc.or_(true, false)
+    elif kind in _ARROW_KINDS:
+        typed, ok = _arrow_cast(kind, wire)
+    else:  # a kind only the pandas path knows
+        return _type_column(column, _object_series(tuple(wire.to_pylist())), batch, True)
+    series = pd.Series(typed.to_pandas(types_mapper=_pandas_dtype), copy=False)
+    present = pc.is_valid(wire).to_numpy(zero_copy_only=False)
+    left = np.flatnonzero(present & ~pc.fill_null(ok, False).to_numpy(zero_copy_only=False))
+    if len(left):  # the values the patterns refuse: typed (or rejected) by the pandas path
+        raw = _object_series(tuple(wire.take(pa.array(left)).to_pylist()))
+        few = TypedBatch(pd.DataFrame(), [[] for _ in left], set(), [])
+        typed_few = _type_column(column, raw, few, True)
+        series.iloc[left] = typed_few.to_numpy()
+        for position, reasons in zip(left.tolist(), few.reasons, strict=True):
+            batch.reasons[position].extend(reasons)
+    return series
+
+
+def _arrow_cast(kind: str, wire: Any) -> tuple[Any, Any]:
+    """Typed values of the wire strings a kind's pattern accepts, and which those are."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pattern, target = _ARROW_KINDS[kind]
+    ok = pc.fill_null(pc.match_substring_regex(wire, pattern), False)
+    accepted = pc.if_else(ok, wire, pa.scalar(None, pa.string()))
+    arrow_type = {
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "timestamp": pa.timestamp("us"),
+    }[target]
+    zoned = pa.timestamp("us", "UTC")
+    try:
+        typed = pc.cast(accepted, arrow_type)
+        if target == "timestamp":  # and values with an offset, as their UTC time
+            aware = pc.fill_null(pc.match_substring_regex(wire, _OFFSET), False)
+            if pc.any(aware).as_py():
+                utc = pc.cast(pc.if_else(aware, wire, pa.scalar(None, pa.string())), zoned)
+                typed = pc.if_else(aware, pc.cast(utc, pa.timestamp("us")), typed)
+                ok = pc.or_(ok, aware)
+    except pa.ArrowInvalid:  # a date the pattern allows and the calendar does not (02-30)
+        none = pa.array(np.zeros(len(wire), dtype=bool))
+        return pa.nulls(len(wire), pa.timestamp("us")), none
+    if kind == "integer":  # beyond int4: the pandas path words the reason
+        fits = pc.fill_null(pc.less_equal(pc.abs(typed), 2**31 - 1), True)
+        ok = pc.and_(ok, fits)
+        typed = pc.if_else(fits, typed, pa.scalar(None, pa.int64()))
+    elif kind == "date":
+        typed = pc.floor_temporal(typed, unit="day")
+    return typed, ok
+
+
+def _pandas_dtype(arrow_type: Any) -> Any:
+    """The nullable pandas dtype typing gives integers and booleans (Arrow's own choice
+    would be float64 and object beside NULLs)."""
+    import pyarrow as pa
+
+    if pa.types.is_int64(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    return None

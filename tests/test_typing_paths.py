@@ -1,0 +1,251 @@
+"""The two ways the validate task types an extract must agree, value for value.
+
+`type_extract` reads the run's file with Arrow and types each column in C++ when the file
+holds what the API sends (every value a string); anything else goes record by record through
+`type_records`. Both must give the same typed values, the same reasons for the same rows,
+the same unknown fields and watermark, and quote the same raw records for rejects. The
+accepted rows they write must reach PostgreSQL unchanged through COPY.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import realdata_adapters as adapters
+from citypulse.contracts import Contract
+from citypulse.staging import read_wire_table, write_accepted
+from citypulse.standin.generator import generate_day, write_ndjson
+from citypulse.typing_rules import TypedBatch, type_extract, type_records, type_table
+from conftest import query
+from test_realdata import CASES, Case
+
+DAY = date(2025, 10, 13)
+# Wire values the Arrow patterns refuse or that sit on their edges, per column kind: each
+# must come out exactly as the pandas path types (or rejects) it.
+EDGE_VALUES: dict[str, list[Any]] = {
+    "bigint": ["N/A", "1e3", " 5", "+5", "-0", "007", "0.5", "12345678901234567", "", "٣"],
+    "integer": ["3000000000", "-2147483647", "2147483648", "1.0", "1,000", "0x10", "-"],
+    "double precision": ["1e3", "-74.000000000000001", ".5", "5.", "NaN", "inf", "1,5", "-0"],
+    "timestamp": [
+        "2025-10-13T25:00:00.000",
+        "2025-02-30T00:00:00",
+        "2025-10-13T01:02:03Z",
+        "2025-10-13T01:02:03.1234567",
+        "2025-10-13 01:02:03",
+        "20251013",
+        "2025-10-13",
+        "yesterday",
+    ],
+    "timestamptz": [
+        "2025-10-13T01:02:03",
+        "2025-10-13T01:02:03+05:30",
+        "2025-10-13T01:02:03.000-04:00",
+        "2025-10-13T01:02:03+0530",
+        "never",
+    ],
+    "boolean": ["TRUE", "yes", "1", "maybe", ""],
+    "text": ["", 'say "hi", then\nleave', "lone\rcarriage", "\\N", "naïve ☃", "a,b"],
+}
+
+
+def _normalised(batch: TypedBatch) -> dict[str, list[Any]]:
+    frame = batch.frame
+    return {
+        name: [None if _missing(v) else v for v in frame[name].astype(object).tolist()]
+        for name in frame.columns
+    }
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(value != value) or value is None  # NaN, NaT, pd.NA, None
+    except TypeError:  # pd.NA in a boolean context
+        return True
+
+
+def assert_same(contract: Contract, fast: TypedBatch, slow: TypedBatch) -> None:
+    assert list(fast.frame.columns) == list(slow.frame.columns)
+    for column in contract.columns:
+        if column.type != "text":  # text: Arrow-backed `str` against object, same values
+            assert fast.frame[column.name].dtype == slow.frame[column.name].dtype, column.name
+    fast_values, slow_values = _normalised(fast), _normalised(slow)
+    for name in slow_values:
+        assert fast_values[name] == slow_values[name], name
+    assert fast.reasons == slow.reasons
+    assert fast.unknown_fields == slow.unknown_fields
+    assert fast.absent_required == slow.absent_required
+    assert fast.newest_change == slow.newest_change
+    rejected = [int(i) for i in slow.rejected_mask.nonzero()[0]]
+    assert fast.raw_records(rejected) == slow.raw_records(rejected)
+
+
+def both_paths(
+    contract: Contract, records: list[dict[str, Any]], path: Path, window_rows: int | None = None
+) -> tuple[TypedBatch, TypedBatch]:
+    write_ndjson(records, path)
+    table = read_wire_table(path, contract)
+    assert table is not None, "Arrow refused a file of wire strings"
+    fast = type_table(contract, table, window_rows, path)
+    assert fast is not None
+    slow = type_records(contract, json_copy(records), window_rows)
+    return fast, slow
+
+
+def json_copy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [json.loads(json.dumps(r)) for r in records]
+
+
+def with_edges(
+    contract: Contract, records: list[dict[str, Any]], seed: int
+) -> list[dict[str, Any]]:
+    """Records with each column's edge values planted in rows of their own."""
+    rng = random.Random(seed)
+    edited = json_copy(records)
+    key = contract.key_column
+    for column in contract.columns:
+        if column.name in (contract.key, contract.event_time):
+            continue  # a broken key or event time is another test's subject
+        values = [*EDGE_VALUES.get(column.type, []), *column.null_values]
+        if column.type == "boolean":
+            values += [*column.true_values, *column.false_values]
+            if any(isinstance(r.get(column.wire_name), bool) for r in records):
+                values = [True, False, None]  # JSON booleans: text beside them is refused
+        for value in values:
+            record = edited[rng.randrange(len(edited))]
+            if record.get(key.wire_name) is not None:
+                record[column.wire_name] = value
+    return edited
+
+
+def test_arrow_path_types_generated_days_like_the_record_path(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    for seed, contract in enumerate(contracts):
+        day = generate_day(contract, DAY, seed=seed, records=3000)
+        assert day.malformed, "the generator planted no malformed rows"
+        records = with_edges(contract, day.records, seed)
+        records[5]["an_unknown_field"] = "x"
+        fast, slow = both_paths(contract, records, tmp_path / f"{contract.dag_id}.ndjson", 2900)
+        assert slow.rejected_mask.any()
+        assert_same(contract, fast, slow)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_arrow_path_types_real_extracts_like_the_record_path(
+    realdata: Path, contracts: list[Contract], tmp_path: Path, case: Case
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == case.dag_id)
+    records = [dict(r) for r in adapters.adapt(realdata, case.file)]
+    if case.fill is not None:
+        records = [dict(r) for r in case.fill(records)]
+    path = tmp_path / "real.ndjson"
+    if case.absent:  # drift: only the records can say a field is absent, not just null
+        write_ndjson(records, path)
+        assert type_table(contract, read_wire_table(path, contract), None, path) is None
+        assert type_extract(contract, path).absent_required == list(case.absent)
+        return
+    fast, slow = both_paths(contract, records, path)
+    assert_same(contract, fast, slow)
+
+
+def test_other_json_types_fall_back_to_the_record_path(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    records = json_copy(generate_day(contract, DAY, seed=3, records=200).records)
+    records[7]["latitude"] = 40.7  # a JSON number where the API sends a string
+    records[9]["agency"] = {"nested": True}
+    path = tmp_path / "mixed.ndjson"
+    write_ndjson(records, path)
+    assert read_wire_table(path, contract) is None
+    batch = type_extract(contract, path)
+    assert batch.records is not None  # typed record by record
+    expected = type_records(contract, json_copy(records))
+    assert _normalised(batch) == _normalised(expected)
+    assert batch.reasons == expected.reasons
+
+
+def test_a_required_field_absent_from_every_record_is_drift_not_nulls(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    records = json_copy(generate_day(contract, DAY, seed=4, records=100).records)
+    for record in records:
+        record.pop("agency", None)
+    path = tmp_path / "drift.ndjson"
+    write_ndjson(records, path)
+    batch = type_extract(contract, path)
+    assert batch.absent_required == ["agency"]
+
+
+def test_an_empty_extract_types_to_an_empty_batch(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = contracts[0]
+    path = tmp_path / "empty.ndjson"
+    path.write_bytes(b"")
+    batch = type_extract(contract, path)
+    assert len(batch.frame) == 0 and batch.reasons == []
+
+
+def test_accepted_rows_reach_postgres_unchanged(
+    contracts: list[Contract], tmp_path: Path, fresh_warehouse: str
+) -> None:
+    """Text with quotes, separators, line breaks, a lone CR, "\\N" and "" stays text; NULL
+    stays NULL; numbers, booleans and timestamps keep their values, through both paths."""
+    import psycopg2
+
+    from citypulse.load import ensure_schema, ensure_table, upsert_accepted
+    from citypulse.staging import stage_columns
+
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    records = json_copy(generate_day(contract, DAY, seed=6, records=300).records)
+    texts = [c for c in contract.columns if c.type == "text" and not c.values and not c.required]
+    for i, value in enumerate(EDGE_VALUES["text"]):
+        records[i][texts[0].wire_name] = value
+    records[10][texts[1].wire_name] = None
+    for i, record in enumerate(records):  # Socrata's change time, with its UTC offset
+        record[":updated_at"] = f"2025-10-14T05:{i % 60:02d}:01.{i:03d}Z"
+    fast, slow = both_paths(contract, records, tmp_path / "in.ndjson")
+    columns = stage_columns(contract)
+    table = f"citypulse.{contract.table}"
+    for label, batch in (("fast", fast), ("slow", slow)):
+        ok = ~batch.rejected_mask
+        path = tmp_path / f"{label}.csv"
+        written = write_accepted(batch.frame[ok], contract, path)
+        with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
+            ensure_schema(cur)
+            ensure_table(cur, contract)
+            cur.execute(f"TRUNCATE {table}")
+            cur.execute("SET TIME ZONE 'America/New_York'")  # not the server's default
+            inserted, _ = upsert_accepted(cur, contract, path, f"run_{label}")
+        rows = query(fresh_warehouse, f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1")
+        assert len(rows) == written == inserted == int(ok.sum())
+        frame = batch.frame[ok].sort_values(contract.key)
+        expected = _normalised(TypedBatch(frame, [], set(), []))
+        integers = {c.name for c in contract.columns if c.type in ("bigint", "integer")}
+        stamps = {c.name for c in contract.columns if c.type == "timestamp"}
+        zoned = {c.name for c in contract.columns if c.type == "timestamptz"}
+        assert zoned
+        for j, name in enumerate(columns):
+            want = expected[name]
+            if name in integers:
+                want = [None if v is None else int(v) for v in want]
+            if name in stamps | {"event_time"}:
+                want = [None if v is None else v.to_pydatetime() for v in want]
+            if name in zoned:  # typed as UTC wall time; stored as that instant
+                want = [None if v is None else v.to_pydatetime().replace(tzinfo=UTC) for v in want]
+            assert [row[j] for row in rows] == want, (label, name)
+        stored = {row[0] for row in query(fresh_warehouse, f"SELECT {texts[0].name} FROM {table}")}
+        assert set(EDGE_VALUES["text"]) <= stored
+        nulls = query(
+            fresh_warehouse, f"SELECT count(*) FROM {table} WHERE {texts[1].name} IS NULL"
+        )
+        assert nulls[0][0] >= 1
