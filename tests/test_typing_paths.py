@@ -249,3 +249,52 @@ def test_accepted_rows_reach_postgres_unchanged(
             fresh_warehouse, f"SELECT count(*) FROM {table} WHERE {texts[1].name} IS NULL"
         )
         assert nulls[0][0] >= 1
+
+
+def test_odd_json_values_are_rejected_with_a_reason_not_a_crash(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    """Values the portals do not send but a broken export might: each row is rejected with
+    a reason naming its column, and the other rows still type."""
+    contract = next(c for c in contracts if c.dag_id == "chicago_crime")
+    records = json_copy(generate_day(contract, DAY, seed=8, records=60).records)
+    stamp = next(c for c in contract.columns if c.type == "timestamp" and not c.required)
+    flag = next(c for c in contract.columns if c.type == "boolean")
+    odd = {
+        10: (flag.wire_name, {"checked": True}),
+        11: (flag.wire_name, [True]),
+        12: (stamp.wire_name, "99999-01-01T00:00:00"),
+        13: (stamp.wire_name, {"when": "today"}),
+    }
+    for i, (field, value) in odd.items():
+        records[i][field] = value
+    path = tmp_path / "odd.ndjson"
+    write_ndjson(records, path)
+    batch = type_extract(contract, path)
+    for i, (field, _) in odd.items():
+        name = next(c.name for c in contract.columns if c.wire_name == field)
+        assert any(r.startswith(f"{name}:") for r in batch.reasons[i]), (i, batch.reasons[i])
+    assert batch.frame[contract.key].notna().all()
+
+
+def test_offsets_mixed_in_one_column_are_read_as_their_utc_times(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    column = next(c for c in contract.columns if c.type == "timestamp" and not c.required)
+    records = json_copy(generate_day(contract, DAY, seed=9, records=20).records)
+    for record in records:
+        record.pop(column.wire_name, None)
+    records[0][column.wire_name] = "2025-10-13T12:00:00.000"
+    records[1][column.wire_name] = "2025-10-13T12:00:00.000-04:00"
+    records[2][column.wire_name] = "2025-10-13T12:00:00.000+05:30"
+    records[3][column.wire_name] = "2025-10-13T12:00:00Z"
+    fast, slow = both_paths(contract, records, tmp_path / "offsets.ndjson")
+    assert_same(contract, fast, slow)
+    stamps = [str(v) for v in fast.frame[column.name][:4]]
+    assert stamps == [
+        "2025-10-13 12:00:00",
+        "2025-10-13 16:00:00",
+        "2025-10-13 06:30:00",
+        "2025-10-13 12:00:00",
+    ]

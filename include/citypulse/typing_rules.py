@@ -149,7 +149,7 @@ def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: b
         mapping: dict[Any, bool] = {True: True, False: False}
         mapping.update({v: True for v in column.true_values})
         mapping.update({v: False for v in column.false_values})
-        typed = raw.map(lambda v: mapping.get(v) if v is not None else None)
+        typed = raw.map(lambda v: None if isinstance(v, dict | list) else mapping.get(v))
         bad = present & typed.isna().to_numpy()
         if bad.any():
             batch.reject(bad, [f"{column.name}: {v} is not a boolean" for v in _shown(raw[bad])])
