@@ -20,9 +20,14 @@ SMALL_ROWS = 1_000  # a batch small enough that GX's per-run fixed cost dominate
 
 
 def typed_batch(contract: Any, records: list[dict[str, Any]]) -> Any:
-    from citypulse.typing_rules import type_records
+    """The batch the validate task hands the suite: the records written as an extract file,
+    then typed by `type_extract` (Arrow-backed text columns, as in production)."""
+    from citypulse.standin.generator import write_ndjson
+    from citypulse.typing_rules import type_extract
 
-    return type_records(contract, records)
+    path = harness.workdir("validate") / f"extract_{len(records)}.ndjson"
+    write_ndjson(records, path)
+    return type_extract(contract, path)
 
 
 def pandas_checks(contract: Any, frame: Any, window: Any) -> Any:
