@@ -13,12 +13,13 @@ _INCLUDE = Path(__file__).resolve().parents[1] / "include"
 if str(_INCLUDE) not in sys.path:  # the package ships beside dags/, not installed
     sys.path.insert(0, str(_INCLUDE))
 
-from citypulse.contracts import load_contracts  # noqa: E402
-from citypulse.dagbag_errors import contract_error_dag  # noqa: E402
+from citypulse.dag_specs import city_dag_specs  # noqa: E402
 from citypulse.factory import build_city_dag  # noqa: E402
 
-_contracts, _errors = load_contracts()
-for _contract in _contracts:
-    globals()[_contract.dag_id] = build_city_dag(_contract)
+_specs, _errors = city_dag_specs()
+for _spec in _specs:
+    globals()[_spec.dag_id] = build_city_dag(_spec)
 if _errors:
+    from citypulse.dagbag_errors import contract_error_dag
+
     contract_errors = contract_error_dag(_errors)

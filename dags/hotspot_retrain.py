@@ -18,7 +18,7 @@ if str(_INCLUDE) not in sys.path:  # the package ships beside dags/, not install
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task, task_group  # noqa: E402
 
 from citypulse.alerts import on_failure_alert  # noqa: E402
-from citypulse.contracts import load_contracts  # noqa: E402
+from citypulse.dag_specs import city_dag_specs  # noqa: E402
 from citypulse.factory import table_asset  # noqa: E402
 from citypulse.model.config import (  # noqa: E402
     CANDIDATE_KINDS,
@@ -34,9 +34,9 @@ DAG_ID = "hotspot_retrain"
 SCHEDULE = "0 12 * * 1"
 
 # Broken contracts are reported by dags/city_pipelines.py; the healthy cities still retrain.
-_contracts = sorted(load_contracts()[0], key=lambda c: c.dag_id)
-CITY_IDS = [c.dag_id for c in _contracts]
-CITY_ASSETS = [table_asset(c) for c in _contracts]
+_specs = sorted(city_dag_specs()[0], key=lambda c: c.dag_id)
+CITY_IDS = [c.dag_id for c in _specs]
+CITY_ASSETS = [table_asset(c.table) for c in _specs]
 
 DOC_MD = f"""# Weekly hotspot retrain
 

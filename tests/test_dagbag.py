@@ -43,11 +43,13 @@ print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "heavy": heavy,
     "sockets": opened,
+    "validated": "citypulse.contracts" in sys.modules,
 }))
 """.replace("__HEAVY__", repr(HEAVY))
 
 
 def parse(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Parse dags/ in a fresh interpreter; the parse cache lives in the session's data dir."""
     env = {**os.environ, **(extra_env or {})}
     env.pop("AIRFLOW_CONN_WAREHOUSE", None)
     env["AIRFLOW_CONN_WAREHOUSE"] = "postgresql://u:p@10.255.255.1:5432/db"  # must go unused
@@ -138,3 +140,14 @@ def test_broken_contract_names_file_and_field_and_others_still_load(tmp_path: Pa
     assert "seattle_crime.yaml" in message
     assert "field 'timezone'" in message and "Mars/Olympus" in message
     assert "zz_not_a_mapping.yaml" in message
+    # The next parse reads the parse cache instead of validating: the same DAGs, same error.
+    again = parse({"CITYPULSE_CONTRACTS_DIR": str(tmp_path)})
+    assert not again["validated"]
+    assert (again["dags"], again["errors"]) == (result["dags"], result["errors"])
+
+
+def test_a_parse_on_a_warm_cache_does_not_validate_contracts(parsed: dict[str, Any]) -> None:
+    parse()  # warms the cache, whichever contracts folder another test parsed last
+    again = parse()
+    assert not again["validated"]  # the pydantic models are not even imported
+    assert again["dags"] == parsed["dags"] and again["errors"] == {}

@@ -1,6 +1,6 @@
-"""The DAG factory: one Airflow DAG per data contract.
+"""The DAG factory: one Airflow DAG per data contract (its `CityDagSpec`).
 
-Only `airflow.sdk` and the contract models are imported here: this module runs on every
+Only `airflow.sdk` and light CityPulse modules are imported here: this module runs on every
 parse of `dags/`, so the heavy work lives in `citypulse.tasks`, imported inside each task.
 """
 
@@ -15,45 +15,45 @@ from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from citypulse.alerts import on_deadline_missed, on_failure_alert
-from citypulse.contracts import Contract
+from citypulse.dag_specs import CityDagSpec
 from citypulse.settings import DEADLINE_ALERTS, RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
 
 TASK_IDS = ("extract", "validate", "load", "reconcile", "build_views")
 DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
 
 
-def table_asset(contract: Contract) -> Asset:
+def table_asset(table: str) -> Asset:
     """The Asset a city DAG updates: its typed warehouse table."""
     return Asset(
-        name=f"citypulse_{contract.table}",
-        uri=f"postgres://warehouse:5432/citypulse/{SCHEMA}/{contract.table}",
+        name=f"citypulse_{table}",
+        uri=f"postgres://warehouse:5432/citypulse/{SCHEMA}/{table}",
         group="citypulse",
     )
 
 
-def doc_md(contract: Contract) -> str:
-    """The DAG's documentation page, written from its contract."""
-    event = contract.event_time
-    if contract.event_time_of_day:
-        event += f"` + `{contract.event_time_of_day}"
+def doc_md(spec: CityDagSpec) -> str:
+    """The DAG's documentation page, written from its spec."""
+    event = spec.event_time
+    if spec.event_time_of_day:
+        event += f"` + `{spec.event_time_of_day}"
     rows = "\n".join(
         f"| `{c.name}` | {c.type} | {'yes' if c.required else ''} | {c.description} |"
-        for c in contract.columns
+        for c in spec.columns
     )
-    return f"""# {contract.title}
+    return f"""# {spec.title}
 
-{contract.description.strip()}
+{spec.description.strip()}
 
 | | |
 |---|---|
-| Portal | https://{contract.portal}/resource/{contract.dataset_id}.json |
-| Timezone | {contract.timezone} (one run = one local calendar day) |
-| Record key | `{contract.key}` |
+| Portal | https://{spec.portal}/resource/{spec.dataset_id}.json |
+| Timezone | {spec.timezone} (one run = one local calendar day) |
+| Record key | `{spec.key}` |
 | Event time | `{event}` |
-| Warehouse table | `{SCHEMA}.{contract.table}` |
-| Reject threshold | {contract.reject_threshold:.0%} of a run's records |
+| Warehouse table | `{SCHEMA}.{spec.table}` |
+| Reject threshold | {spec.reject_threshold:.0%} of a run's records |
 
-Tasks: `extract` (Socrata SODA API, pages of {contract.page_size:,} ordered by event time
+Tasks: `extract` (Socrata SODA API, pages of {spec.page_size:,} ordered by event time
 and key, pool `{SOCRATA_POOL}`; plus records of other days changed since the watermark)
 → `validate` (Great Expectations suite from the contract; failing rows quarantined in
 `{SCHEMA}.rejects`) → `load` (COPY + upsert on the key, audit row in `{SCHEMA}.ingest_runs`,
@@ -69,35 +69,35 @@ To reload a window in one run, trigger with params `start_date` and `end_date`
 """
 
 
-def deadline_alert(contract: Contract) -> DeadlineAlert:
+def deadline_alert(spec: CityDagSpec) -> DeadlineAlert:
     """Alert when a run has not finished `deadline_hours` after it was queued."""
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timedelta(hours=contract.deadline_hours),
+        interval=timedelta(hours=spec.deadline_hours),
         callback=AsyncCallback(
             on_deadline_missed,
-            kwargs={"dag_id": contract.dag_id, "hours": contract.deadline_hours},
+            kwargs={"dag_id": spec.dag_id, "hours": spec.deadline_hours},
         ),
     )
 
 
-def build_city_dag(contract: Contract) -> DAG:
-    """Build the extract → validate → load → build_views DAG for one contract."""
-    dag_id = contract.dag_id
+def build_city_dag(spec: CityDagSpec) -> DAG:
+    """Build the extract → validate → load → build_views DAG for one spec."""
+    dag_id = spec.dag_id
     with DAG(
         dag_id=dag_id,
-        description=contract.title,
-        doc_md=doc_md(contract),
-        schedule=CronDataIntervalTimetable(contract.schedule, timezone=contract.timezone),
+        description=spec.title,
+        doc_md=doc_md(spec),
+        schedule=CronDataIntervalTimetable(spec.schedule, timezone=spec.timezone),
         start_date=datetime.combine(
-            contract.start_date, datetime.min.time(), tzinfo=ZoneInfo(contract.timezone)
+            spec.start_date, datetime.min.time(), tzinfo=ZoneInfo(spec.timezone)
         ),
         catchup=False,
         max_active_runs=4,
-        tags=sorted({"citypulse", *contract.tags}),
+        tags=sorted({"citypulse", *spec.tags}),
         default_args={
-            "owner": contract.owner,
-            "retries": contract.retries,
+            "owner": spec.owner,
+            "retries": spec.retries,
             "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=30),
@@ -125,7 +125,7 @@ def build_city_dag(contract: Contract) -> DAG:
             ),
         },
         on_failure_callback=on_failure_alert,
-        deadline=deadline_alert(contract) if DEADLINE_ALERTS else None,
+        deadline=deadline_alert(spec) if DEADLINE_ALERTS else None,
         render_template_as_native_obj=True,
     ) as dag:
 
@@ -141,7 +141,7 @@ def build_city_dag(contract: Contract) -> DAG:
 
             return tasks.validate(dag_id, extracted)
 
-        @task(task_id="load", outlets=[table_asset(contract)])
+        @task(task_id="load", outlets=[table_asset(spec.table)])
         def load(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
             from citypulse import tasks
 

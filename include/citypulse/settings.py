@@ -14,6 +14,9 @@ SQL_DIR = INCLUDE_DIR / "sql"
 DATA_DIR = Path(os.environ.get("CITYPULSE_DATA_DIR", PROJECT_ROOT / ".citypulse"))
 RUNS_DIR = DATA_DIR / "runs"
 PGSERVER_DIR = DATA_DIR / "pgdata"
+# What parsing dags/ keeps of the validated contracts between parses; empty disables it.
+_PARSE_CACHE = os.environ.get("CITYPULSE_PARSE_CACHE_FILE", str(DATA_DIR / "cache" / "dags.json"))
+PARSE_CACHE_FILE = Path(_PARSE_CACHE) if _PARSE_CACHE else None
 
 WAREHOUSE_CONN_ID = "warehouse"
 SOCRATA_CONN_ID = "socrata"
