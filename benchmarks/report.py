@@ -191,7 +191,15 @@ def _parse(r: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Factory file / one-task file: **{r['factory_vs_one_task']}x** "
-        f"({r['factory_per_dag_vs_one_task']}x per DAG). Heavy modules imported "
+        f"({r['factory_per_dag_vs_one_task']}x per DAG)"
+        + (
+            f"; the same four DAGs written out by hand with the SDK alone (`hand_written.py`, "
+            f"the floor for building them): **{r['hand_written_vs_one_task']}x** the one-task "
+            f"file, and the factory file is **{r['factory_vs_hand_written']}x** that floor"
+            if "hand_written_vs_one_task" in r
+            else ""
+        )
+        + ". Heavy modules imported "
         f"by a full parse of `dags/`: {r['heavy_modules_at_parse'] or 'none'} "
         f"({r['dags']} DAGs, {r['import_errors']} import errors, DagBag fill "
         f"{r['dagbag_fill_seconds']} s in a fresh interpreter).",
