@@ -15,7 +15,15 @@ from typing import Any
 
 FINDINGS = Path(__file__).with_name("FINDINGS.md")
 RAW_START = "```json"
-PACKAGES = ("apache-airflow", "pandas", "great_expectations", "psycopg2-binary", "msgspec", "h3")
+PACKAGES = (
+    "apache-airflow",
+    "pandas",
+    "pyarrow",
+    "great_expectations",
+    "psycopg2-binary",
+    "msgspec",
+    "h3",
+)
 
 
 def _cpu_model() -> str:
