@@ -115,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with harness.session(keep=args.keep) as (workdir, server):
         machine = report.machine(server)
         results = run_all(args.figures, workdir, server, args.smoke)
-    seconds = time.perf_counter() - began
+    # Rounded once: the report and its raw results (read back by --rerender) must agree.
+    seconds = round(time.perf_counter() - began, 1)
     report.write(args.out, results, machine, seconds, smoke=args.smoke)
     failed = [r["figure"] for r in results if "error" in r]
     print(

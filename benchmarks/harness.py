@@ -126,29 +126,14 @@ def fresh_database(label: str) -> Iterator[str]:
     name = f"citypulse_bench_{label}_{uuid.uuid4().hex[:8]}"
     _admin(f'CREATE DATABASE "{name}"')
     dsn = make_dsn(**{**parse_dsn(server()), "dbname": name})
+    from citypulse.warehouse import airflow_conn_json
+
     os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_json(dsn)
     try:
         yield dsn
     finally:
         os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def airflow_conn_json(dsn: str) -> str:
-    """The JSON `AIRFLOW_CONN_*` form of a libpq DSN (keeps socket hosts intact)."""
-    from psycopg2.extensions import parse_dsn
-
-    parts = parse_dsn(dsn)
-    return json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": parts.get("host", "127.0.0.1"),
-            "port": int(parts.get("port", 5432)),
-            "login": parts.get("user", "postgres"),
-            "password": parts.get("password", ""),
-            "schema": parts["dbname"],
-        }
-    )
 
 
 def prepare_airflow_db(env: dict[str, str] | None = None) -> float:

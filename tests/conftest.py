@@ -91,30 +91,13 @@ def _drop_database(server: str, dsn: str) -> None:
     conn.close()
 
 
-def airflow_conn_uri(dsn: str) -> str:
-    """The `AIRFLOW_CONN_*` JSON form of a libpq DSN (keeps socket hosts intact)."""
-    import json
-
-    from psycopg2.extensions import parse_dsn
-
-    parts = parse_dsn(dsn)
-    return json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": parts.get("host", "127.0.0.1"),
-            "port": int(parts.get("port", 5432)),
-            "login": parts.get("user", "postgres"),
-            "password": parts.get("password", ""),
-            "schema": parts["dbname"],
-        }
-    )
-
-
 @pytest.fixture(scope="session")
 def warehouse(pg_server: str) -> Iterator[str]:
     """A fresh database for the session, wired in as the `warehouse` Airflow connection."""
     dsn = _create_database(pg_server)
-    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_uri(dsn)
+    from citypulse.warehouse import airflow_conn_json
+
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_json(dsn)
     yield dsn
     os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
     _drop_database(pg_server, dsn)
@@ -125,7 +108,9 @@ def warehouse_of_its_own(pg_server: str) -> Iterator[str]:
     """A fresh database wired in as the `warehouse` connection, then the previous one back."""
     dsn = _create_database(pg_server)
     previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
-    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_uri(dsn)
+    from citypulse.warehouse import airflow_conn_json
+
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_json(dsn)
     try:
         yield dsn
     finally:

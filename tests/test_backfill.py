@@ -69,7 +69,7 @@ def scheduler(
     warehouse = _create_database(pg_server)
     from psycopg2.extensions import parse_dsn
 
-    from conftest import airflow_conn_uri
+    from citypulse.warehouse import airflow_conn_json
 
     parts = parse_dsn(meta)
     port = free_port()
@@ -88,7 +88,7 @@ def scheduler(
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "CITYPULSE_CONTRACTS_DIR": str(contracts),
         "CITYPULSE_DEADLINE_ALERTS": "true",  # the scheduler path handles deadlines
-        "AIRFLOW_CONN_WAREHOUSE": airflow_conn_uri(warehouse),
+        "AIRFLOW_CONN_WAREHOUSE": airflow_conn_json(warehouse),
         "PYTHONPATH": str(ROOT / "include"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }

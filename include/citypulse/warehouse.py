@@ -7,6 +7,7 @@ reuses) an embedded PostgreSQL server (`pgserver`) in the project's data folder.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,3 +107,21 @@ def connect(dsn: str | None = None) -> Iterator[Any]:
         raise
     finally:
         conn.close()
+
+
+def airflow_conn_json(dsn: str) -> str:
+    """The JSON `AIRFLOW_CONN_*` form of a libpq DSN (keeps socket hosts intact), e.g. to
+    point the `warehouse` connection at a database made for tests or benchmarks."""
+    from psycopg2.extensions import parse_dsn
+
+    parts = parse_dsn(dsn)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": parts.get("host", "127.0.0.1"),
+            "port": int(parts.get("port", 5432)),
+            "login": parts.get("user", "postgres"),
+            "password": parts.get("password", ""),
+            "schema": parts["dbname"],
+        }
+    )
