@@ -298,3 +298,21 @@ def test_offsets_mixed_in_one_column_are_read_as_their_utc_times(
         "2025-10-13 06:30:00",
         "2025-10-13 12:00:00",
     ]
+
+
+def test_rejected_rows_quote_their_own_records_when_the_file_has_blank_lines(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    records = json_copy(generate_day(contract, DAY, seed=10, records=50).records)
+    number = next(c for c in contract.columns if c.type == "integer")
+    for i in (3, 17, 49):
+        records[i][number.wire_name] = f"bad-{i}"
+    path = tmp_path / "blank.ndjson"
+    lines = [json.dumps(r) for r in records]
+    path.write_text("\n\n".join(lines[:20]) + "\n   \n" + "\n".join(lines[20:]) + "\n\n")
+    batch = type_extract(contract, path)
+    assert batch.records is None  # the Arrow path, which quotes records from the file
+    rejected = [int(i) for i in batch.rejected_mask.nonzero()[0]]
+    assert {3, 17, 49} <= set(rejected)
+    assert batch.raw_records(rejected) == [records[i] for i in rejected]
