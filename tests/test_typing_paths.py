@@ -316,3 +316,132 @@ def test_rejected_rows_quote_their_own_records_when_the_file_has_blank_lines(
     rejected = [int(i) for i in batch.rejected_mask.nonzero()[0]]
     assert {3, 17, 49} <= set(rejected)
     assert batch.raw_records(rejected) == [records[i] for i in rejected]
+
+
+def _planted(
+    contract: Contract, column: str, values: list[Any], seed: int, n: int = 40
+) -> list[dict[str, Any]]:
+    """Generated records with `values` planted in one column, one value a row from row 1."""
+    wire = next(c.wire_name for c in contract.columns if c.name == column)
+    records = json_copy(generate_day(contract, DAY, seed=seed, records=n).records)
+    for i, value in enumerate(values, start=1):
+        records[i][wire] = value
+    return records
+
+
+def test_offsets_pandas_reads_loosely_beside_plain_values_agree_and_do_not_crash(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    values = [
+        "2025-10-13T12:00:00",
+        "2025-10-13T01:02:03+5:30",
+        "2025-10-13T01:02:03-0400 ",
+        "2025-10-13 01:02:03",
+        "2025-10-13T01:02:03+01",
+    ]
+    records = _planted(contract, "closed_date", values, seed=11)
+    fast, slow = both_paths(contract, records, tmp_path / "loose.ndjson")
+    assert_same(contract, fast, slow)
+
+
+def test_a_value_finer_than_microseconds_does_not_change_its_neighbours(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    values = [
+        "2025-10-13T12:00:00.1234567",
+        "0500-10-13T12:00:00",
+        "2300-01-01T00:00:00",
+        "1200-01-01T00:00:00.000Z",
+        "2025-10-13T12:00:00.123456789Z",
+        "2025-10-13T12:00:00+01:00",
+    ]
+    records = _planted(contract, "closed_date", values, seed=12)
+    fast, slow = both_paths(contract, records, tmp_path / "fine.ndjson")
+    assert_same(contract, fast, slow)
+    stamps = [str(v) for v in fast.frame["closed_date"][1:7]]
+    assert stamps == [
+        "2025-10-13 12:00:00.123457",  # rounded to microseconds, as PostgreSQL rounds
+        "0500-10-13 12:00:00",
+        "2300-01-01 00:00:00",
+        "1200-01-01 00:00:00",
+        "2025-10-13 12:00:00.123457",
+        "2025-10-13 11:00:00",
+    ]
+    assert not any("closed_date" in r for rows in fast.reasons[1:7] for r in rows)
+
+
+def test_years_postgresql_cannot_store_are_rejected_rows_not_a_failed_copy(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    values = ["0000-01-01T00:00:00", "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00"]
+    records = _planted(contract, "closed_date", values, seed=13)
+    fast, slow = both_paths(contract, records, tmp_path / "years.ndjson")
+    assert_same(contract, fast, slow)
+    assert all("not a timestamp" in " ".join(fast.reasons[i]) for i in (1, 2))
+    assert not any("closed_date" in r for r in fast.reasons[3])
+    assert str(fast.frame["closed_date"][3]) == "0001-01-01 00:00:00"
+
+
+def test_integers_beyond_two_to_the_53_keep_every_digit(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    values = ["12345678901234567", "N/A", "9223372036854775807", "9223372036854775808", "+5"]
+    records = _planted(contract, "unique_key", values, seed=14)
+    fast, slow = both_paths(contract, records, tmp_path / "big.ndjson")
+    assert_same(contract, fast, slow)
+    keys = fast.frame["unique_key"]
+    assert (keys[1], keys[3], keys[5]) == (12345678901234567, 9223372036854775807, 5)
+    assert "is not a valid bigint" in " ".join(fast.reasons[4])
+    assert "is not a valid bigint" in " ".join(fast.reasons[2])
+
+
+def test_a_nul_character_rejects_its_row_and_the_reject_is_quarantined(
+    contracts: list[Contract], tmp_path: Path, fresh_warehouse: str
+) -> None:
+    import psycopg2
+
+    from citypulse.load import ensure_schema, quarantine_rejects
+    from citypulse.staging import write_rejects
+    from citypulse.windows import window_for_dates
+
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    records = _planted(contract, "descriptor", ["before\x00after"], seed=15)
+    fast, slow = both_paths(contract, records, tmp_path / "nul.ndjson")
+    assert_same(contract, fast, slow)
+    assert any("NUL character" in r for r in fast.reasons[1])
+    rejected = [int(i) for i in fast.rejected_mask.nonzero()[0]]
+    path = tmp_path / "rejects.ndjson"
+    write_rejects(
+        (
+            {"record": r, "reason": "; ".join(fast.reasons[i]), "key": r.get("unique_key")}
+            for i, r in zip(rejected, fast.raw_records(rejected), strict=True)
+        ),
+        path,
+    )
+    window = window_for_dates(DAY.isoformat(), DAY.isoformat(), contract.timezone)
+    with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
+        ensure_schema(cur)
+        assert quarantine_rejects(cur, contract, path, "run_nul", window) == len(rejected)
+    stored = query(
+        fresh_warehouse,
+        "SELECT record ->> 'descriptor' FROM citypulse.rejects WHERE reason LIKE '%NUL%'",
+    )
+    assert stored == [("before\\u0000after",)]
+
+
+def test_null_tokens_on_a_boolean_field_sent_as_json_booleans(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    chicago = next(c for c in contracts if c.dag_id == "chicago_crime")
+    columns = [
+        c.model_copy(update={"null_values": ["UNKNOWN"]}) if c.type == "boolean" else c
+        for c in chicago.columns
+    ]
+    contract = chicago.model_copy(update={"columns": columns})
+    records = json_copy(generate_day(contract, DAY, seed=16, records=40).records)
+    fast, slow = both_paths(contract, records, tmp_path / "flags.ndjson")
+    assert_same(contract, fast, slow)

@@ -87,6 +87,18 @@ def _record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _storable(value: Any) -> Any:
+    """A JSON value PostgreSQL's jsonb and text accept: a NUL character (which a record is
+    rejected for holding) is kept as the six characters `\\u0000`."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def quarantine_rejects(
     cur: Any, contract: Contract, rejects_path: Path, run_id: str, window: Window
 ) -> int:
@@ -94,9 +106,9 @@ def quarantine_rejects(
     rows = [
         (
             contract.dag_id,
-            item.get("key"),
+            _storable(item.get("key")),
             item["reason"],
-            Json(item["record"]),
+            Json(_storable(item["record"])),
             _record_hash(item["record"]),
             run_id,
             window.start,

@@ -8,6 +8,7 @@ pandas and h3).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -28,8 +29,9 @@ H3_FINE, H3_COARSE = 8, 7
 # per-value conversions that other JSON types need.
 _WIRE_TEXT = frozenset({str, type(None)})
 _MICROSECONDS = np.dtype("datetime64[us]")
-# How an ISO 8601 text with a UTC offset ends.
-_OFFSET_SUFFIX = r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+_FIRST, _LAST = np.datetime64("0001-01-01", "us"), np.datetime64("9999-12-31T23:59:59.999999")
+_SUBMICRO = r"\.[0-9]{7,}"
+_DIGITS = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass
@@ -121,30 +123,40 @@ def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: b
     if column.null_values:
         raw = raw.where(~raw.isin(column.null_values), None)
     kind = column.type
-    if kind == "text" and wire_text:
-        return raw
-    present = raw.notna().to_numpy()
     if kind == "text":
-        if all(isinstance(v, str) for v in raw[present]):
+        if not wire_text and not all(isinstance(v, str) for v in raw[raw.notna().to_numpy()]):
+            raw = raw.map(_as_text)
+        values = raw.to_numpy()
+        if "\x00" not in "".join(filter(None, values)):
             return raw
-        return raw.map(_as_text)
-    if kind in ("bigint", "integer", "double precision"):
-        numbers = _plain_integers(raw) if wire_text and kind != "double precision" else None
-        if numbers is None:
-            texts = raw if wire_text else raw.map(_as_number_text)
-            numbers = pd.to_numeric(texts, errors="coerce")
-        bad = present & ~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))
-        if kind != "double precision":
-            whole = numbers.isna() | (numbers % 1 == 0)
-            bad |= present & ~whole.to_numpy()
-            limit = 2**31 - 1 if kind == "integer" else 2**63 - 1
-            bad |= present & (numbers.abs() > limit).to_numpy()
+        nul = np.fromiter((isinstance(v, str) and "\x00" in v for v in values), bool, len(raw))
+        batch.reject(nul, [_nul_reason(column) for _ in range(int(nul.sum()))])
+        return raw.where(~nul, None)
+    present = raw.notna().to_numpy()
+    if kind in ("bigint", "integer"):
+        integers = _plain_integers(raw) if wire_text else None
+        if integers is None:
+            integers = _integers(raw if wire_text else raw.map(_as_number_text))
+        limit = 2**31 - 1 if kind == "integer" else 2**63 - 1
+        if integers.dtype == object:  # Python ints: any size
+            big = np.fromiter((v is not None and abs(v) > limit for v in integers), bool)
+        else:
+            big = (integers.abs() > limit).to_numpy()
+        bad = present & (integers.isna().to_numpy() | big)
         if bad.any():
             batch.reject(
                 bad, [f"{column.name}: {v} is not a valid {kind}" for v in _shown(raw[bad])]
             )
-        numbers = numbers.where(~bad)
-        return numbers.astype("Int64") if kind != "double precision" else numbers.astype(float)
+        return integers.where(~bad, None).astype("Int64")
+    if kind == "double precision":
+        texts = raw if wire_text else raw.map(_as_number_text)
+        numbers = pd.to_numeric(texts, errors="coerce")
+        bad = present & ~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            batch.reject(
+                bad, [f"{column.name}: {v} is not a valid {kind}" for v in _shown(raw[bad])]
+            )
+        return numbers.where(~bad).astype(float)
     if kind == "boolean":
         mapping: dict[Any, bool] = {True: True, False: False}
         mapping.update({v: True for v in column.true_values})
@@ -164,25 +176,55 @@ def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: b
 
 
 def _timestamps(texts: pd.Series) -> pd.Series:
-    """ISO 8601 texts as naive timestamps: a value with an offset as its UTC time, one
-    without as written (mixed in one column too); NaT where a text is not a timestamp."""
+    """ISO 8601 texts as naive microsecond timestamps: a value with an offset as its UTC
+    time, one without as written (mixed in one column too); NaT where a text is not a
+    timestamp or lies outside PostgreSQL's years 1-9999 once in UTC. Digits beyond the
+    microsecond round as PostgreSQL rounds them, without changing how the rest parse."""
+    finer = texts.str.contains(_SUBMICRO, regex=True, na=False).to_numpy(dtype=bool)
+    stamps = _parse_timestamps(texts.where(~finer, None) if finer.any() else texts)
+    if finer.any():  # nanoseconds only reach 1677-2262: parsed on their own
+        fine = _parse_timestamps(texts.where(finer, None))
+        stamps = stamps.where(~finer, fine)
+    outside = ((stamps < _FIRST) | (stamps > _LAST)).to_numpy(dtype=bool)
+    return stamps.where(~outside) if outside.any() else stamps
 
-    def parse(values: pd.Series, utc: bool = False) -> pd.Series:
-        # No cache: event times are mostly distinct; hashing them costs 3x the parse.
-        stamps = pd.to_datetime(values, format="ISO8601", errors="coerce", cache=False, utc=utc)
-        if getattr(stamps.dt, "tz", None) is not None:
-            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+
+def _parse_timestamps(texts: pd.Series) -> pd.Series:
+    # utc=True reads a value with an offset as that instant and one without as UTC, i.e. as
+    # written; then the UTC wall time, naive. No cache: event times are mostly distinct,
+    # and hashing them costs 3x the parse.
+    stamps = pd.to_datetime(texts, format="ISO8601", errors="coerce", cache=False, utc=True)
+    stamps = stamps.dt.tz_convert(None)
+    if stamps.dtype == _MICROSECONDS:
         return stamps
+    if stamps.dtype == np.dtype("datetime64[ns]"):
+        stamps = stamps.dt.round("us")  # as PostgreSQL rounds, not truncated by astype
+    return stamps.astype(_MICROSECONDS)
 
-    try:
-        stamps = parse(texts)
-    except ValueError:  # different offsets, or offsets beside values without one
-        aware = texts.str.contains(_OFFSET_SUFFIX, regex=True, na=False).to_numpy(dtype=bool)
-        naive = parse(texts.where(~aware, None))
-        stamps = naive.where(~aware, parse(texts.where(aware, None), utc=True))
-    if stamps.dtype != _MICROSECONDS:  # PostgreSQL keeps microseconds, and rounds to them
-        stamps = stamps.dt.round("us").astype(_MICROSECONDS)
-    return stamps
+
+def _integers(texts: pd.Series) -> pd.Series:
+    """Whole numbers exactly (Python ints, not floats: keys beyond 2**53 keep every digit),
+    as an object Series of int or None; `1e3` and `7.0` count, `7.5` and `N/A` do not."""
+    values = texts.to_numpy()
+    out: list[int | None] = [None] * len(values)
+    others: list[int] = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            text = value.strip()
+            if _DIGITS.fullmatch(text):
+                out[i] = int(text)
+            elif text:
+                others.append(i)
+    if others:
+        numbers = pd.to_numeric(pd.Series(values[others], dtype=object), errors="coerce")
+        for i, number in zip(others, numbers.tolist(), strict=True):
+            if number == number and abs(number) != float("inf") and float(number).is_integer():
+                out[i] = int(number)
+    return pd.Series(out, index=texts.index, dtype=object)
+
+
+def _nul_reason(column: Column) -> str:
+    return f"{column.name}: holds a NUL character, which PostgreSQL text cannot store"
 
 
 def _plain_integers(raw: pd.Series) -> pd.Series | None:
@@ -381,11 +423,16 @@ def _arrow_column(column: Column, wire: Any, batch: TypedBatch) -> pd.Series:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if column.null_values:
+    if column.null_values and pa.types.is_string(wire.type):
         tokens = pc.is_in(wire, value_set=pa.array(column.null_values, pa.string()))
         wire = pc.if_else(tokens, pa.scalar(None, pa.string()), wire)
     kind = column.type
     if kind == "text":
+        nul = pc.fill_null(pc.match_substring(wire, "\x00"), False)
+        if pc.any(nul).as_py():  # PostgreSQL text cannot hold it: the row is rejected
+            positions = np.flatnonzero(nul.to_numpy(zero_copy_only=False))
+            batch.reject(nul.to_numpy(zero_copy_only=False), [_nul_reason(column)] * len(positions))
+            wire = pc.if_else(nul, pa.scalar(None, pa.string()), wire)
         return pd.Series(wire.to_pandas(), copy=False)
     if kind == "boolean" and not pa.types.is_string(wire.type):
         # JSON booleans (or no value at all): nothing to parse.
@@ -407,7 +454,7 @@ def _arrow_column(column: Column, wire: Any, batch: TypedBatch) -> pd.Series:
         raw = _object_series(tuple(wire.take(pa.array(left)).to_pylist()))
         few = TypedBatch(pd.DataFrame(), [[] for _ in left], set(), [])
         typed_few = _type_column(column, raw, few, True)
-        series.iloc[left] = typed_few.to_numpy()
+        series.iloc[left] = typed_few.array  # its own dtype: no trip through float64
         for position, reasons in zip(left.tolist(), few.reasons, strict=True):
             batch.reasons[position].extend(reasons)
     return series
@@ -442,7 +489,11 @@ def _arrow_cast(kind: str, wire: Any) -> tuple[Any, Any]:
         fits = pc.fill_null(pc.less_equal(pc.abs(typed), 2**31 - 1), True)
         ok = pc.and_(ok, fits)
         typed = pc.if_else(fits, typed, pa.scalar(None, pa.int64()))
-    elif kind == "date":
+    if target == "timestamp":  # years PostgreSQL cannot store: the pandas path rejects them
+        first, last = (pa.scalar(v.item(), pa.timestamp("us")) for v in (_FIRST, _LAST))
+        inside = pc.and_(pc.greater_equal(typed, first), pc.less_equal(typed, last))
+        ok = pc.and_(ok, pc.fill_null(inside, True))
+    if kind == "date":
         typed = pc.floor_temporal(typed, unit="day")
     return typed, ok
 
