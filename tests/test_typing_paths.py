@@ -445,3 +445,17 @@ def test_null_tokens_on_a_boolean_field_sent_as_json_booleans(
     records = json_copy(generate_day(contract, DAY, seed=16, records=40).records)
     fast, slow = both_paths(contract, records, tmp_path / "flags.ndjson")
     assert_same(contract, fast, slow)
+
+
+def test_an_optional_boolean_field_no_record_holds_stays_on_the_arrow_path(
+    contracts: list[Contract], tmp_path: Path
+) -> None:
+    contract = next(c for c in contracts if c.dag_id == "chicago_crime")
+    flag = next(c for c in contract.columns if c.type == "boolean" and not c.required)
+    records = json_copy(generate_day(contract, DAY, seed=17, records=40).records)
+    for record in records:
+        record.pop(flag.wire_name, None)
+    fast, slow = both_paths(contract, records, tmp_path / "no_flag.ndjson")
+    assert_same(contract, fast, slow)
+    assert type_extract(contract, tmp_path / "no_flag.ndjson").records is None
+    assert fast.frame[flag.name].isna().all()

@@ -368,9 +368,13 @@ def type_table(
     import pyarrow as pa
 
     n = table.num_rows
-    names = set(table.column_names)
-    if n == 0 or any(c.wire_name not in names for c in contract.columns):
-        return None  # a boolean field no record holds: only the records tell why
+    if n == 0:
+        return None
+    for c in contract.columns:  # a boolean field no record holds (the others have a schema)
+        if c.wire_name not in table.column_names:
+            if c.required:
+                return None  # drift: the records path names it
+            table = table.append_column(c.wire_name, pa.nulls(n, pa.bool_()))
     required = [table.column(c.wire_name) for c in contract.columns if c.required]
     if any(column.null_count == n for column in required):
         return None
