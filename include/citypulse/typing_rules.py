@@ -114,12 +114,9 @@ def _shown(values: pd.Series) -> list[str]:
     return [repr(v)[:60] for v in values]
 
 
-def type_column(column: Column, raw: pd.Series, batch: TypedBatch) -> pd.Series:
-    """Typed values of one column; unparseable values become NULL and a reject reason."""
-    return _type_column(column, raw, batch, _is_wire_text(raw))
-
-
 def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: bool) -> pd.Series:
+    """Typed values of one column; unparseable values become NULL and a reject reason.
+    `wire_text`: every value is a string or None (what the API sends)."""
     if column.null_values:
         raw = raw.where(~raw.isin(column.null_values), None)
     kind = column.type
