@@ -188,7 +188,8 @@ def _extract(r: dict[str, Any]) -> list[str]:
 def _parse(r: dict[str, Any]) -> list[str]:
     lines = [
         f"`airflow dags report -o json`, each folder in its own CLI process, alternating, "
-        f"{r['repeats']} repeat(s); medians (seconds):",
+        f"{r['repeats']} repeat(s); each file of `dags/` alone in its folder, as the DAG "
+        f"processor parses it; medians (seconds):",
         "",
         "| file | DAGs | parse seconds | samples |",
         "|---|---|---|---|",
@@ -201,9 +202,9 @@ def _parse(r: dict[str, Any]) -> list[str]:
         f"Factory file / one-task file: **{r['factory_vs_one_task']}x** "
         f"({r['factory_per_dag_vs_one_task']}x per DAG)"
         + (
-            f"; the same four DAGs written out by hand with the SDK alone (`hand_written.py`, "
-            f"the floor for building them): **{r['hand_written_vs_one_task']}x** the one-task "
-            f"file, and the factory file is **{r['factory_vs_hand_written']}x** that floor"
+            f"; the same four DAGs written out by hand with TaskFlow `@task` "
+            f"(`hand_written.py`): **{r['hand_written_vs_one_task']}x** the one-task "
+            f"file, and the factory file is **{r['factory_vs_hand_written']}x** that"
             if "hand_written_vs_one_task" in r
             else ""
         )

@@ -7,15 +7,15 @@ parse of `dags/`, so the heavy work lives in `citypulse.tasks`, imported inside 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from citypulse.alerts import on_deadline_missed, on_failure_alert
 from citypulse.dag_specs import CityDagSpec
+from citypulse.operators import CityStepOperator
 from citypulse.settings import DEADLINE_ALERTS, RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
 
 TASK_IDS = ("extract", "validate", "load", "reconcile", "build_views")
@@ -83,9 +83,8 @@ def deadline_alert(spec: CityDagSpec) -> DeadlineAlert:
 
 def build_city_dag(spec: CityDagSpec) -> DAG:
     """Build the extract → validate → load → build_views DAG for one spec."""
-    dag_id = spec.dag_id
     with DAG(
-        dag_id=dag_id,
+        dag_id=spec.dag_id,
         description=spec.title,
         doc_md=doc_md(spec),
         schedule=CronDataIntervalTimetable(spec.schedule, timezone=spec.timezone),
@@ -128,40 +127,14 @@ def build_city_dag(spec: CityDagSpec) -> DAG:
         deadline=deadline_alert(spec) if DEADLINE_ALERTS else None,
         render_template_as_native_obj=True,
     ) as dag:
-
-        @task(task_id="extract", pool=SOCRATA_POOL)
-        def extract(**context: Any) -> dict[str, Any]:
-            from citypulse import tasks
-
-            return tasks.extract(dag_id, context)
-
-        @task(task_id="validate")
-        def validate(extracted: dict[str, Any]) -> dict[str, Any]:
-            from citypulse import tasks
-
-            return tasks.validate(dag_id, extracted)
-
-        @task(task_id="load", outlets=[table_asset(spec.table)])
-        def load(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from citypulse import tasks
-
-            return tasks.load(dag_id, validated, context)
-
-        @task(task_id="reconcile", pool=SOCRATA_POOL)
-        def reconcile(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from citypulse import tasks
-
-            return tasks.reconcile(dag_id, validated, context)
-
-        @task(task_id="build_views")
-        def build_views(reconciled: dict[str, Any]) -> list[str]:
-            from citypulse import tasks
-
-            return tasks.build_views(dag_id)
-
-        # TaskFlow passes XComArgs where the functions take their resolved values.
-        validated = validate(extract())  # type: ignore[arg-type]
-        reconciled = reconcile(validated)  # type: ignore[arg-type]
-        load(validated) >> reconciled  # type: ignore[arg-type]
-        build_views(reconciled)  # type: ignore[arg-type]
+        extract = CityStepOperator(task_id="extract", pool=SOCRATA_POOL)
+        validate = CityStepOperator(task_id="validate", upstream=extract.output)
+        load = CityStepOperator(
+            task_id="load", upstream=validate.output, outlets=[table_asset(spec.table)]
+        )
+        reconcile = CityStepOperator(
+            task_id="reconcile", upstream=validate.output, pool=SOCRATA_POOL
+        )
+        load >> reconcile
+        CityStepOperator(task_id="build_views", upstream=reconcile.output)
     return dag

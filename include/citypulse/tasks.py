@@ -190,3 +190,18 @@ def build_views(dag_id: str) -> list[str]:
     contract = next(c for c in contracts if c.dag_id == dag_id)
     with connect() as conn, conn.cursor() as cur:
         return views.build_views(cur, contract, contracts)
+
+
+def run_step(step: str, dag_id: str, upstream: Any, context: dict[str, Any]) -> Any:
+    """Run one step of a city DAG; `upstream` is the previous step's result."""
+    if step == "extract":
+        return extract(dag_id, context)
+    if step == "validate":
+        return validate(dag_id, upstream)
+    if step == "load":
+        return load(dag_id, upstream, context)
+    if step == "reconcile":
+        return reconcile(dag_id, upstream, context)
+    if step == "build_views":
+        return build_views(dag_id)
+    raise ValueError(f"{dag_id}: no step {step!r} in a city DAG")
