@@ -89,7 +89,7 @@ KILL_SCRIPT = textwrap.dedent(
     batch = type_records(contract, records)
     ok = ~batch.rejected_mask
     folder = Path(sys.argv[2])
-    write_accepted(batch.frame[ok], contract, folder / "accepted.csv")
+    write_accepted(batch.frame[ok], contract, folder / "accepted.csv", "doomed")
     write_rejects(iter(()), folder / "rejects.ndjson")
     real = load.quarantine_rejects
 

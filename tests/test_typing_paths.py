@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 import realdata_adapters as adapters
 from citypulse.contracts import Contract
-from citypulse.staging import read_wire_table, write_accepted
+from citypulse.staging import key_range, read_wire_table, write_accepted
 from citypulse.standin.generator import generate_day, write_ndjson
 from citypulse.typing_rules import TypedBatch, type_extract, type_records, type_table
 from conftest import query
@@ -219,13 +220,17 @@ def test_accepted_rows_reach_postgres_unchanged(
     for label, batch in (("fast", fast), ("slow", slow)):
         ok = ~batch.rejected_mask
         path = tmp_path / f"{label}.csv"
-        written = write_accepted(batch.frame[ok], contract, path)
+        written = write_accepted(batch.frame[ok], contract, path, f"run_{label}")
+        # The fast batch is COPYed straight in, the slow one goes through staging.
+        bounds = key_range(batch.frame[ok], contract) if label == "fast" else None
         with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
             ensure_schema(cur)
             ensure_table(cur, contract)
             cur.execute(f"TRUNCATE {table}")
             cur.execute("SET TIME ZONE 'America/New_York'")  # not the server's default
-            inserted, _ = upsert_accepted(cur, contract, path, f"run_{label}")
+            inserted, _ = upsert_accepted(cur, contract, path, bounds)
+            cur.execute("SELECT to_regclass('pg_temp.stage') IS NOT NULL")
+            assert cur.fetchone()[0] is (bounds is None)
         rows = query(fresh_warehouse, f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1")
         assert len(rows) == written == inserted == int(ok.sum())
         frame = batch.frame[ok].sort_values(contract.key)
@@ -243,6 +248,12 @@ def test_accepted_rows_reach_postgres_unchanged(
             if name in zoned:  # typed as UTC wall time; stored as that instant
                 want = [None if v is None else v.to_pydatetime().replace(tzinfo=UTC) for v in want]
             assert [row[j] for row in rows] == want, (label, name)
+        lineage = query(
+            fresh_warehouse,
+            f"SELECT count(*) FROM {table} WHERE cp_run_id <> 'run_{label}' "
+            f"OR event_time_utc IS DISTINCT FROM event_time AT TIME ZONE '{contract.timezone}'",
+        )
+        assert lineage == [(0,)]
         stored = {row[0] for row in query(fresh_warehouse, f"SELECT {texts[0].name} FROM {table}")}
         assert set(EDGE_VALUES["text"]) <= stored
         nulls = query(
@@ -459,3 +470,89 @@ def test_an_optional_boolean_field_no_record_holds_stays_on_the_arrow_path(
     assert_same(contract, fast, slow)
     assert type_extract(contract, tmp_path / "no_flag.ndjson").records is None
     assert fast.frame[flag.name].isna().all()
+
+
+def _dst_minutes(timezone: str) -> list[datetime]:
+    """Local wall times every 10 minutes through each DST change of 2024-2026 (the hour
+    that does not exist and the hour that happens twice)."""
+    zone = ZoneInfo(timezone)
+    stamps = []
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    while moment.year < 2027:
+        nxt = moment + timedelta(hours=1)
+        if moment.astimezone(zone).utcoffset() != nxt.astimezone(zone).utcoffset():
+            local = nxt.astimezone(zone).replace(tzinfo=None)
+            stamps += [local + timedelta(minutes=m) for m in range(-120, 130, 10)]
+        moment = nxt
+    return stamps
+
+
+@pytest.mark.parametrize("straight", [True, False], ids=["copied_in", "staged"])
+def test_event_time_utc_is_postgres_own_conversion_across_dst(
+    contracts: list[Contract], tmp_path: Path, fresh_warehouse: str, straight: bool
+) -> None:
+    """Story: an analyst compares cities in UTC. Local times in the hour DST skips or
+    repeats get the UTC instant `event_time AT TIME ZONE` gives, on both load paths."""
+    import pandas as pd
+    import psycopg2
+
+    from citypulse.load import ensure_schema, ensure_table, upsert_accepted
+
+    for contract in contracts:
+        stamps = _dst_minutes(contract.timezone)
+        assert len(stamps) >= 150, contract.timezone
+        records = json_copy(generate_day(contract, DAY, seed=17, records=len(stamps) + 40).records)
+        batch = type_records(contract, records)
+        frame = batch.frame[~batch.rejected_mask].iloc[: len(stamps)].copy()
+        frame["event_time"] = pd.Series(stamps[: len(frame)], index=frame.index).astype(
+            frame["event_time"].dtype
+        )
+        path = tmp_path / f"{contract.dag_id}.csv"
+        written = write_accepted(frame, contract, path, "run_dst")
+        bounds = key_range(frame, contract) if straight else None
+        with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
+            ensure_schema(cur)
+            ensure_table(cur, contract)
+            assert upsert_accepted(cur, contract, path, bounds) == (written, 0)
+        table = f"citypulse.{contract.table}"
+        assert query(
+            fresh_warehouse,
+            f"SELECT count(*), count(*) FILTER (WHERE event_time_utc IS DISTINCT FROM "
+            f"event_time AT TIME ZONE '{contract.timezone}') FROM {table}",
+        ) == [(written, 0)]
+
+
+def test_a_batch_whose_key_is_stored_falls_back_to_the_upsert(
+    contracts: list[Contract], tmp_path: Path, fresh_warehouse: str
+) -> None:
+    """A key range that looked free but holds a stored key (text keys compare in the
+    database's collation) costs a rolled-back COPY, then upserts: nothing doubled, nothing
+    lost, the changed row updated."""
+    import psycopg2
+
+    from citypulse.load import ensure_schema, ensure_table, upsert_accepted
+
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    records = json_copy(generate_day(contract, DAY, seed=18, records=200).records)
+    batch = type_records(contract, records)
+    frame = batch.frame[~batch.rejected_mask]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    write_accepted(frame.iloc[:50], contract, first, "run_first")
+    changed = frame.iloc[40:].copy()
+    changed["descriptor"] = "changed"
+    written = write_accepted(changed, contract, second, "run_second")
+    free = [-2, -1]  # a range holding no key: the COPY is tried, and clashes
+    with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
+        ensure_schema(cur)
+        ensure_table(cur, contract)
+        assert upsert_accepted(cur, contract, first, key_range(frame.iloc[:50], contract)) == (
+            50,
+            0,
+        )
+        assert upsert_accepted(cur, contract, second, free) == (written - 10, 10)
+    assert query(
+        fresh_warehouse,
+        "SELECT count(*), count(DISTINCT unique_key), "
+        "count(*) FILTER (WHERE descriptor = 'changed' AND cp_run_id = 'run_second') "
+        "FROM citypulse.nyc_311",
+    ) == [(40 + written, 40 + written, written)]

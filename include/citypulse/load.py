@@ -8,17 +8,19 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from psycopg2 import sql
+from psycopg2.errors import UniqueViolation
 from psycopg2.extras import Json, execute_values
 
 from citypulse.contracts import Contract
 from citypulse.settings import SCHEMA
 from citypulse.sqlfiles import identifiers, render
-from citypulse.staging import read_ndjson, stage_columns
+from citypulse.staging import copy_columns, read_ndjson, stage_columns
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
@@ -127,22 +129,71 @@ def quarantine_rejects(
 
 
 def upsert_accepted(
-    cur: Any, contract: Contract, accepted_path: Path, run_id: str
+    cur: Any, contract: Contract, accepted_path: Path, key_range: Sequence[Any] | None = None
 ) -> tuple[int, int]:
-    """COPY the accepted rows into a staging table and upsert them; (inserted, updated)."""
-    columns = stage_columns(contract)
+    """Write the accepted rows into the dataset's table; (inserted, updated).
+
+    When `key_range` (the batch's lowest and highest key) holds no stored key, the rows can
+    only be new and are COPYed straight in: a backfill of new days or a first load pays no
+    staging table. Otherwise, or when a key clashes after all (text keys compare in the
+    database's collation), they go through a staging table and an upsert on the key.
+    """
+    columns = copy_columns(contract)
     # Typed timestamptz values are UTC wall times (the file carries no offsets).
     cur.execute("SET LOCAL TIME ZONE 'UTC'")
+    with accepted_path.open("rb") as handle:  # bytes: line breaks inside values stay as sent
+        if key_range is not None and not _keys_stored(cur, contract, key_range):
+            copied = _copy_new_rows(cur, contract, columns, handle)
+            if copied is not None:
+                return copied, 0
+            handle.seek(0)
+        return _stage_and_upsert(cur, contract, columns, handle)
+
+
+def _keys_stored(cur: Any, contract: Contract, key_range: Sequence[Any]) -> bool:
+    """Whether the table holds a key between the two (deleted rows count)."""
+    cur.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} BETWEEN %s AND %s)").format(
+            sql.Identifier(SCHEMA, contract.table), sql.Identifier(contract.key)
+        ),
+        tuple(key_range),
+    )
+    return bool(cur.fetchone()[0])
+
+
+def _copy_command(table: sql.Composable, columns: list[str]) -> sql.Composed:
+    # CSV as `staging.write_accepted` writes it: NULL is an unquoted empty field.
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, identifiers(columns))
+
+
+def _copy_new_rows(cur: Any, contract: Contract, columns: list[str], handle: Any) -> int | None:
+    """COPY the rows into the table; the row count, or None (and nothing written) when a
+    key is already there."""
+    cur.execute("SAVEPOINT copy_new_rows")
+    try:
+        table = sql.Identifier(SCHEMA, contract.table)
+        cur.copy_expert(_copy_command(table, columns).as_string(cur), handle)
+    except UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT copy_new_rows")
+        log.info("%s: a key of this batch is stored already: upserting", contract.dag_id)
+        return None
+    copied = int(cur.rowcount)
+    cur.execute("RELEASE SAVEPOINT copy_new_rows")
+    return copied
+
+
+def _stage_and_upsert(
+    cur: Any, contract: Contract, columns: list[str], handle: Any
+) -> tuple[int, int]:
     cur.execute(
         sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             identifiers(columns), sql.Identifier(SCHEMA, contract.table)
         )
     )
-    # CSV as `staging.write_accepted` writes it: NULL is an unquoted empty field.
-    copy = sql.SQL("COPY stage ({}) FROM STDIN WITH (FORMAT csv)").format(identifiers(columns))
-    with accepted_path.open("rb") as handle:  # bytes: line breaks inside values stay as sent
-        cur.copy_expert(copy.as_string(cur), handle)
-    data_columns = [c for c in columns if c != contract.key]
+    cur.copy_expert(_copy_command(sql.Identifier("stage"), columns).as_string(cur), handle)
+    # The row's data: what tells a changed row from a repeated one (not lineage, not
+    # event_time_utc, which follows from event_time).
+    data_columns = [c for c in stage_columns(contract) if c != contract.key]
     not_older: sql.Composable = sql.SQL("TRUE")
     if contract.change_column is not None:
         not_older = sql.SQL(
@@ -154,13 +205,15 @@ def upsert_accepted(
         key=contract.key,
         columns=identifiers(columns),
         assignments=sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in data_columns
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+            for c in columns
+            if c != contract.key
         ),
         target_columns=identifiers(data_columns, "t"),
         excluded_columns=identifiers(data_columns, "excluded"),
         not_older=not_older,
     )
-    cur.execute(statement, {"timezone": contract.timezone, "run_id": run_id})
+    cur.execute(statement)
     inserted, updated = cur.fetchone()
     return int(inserted), int(updated)
 
@@ -180,6 +233,7 @@ def load_batch(
     window_rows: int | None = None,
     change_rows: int = 0,
     watermark: str | None = None,
+    key_range: Sequence[Any] | None = None,
 ) -> LoadResult:
     """Load one run's files in one transaction (the caller's connection commits).
 
@@ -192,7 +246,7 @@ def load_batch(
         cur.execute(
             "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"citypulse.load.{contract.table}",)
         )
-        inserted, updated = upsert_accepted(cur, contract, accepted_path, run_id)
+        inserted, updated = upsert_accepted(cur, contract, accepted_path, key_range)
         rejected = quarantine_rejects(cur, contract, rejects_path, run_id, window)
         if extracted != accepted + rejected:
             raise RuntimeError(

@@ -2,7 +2,7 @@
 
 extract.ndjson   the portal's records, one JSON object a line, as sent
 accepted.csv     typed rows ready for COPY (CSV: NULL unquoted empty, text quoted), in
-                 `stage_columns` order
+                 `copy_columns` order
 rejects.ndjson   {"record": raw, "reason": "...", "key": "..."} a line
 """
 
@@ -24,6 +24,9 @@ EXTRACT_FILE = "extract.ndjson"
 ACCEPTED_FILE = "accepted.csv"
 REJECTS_FILE = "rejects.ndjson"
 DERIVED_STAGE_COLUMNS = ("event_time", "h3_r8", "h3_r7")
+# Written beside them for the COPY: the event time as local time and zone name (PostgreSQL
+# turns it into UTC itself, exactly as `event_time AT TIME ZONE zone`) and the run's id.
+LOAD_COLUMNS = ("event_time_utc", "cp_run_id")
 # NDJSON is decoded this many bytes at a time (plus the rest of the last line).
 READ_CHUNK_BYTES = 4 << 20
 # Arrow reads the extract file in blocks of this many bytes (two threads share them).
@@ -45,8 +48,13 @@ def remove_run_dir(path: Path) -> None:
 
 
 def stage_columns(contract: Contract) -> list[str]:
-    """Columns of the COPY file and of the staging table, in order."""
+    """The typed columns: the contract's and those derived from them, in order."""
     return [c.name for c in contract.columns] + list(DERIVED_STAGE_COLUMNS)
+
+
+def copy_columns(contract: Contract) -> list[str]:
+    """Columns of the COPY file, in order: the typed ones, then `LOAD_COLUMNS`."""
+    return stage_columns(contract) + list(LOAD_COLUMNS)
 
 
 @contextmanager
@@ -83,8 +91,9 @@ def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
             yield from records
 
 
-def write_accepted(frame: Any, contract: Contract, path: Path) -> int:
-    """Write typed rows (a pandas DataFrame) as COPY-ready CSV; returns the row count.
+def write_accepted(frame: Any, contract: Contract, path: Path, run_id: str) -> int:
+    """Write typed rows (a pandas DataFrame) of run `run_id` as COPY-ready CSV; returns the
+    row count.
 
     Arrow's CSV writer, column at a time in C++: every string value is quoted, a NULL is an
     empty unquoted field (PostgreSQL's CSV default), timestamps are written as
@@ -92,15 +101,29 @@ def write_accepted(frame: Any, contract: Contract, path: Path) -> int:
     without a copy.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
     table = pa.Table.from_pandas(frame.loc[:, stage_columns(contract)], preserve_index=False)
+    local = pc.cast(table.column("event_time"), pa.string())
+    zoned = pc.binary_join_element_wise(local, f" {contract.timezone}", "")
+    table = table.append_column("event_time_utc", zoned)
+    table = table.append_column("cp_run_id", pa.repeat(pa.scalar(run_id), len(table)))
     options = pa_csv.WriteOptions(
         include_header=False, quoting_style="needed", batch_size=WRITE_CHUNK_ROWS
     )
     with gc_paused():
         pa_csv.write_csv(table, str(path), write_options=options)
     return len(frame)
+
+
+def key_range(frame: Any, contract: Contract) -> list[Any] | None:
+    """The lowest and highest key of typed rows (JSON-able, for XCom), or None if none."""
+    keys = frame[contract.key].dropna()
+    if keys.empty:
+        return None
+    bounds = [keys.min(), keys.max()]
+    return [b.item() if hasattr(b, "item") else b for b in bounds]
 
 
 def read_wire_table(path: Path, contract: Contract) -> Any:

@@ -96,7 +96,7 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
 def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from citypulse.staging import write_accepted, write_rejects
+    from citypulse.staging import key_range, write_accepted, write_rejects
     from citypulse.typing_rules import type_extract
     from citypulse.validate import enforce, run_suite
 
@@ -113,7 +113,10 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
     with failing_fast():
         enforce(contract, batch, report)
     rejected = batch.rejected_mask
-    accepted = write_accepted(batch.frame[~rejected], contract, folder / ACCEPTED_FILE)
+    accepted_rows = batch.frame[~rejected]
+    accepted = write_accepted(
+        accepted_rows, contract, folder / ACCEPTED_FILE, run_id=extracted["run_id"]
+    )
     key_field = contract.key_column.wire_name
     positions = np.flatnonzero(rejected).tolist()
     write_rejects(
@@ -137,6 +140,7 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
         "rejected": report.rejected,
         "validation": report.as_dict(),
         "watermark": batch.newest_change if extracted["incremental"] else None,
+        "key_range": key_range(accepted_rows, contract),
     }
 
 
@@ -161,6 +165,7 @@ def load(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -> dic
             window_rows=validated["window_rows"],
             change_rows=validated["change_rows"],
             watermark=validated["watermark"],
+            key_range=validated.get("key_range"),
         )
     remove_run_dir(folder)
     return result.as_dict()

@@ -19,7 +19,7 @@ from typing import Any
 
 from citypulse.contracts import Contract, load_contracts
 from citypulse.load import load_batch
-from citypulse.staging import write_accepted, write_rejects
+from citypulse.staging import key_range, write_accepted, write_rejects
 from citypulse.standin.generator import generate_day
 from citypulse.typing_rules import type_records
 from citypulse.views import build_views
@@ -75,17 +75,19 @@ def load_days(
     window = window_for_dates(first.isoformat(), last.isoformat(), contract.timezone)
     with tempfile.TemporaryDirectory(prefix="citypulse-history-") as folder:
         accepted_path, rejects_path = Path(folder) / "accepted.csv", Path(folder) / "rejects.ndjson"
-        accepted = write_accepted(frame, contract, accepted_path)
+        run_id = f"sample_history__{first.isoformat()}__{last.isoformat()}"
+        accepted = write_accepted(frame, contract, accepted_path, run_id)
         write_rejects(iter(()), rejects_path)
         load_batch(
             conn,
             contract,
-            run_id=f"sample_history__{first.isoformat()}__{last.isoformat()}",
+            run_id=run_id,
             window=window,
             accepted_path=accepted_path,
             rejects_path=rejects_path,
             extracted=accepted,
             accepted=accepted,
+            key_range=key_range(frame, contract),
         )
     return accepted
 
