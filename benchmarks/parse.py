@@ -24,7 +24,7 @@ from benchmarks import harness
 
 FACTORY_FILE = "city_pipelines.py"
 ONE_TASK_FILE = "one_task.py"
-FULL_REPEATS, SMOKE_REPEATS = 3, 1
+FULL_REPEATS, SMOKE_REPEATS = 5, 1
 # The list of heavy modules, plus the other libraries tasks import lazily.
 HEAVY = (
     "pandas",

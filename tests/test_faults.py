@@ -1,7 +1,8 @@
 """User stories for things going wrong: a refused query fails the run at once with the
 portal's words and an alert line, and nothing of the window lands; a task killed in the
 middle of a load commits nothing; schema drift is handled (a new column ignored with a
-warning, a missing required column fails naming it); an empty day succeeds with 0 rows.
+warning, a missing required column fails naming it); an empty day succeeds with 0 rows; a
+run validated before an upgrade changed the COPY file's layout still loads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,3 +187,48 @@ def test_an_empty_day_succeeds_with_zero_rows(
         "SELECT extracted, loaded, rejected, inserted FROM citypulse.ingest_runs",
     ) == [(0, 0, 0, 0)]
     assert query(fresh_warehouse, "SELECT count(*) FROM citypulse.montgomery_traffic") == [(0,)]
+
+
+def test_a_run_validated_before_an_upgrade_still_loads(
+    standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story: CityPulse is upgraded while a run sits between validate and load. Its
+    accepted.csv has the old layout (no event_time_utc, no cp_run_id) and its validate
+    result no format marker: the load types the extract file again and loads it all."""
+    from zoneinfo import ZoneInfo
+
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from citypulse import tasks
+    from citypulse.staging import ACCEPTED_FILE, EXTRACT_FILE, stage_columns
+    from citypulse.typing_rules import type_extract
+
+    contract = by_id(contracts, "nyc_311")
+    seed_days(standin, contract, [DAY])
+    start = datetime.combine(DAY, datetime.min.time(), tzinfo=ZoneInfo(contract.timezone))
+    context = {
+        "run_id": "scheduled__upgrade",
+        "data_interval_start": start,
+        "data_interval_end": start + timedelta(days=1),
+        "params": {},
+    }
+    extracted = tasks.extract(contract.dag_id, context)
+    validated = tasks.validate(contract.dag_id, extracted)
+    folder = Path(validated["run_dir"])
+    batch = type_extract(contract, folder / EXTRACT_FILE, validated["window_rows"])
+    old = pa.Table.from_pandas(
+        batch.frame[~batch.rejected_mask].loc[:, stage_columns(contract)], preserve_index=False
+    )
+    pa_csv.write_csv(
+        old, folder / ACCEPTED_FILE, write_options=pa_csv.WriteOptions(include_header=False)
+    )
+    del validated["accepted_format"], validated["key_range"]
+    result = tasks.load(contract.dag_id, validated, context)
+    assert result["loaded"] == validated["accepted"] > 0
+    assert result["extracted"] == result["loaded"] + result["rejected"]
+    assert query(
+        fresh_warehouse,
+        "SELECT count(*), count(*) FILTER (WHERE cp_run_id = 'scheduled__upgrade' AND "
+        "event_time_utc = created_date AT TIME ZONE 'America/New_York') FROM citypulse.nyc_311",
+    ) == [(result["loaded"], result["loaded"])]

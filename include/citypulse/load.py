@@ -151,9 +151,10 @@ def upsert_accepted(
 
 
 def _keys_stored(cur: Any, contract: Contract, key_range: Sequence[Any]) -> bool:
-    """Whether the table holds a key between the two (deleted rows count)."""
+    """Whether the table holds a key between the two (deleted rows count). SYMMETRIC: text
+    keys were ordered by Python, the database orders them by its collation."""
     cur.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} BETWEEN %s AND %s)").format(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} BETWEEN SYMMETRIC %s AND %s)").format(
             sql.Identifier(SCHEMA, contract.table), sql.Identifier(contract.key)
         ),
         tuple(key_range),

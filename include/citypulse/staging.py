@@ -27,6 +27,9 @@ DERIVED_STAGE_COLUMNS = ("event_time", "h3_r8", "h3_r7")
 # Written beside them for the COPY: the event time as local time and zone name (PostgreSQL
 # turns it into UTC itself, exactly as `event_time AT TIME ZONE zone`) and the run's id.
 LOAD_COLUMNS = ("event_time_utc", "cp_run_id")
+# The layout of accepted.csv, named in the validate task's result: a load handed a file of
+# another layout (validated before an upgrade) types the extract file again.
+ACCEPTED_FORMAT = 2
 # NDJSON is decoded this many bytes at a time (plus the rest of the last line).
 READ_CHUNK_BYTES = 4 << 20
 # Arrow reads the extract file in blocks of this many bytes (two threads share them).

@@ -16,7 +16,14 @@ from typing import Any
 
 from citypulse.contracts import Contract, contract_by_id, load_contracts
 from citypulse.exceptions import ContractError, PortalError, ValidationFailed
-from citypulse.staging import ACCEPTED_FILE, EXTRACT_FILE, REJECTS_FILE, remove_run_dir, run_dir
+from citypulse.staging import (
+    ACCEPTED_FILE,
+    ACCEPTED_FORMAT,
+    EXTRACT_FILE,
+    REJECTS_FILE,
+    remove_run_dir,
+    run_dir,
+)
 from citypulse.windows import Window, window_for_dates, window_for_interval
 
 log = logging.getLogger(__name__)
@@ -141,6 +148,7 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
         "validation": report.as_dict(),
         "watermark": batch.newest_change if extracted["incremental"] else None,
         "key_range": key_range(accepted_rows, contract),
+        "accepted_format": ACCEPTED_FORMAT,
     }
 
 
@@ -148,6 +156,11 @@ def load(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -> dic
     from citypulse.load import load_batch
     from citypulse.warehouse import connect
 
+    if validated.get("accepted_format") != ACCEPTED_FORMAT:
+        # Validated by an earlier CityPulse (a run in flight across an upgrade): its COPY
+        # file has another layout. The extract file is still there: type it again.
+        log.warning("%s: accepted rows in an older layout: validating again", dag_id)
+        validated = validate(dag_id, validated)
     contract = contract_by_id(dag_id)
     folder = Path(validated["run_dir"])
     with connect() as conn:
