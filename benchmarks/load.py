@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 import shutil
 import time
 from datetime import date, datetime, timedelta
@@ -120,6 +121,7 @@ def project_pass(contract: Any, source: Path, run_id: str) -> dict[str, Any]:
 
     context = scheduled_context(contract, run_id)
     extracted = replayed_extract(contract, source, context)
+    os.sync()  # the extract task's file is written out, as it is by the time validate runs
     n = extracted["extracted"]
     modules = {"staging": staging, "typing_rules": typing_rules, "validate": validate, "load": load}
     stages = harness.Stages()
@@ -222,11 +224,12 @@ def to_sql(conn: Any, dsn: str, table: str, columns: list[str]) -> dict[str, Any
 
 
 def settle(conn: Any) -> None:
-    """A CHECKPOINT before each timed side: dirty pages and WAL from the previous side (or
-    from creating the database) are flushed now, not by a checkpoint that lands in the
-    middle of the next measurement."""
+    """A CHECKPOINT (and an OS sync) before each timed side: dirty pages and WAL from the
+    previous side, from creating the database or from writing the input files are flushed
+    now, not by writeback that lands in the middle of the next measurement."""
     import psycopg2
 
+    os.sync()
     try:
         with conn.cursor() as cur:
             cur.execute("CHECKPOINT")
