@@ -245,3 +245,10 @@ def test_backfill_loads_exactly_those_days_and_repeats_cleanly(
         (DAYS[2], 0, 0),
         (DAYS[3], expected[DAYS[3]], 0),
     ]
+    # Backfills load exactly their days: no change capture, and the watermark stays the
+    # daily runs' to move.
+    assert query(
+        dsn,
+        "SELECT count(*) FILTER (WHERE change_rows <> 0 OR watermark IS NOT NULL), count(*) "
+        "FROM citypulse.ingest_runs WHERE run_id LIKE 'backfill%%'",
+    ) == [(0, 6)]

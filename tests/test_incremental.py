@@ -193,3 +193,35 @@ def test_reconciliation_is_due_every_few_days(contracts: list[Any]) -> None:
             due.append(target)
             assert (target.end - target.start).days == contract.reconcile.trailing_days
     assert len(due) == 2
+
+
+def _sdk_run_type(name: str) -> Any:
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    return DagRunType[name]
+
+
+@pytest.mark.parametrize(
+    ("run_type", "params", "absorbs"),
+    [
+        ("BACKFILL", {}, False),  # what a task gets from a real scheduler's backfill
+        ("SCHEDULED", {}, True),
+        ("MANUAL", {}, True),
+        ("MANUAL", {"start_date": "2025-06-01", "end_date": "2025-06-02"}, False),
+        ("backfill", {}, False),  # a plain string, as dag.test() may hand it
+        (None, {}, True),
+    ],
+)
+def test_only_scheduled_and_plain_manual_runs_absorb_changes(
+    run_type: str | None, params: dict[str, str], absorbs: bool
+) -> None:
+    """Story: an engineer backfills old days; the backfill loads exactly those days and
+    leaves change capture (and the watermark) to the daily runs."""
+    from types import SimpleNamespace
+
+    from citypulse.tasks import absorbs_changes
+
+    if run_type is not None and run_type.isupper():
+        run_type = _sdk_run_type(run_type)
+    context = {"dag_run": SimpleNamespace(run_type=run_type), "params": params}
+    assert absorbs_changes(context) is absorbs

@@ -71,6 +71,17 @@ def current_watermark(contract: Contract) -> str | None:
         return read_watermark(cur, contract)
 
 
+def absorbs_changes(context: dict[str, Any]) -> bool:
+    """Whether the run also absorbs changes to earlier days and may move the watermark:
+    scheduled and plain manual runs do; backfills and explicit reloads load exactly their
+    days."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    # The Task SDK hands a str enum, whose str() is "DagRunType.BACKFILL": use its value.
+    run_type = getattr(run_type, "value", run_type)
+    params = context.get("params") or {}
+    return "backfill" not in str(run_type or "") and not params.get("start_date")
+
+
 def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     from citypulse.extract import extract_window
 
@@ -78,11 +89,7 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     contract = contract_by_id(dag_id)
     window = run_window(contract, context)
     folder = run_dir(dag_id, context["run_id"])
-    # Backfills and explicit reloads load exactly their days; scheduled (and plain manual)
-    # runs also absorb changes to earlier days. Only the latter may move the watermark.
-    run_type = str(getattr(context.get("dag_run"), "run_type", "") or "")
-    params = context.get("params") or {}
-    incremental = "backfill" not in run_type and not params.get("start_date")
+    incremental = absorbs_changes(context)
     watermark = current_watermark(contract) if incremental else None
     with failing_fast():
         result = extract_window(contract, window, folder / EXTRACT_FILE, watermark=watermark)
