@@ -30,20 +30,27 @@ EXPECTED_KEYS = {
 RETRAIN_KEYS = {"cities", "total_s", "peak_rss_mb"}
 
 
+def benchmarks_cli(*args: str, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m benchmarks <args>` from the project root, as `make bench` runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            **env,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="module")
 def smoke_run(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """`python -m benchmarks --smoke` once; its JSON lines by figure and the report path."""
     out = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
-    env = {**os.environ, "CITYPULSE_BENCH_PG": pg_server}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "include"), str(ROOT)])
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = benchmarks_cli("--smoke", "--out", str(out), timeout=300, CITYPULSE_BENCH_PG=pg_server)
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return {
         "returncode": done.returncode,
@@ -89,13 +96,6 @@ def test_report_is_written_where_asked_not_in_the_repository(smoke_run: dict[str
 def test_report_rerenders_from_its_own_raw_results(smoke_run: dict[str, Any]) -> None:
     report: Path = smoke_run["report"]
     before = report.read_text(encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--rerender", "--out", str(report)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    done = benchmarks_cli("--rerender", "--out", str(report), timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert report.read_text(encoding="utf-8") == before
