@@ -18,7 +18,6 @@ from citypulse.dag_specs import CityDagSpec
 from citypulse.operators import CityStepOperator
 from citypulse.settings import DEADLINE_ALERTS, RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
 
-TASK_IDS = ("extract", "validate", "load", "reconcile", "build_views")
 DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
 
 
