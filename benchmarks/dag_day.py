@@ -41,9 +41,6 @@ def run_day(dag: Any, contract: Any, day: date) -> dict[str, Any]:
 
 def run(smoke: bool) -> dict[str, Any]:
     n = SMOKE_RECORDS if smoke else FULL_RECORDS
-    # Airflow 3.3.2's dag.test() cannot finish runs of DAGs with deadline alerts (see
-    # citypulse.settings.DEADLINE_ALERTS); read before citypulse is imported.
-    os.environ["CITYPULSE_DEADLINE_ALERTS"] = "false"
     airflow_db_s = harness.prepare_airflow_db()
     from airflow.dag_processing.dagbag import DagBag
 

@@ -34,9 +34,6 @@ os.environ.update(
         "CITYPULSE_HTTP_TIMEOUT_SECONDS": "5",
         # A failing task must fail the test in seconds, not after minutes of retry delays.
         "CITYPULSE_RETRY_DELAY_SECONDS": "0.5",
-        # Airflow 3.3.2's dag.test() cannot finish runs of DAGs with deadlines (see
-        # citypulse.settings.DEADLINE_ALERTS); test_dagbag checks the deadline definitions.
-        "CITYPULSE_DEADLINE_ALERTS": "false",
         "GX_ANALYTICS_ENABLED": "False",
     }
 )

@@ -87,7 +87,6 @@ def scheduler(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "CITYPULSE_CONTRACTS_DIR": str(contracts),
-        "CITYPULSE_DEADLINE_ALERTS": "true",  # the scheduler path handles deadlines
         "AIRFLOW_CONN_WAREHOUSE": airflow_conn_json(warehouse),
         "PYTHONPATH": str(ROOT / "include"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

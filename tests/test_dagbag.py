@@ -53,7 +53,6 @@ def parse(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     env = {**os.environ, **(extra_env or {})}
     env.pop("AIRFLOW_CONN_WAREHOUSE", None)
     env["AIRFLOW_CONN_WAREHOUSE"] = "postgresql://u:p@10.255.255.1:5432/db"  # must go unused
-    env["CITYPULSE_DEADLINE_ALERTS"] = "true"  # as deployed
     out = subprocess.run(
         [sys.executable, "-c", PARSE_SCRIPT, str(ROOT / "dags")],
         check=True,

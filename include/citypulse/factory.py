@@ -7,6 +7,7 @@ parse of `dags/`, so the heavy work lives in `citypulse.tasks`, imported inside 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
@@ -16,9 +17,26 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from citypulse.alerts import on_deadline_missed, on_failure_alert
 from citypulse.dag_specs import CityDagSpec
 from citypulse.operators import CityStepOperator
-from citypulse.settings import DEADLINE_ALERTS, RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
+from citypulse.settings import RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
 
 DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+
+
+class CityDAG(DAG):
+    """A city DAG: an Airflow DAG whose `test()` runs without its Deadline alert.
+
+    Airflow 3.3.2's `dag.test()` (and so `airflow dags test`) cannot finish a run of a DAG
+    with a deadline: it looks the alert up by its serialized dict instead of its id and exits
+    1 after every task succeeded. A run in the foreground needs no lateness alert; runs of the
+    scheduler (scheduled, manual, backfill) keep it.
+    """
+
+    def test(self, *args: Any, **kwargs: Any) -> Any:
+        deadline, self.deadline = self.deadline, None
+        try:
+            return super().test(*args, **kwargs)
+        finally:
+            self.deadline = deadline
 
 
 def table_asset(table: str) -> Asset:
@@ -80,9 +98,9 @@ def deadline_alert(spec: CityDagSpec) -> DeadlineAlert:
     )
 
 
-def build_city_dag(spec: CityDagSpec) -> DAG:
+def build_city_dag(spec: CityDagSpec) -> CityDAG:
     """Build the extract → validate → load → build_views DAG for one spec."""
-    with DAG(
+    with CityDAG(
         dag_id=spec.dag_id,
         description=spec.title,
         doc_md=doc_md(spec),
@@ -123,7 +141,7 @@ def build_city_dag(spec: CityDagSpec) -> DAG:
             ),
         },
         on_failure_callback=on_failure_alert,
-        deadline=deadline_alert(spec) if DEADLINE_ALERTS else None,
+        deadline=deadline_alert(spec),
         render_template_as_native_obj=True,
     ) as dag:
         extract = CityStepOperator(task_id="extract", pool=SOCRATA_POOL)

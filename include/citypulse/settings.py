@@ -31,8 +31,3 @@ IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
 # First retry delay of every task (doubling after each try); tests shorten it.
 RETRY_DELAY_SECONDS = float(os.environ.get("CITYPULSE_RETRY_DELAY_SECONDS", "60"))
-
-# Deadline alerts on every city DAG. Only tests running `dag.test()` turn them off: in
-# Airflow 3.3.2, dag.test() cannot finish a run of a DAG that has a deadline (it looks the
-# alert up by its serialized dict instead of its id). The scheduler path is unaffected.
-DEADLINE_ALERTS = os.environ.get("CITYPULSE_DEADLINE_ALERTS", "true").lower() != "false"
