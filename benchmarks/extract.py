@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from benchmarks import harness
@@ -42,8 +41,8 @@ def serve(standin: Any, contract: Any, size: int, day: date) -> None:
 def extract_once(day: str) -> dict[str, Any]:
     """In a fresh task process: the real extract task for one local day."""
     from citypulse import tasks
-    from citypulse.extract import app_token
-    from citypulse.staging import remove_run_dir
+    from citypulse.socrata import app_token
+    from citypulse.storage import StorageRoot
     from citypulse.warehouse import warehouse_dsn
 
     app_token(), warehouse_dsn()  # Airflow's connection lookup, imported once before timing
@@ -53,12 +52,13 @@ def extract_once(day: str) -> dict[str, Any]:
         DAG_ID, {"run_id": f"bench_extract_{day}", "params": {"start_date": day, "end_date": day}}
     )
     seconds = time.perf_counter() - began
-    remove_run_dir(Path(result["run_dir"]))
+    StorageRoot.configured().remove(result["prefix"])
+    extracted = result["extracted"]
     return {
-        "rows": result["extracted"],
-        "pages": result["pages"],
+        "rows": extracted["rows"],
+        "pages": extracted["pages"],
         "seconds": round(seconds, 3),
-        "rows_per_s": harness.rate(result["extracted"], seconds),
+        "rows_per_s": harness.rate(extracted["rows"], seconds),
         "rss_after_imports_mb": rss_before,
         "peak_rss_mb": harness.peak_rss_mb(),
     }

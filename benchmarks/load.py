@@ -105,10 +105,15 @@ def replayed_extract(contract: Any, source: Path, context: dict[str, Any]) -> di
     with source.open("rb") as handle:
         n = sum(1 for _ in handle)
 
-    def replay(contract: Any, window: Any, out_path: Path, **_: Any) -> Any:
-        shutil.copyfile(source, out_path)
+    def replay(contract: Any, window: Any, root: Any, prefix: str, **_: Any) -> Any:
+        from citypulse.manifest import Part
+
+        key = f"{prefix}/part-00000.ndjson"
+        target = root.local_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
         pages = -(-n // contract.page_size)
-        return extract.ExtractResult(out_path, n, pages, 0, window_rows=n, change_rows=0)
+        return extract.ExtractResult((Part(key=key, rows=n),), n, pages, 0, n, 0)
 
     with mock.patch.object(extract, "extract_window", replay):
         result: dict[str, Any] = tasks.extract(DAG_ID, context)
@@ -122,7 +127,7 @@ def project_pass(contract: Any, source: Path, run_id: str) -> dict[str, Any]:
     context = scheduled_context(contract, run_id)
     extracted = replayed_extract(contract, source, context)
     os.sync()  # the extract task's file is written out, as it is by the time validate runs
-    n = extracted["extracted"]
+    n = extracted["extracted"]["rows"]
     modules = {"staging": staging, "typing_rules": typing_rules, "validate": validate, "load": load}
     stages = harness.Stages()
     targets = {name: (modules[module], attr) for name, (module, attr) in STAGES.items()}

@@ -6,6 +6,7 @@ The environment is set before anything imports Airflow or CityPulse: both read i
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -202,3 +203,79 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real extracts not present at {REALDATA}")
     return REALDATA
+
+
+class S3Server:
+    """An S3-compatible server (moto, in server mode) and an Airflow `aws` connection to it."""
+
+    CONN_ID = "citypulse_s3"
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.conn_json = json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+            }
+        )
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def bucket(self) -> str:
+        """A new empty bucket."""
+        name = f"citypulse-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def url(self, bucket: str, prefix: str = "citypulse") -> str:
+        """A CITYPULSE_STORAGE_URL for a bucket, through the connection."""
+        return f"s3://{self.CONN_ID}@{bucket}/{prefix}"
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free port; the connection `citypulse_s3` points at it."""
+    import socket
+    import time
+
+    from helpers import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("moto's S3 server did not start")
+            time.sleep(0.2)
+    server = S3Server(f"http://127.0.0.1:{port}")
+    os.environ[f"AIRFLOW_CONN_{S3Server.CONN_ID.upper()}"] = server.conn_json
+    yield server
+    os.environ.pop(f"AIRFLOW_CONN_{S3Server.CONN_ID.upper()}", None)
+    process.terminate()
+    process.wait(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,3 +38,17 @@ def by_id(contracts: list[Any], dag_id: str) -> Any:
 
 def task_states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def worker_hostname() -> str:
+    """The worker name a test gave this process (Airflow's `[core] hostname_callable`)."""
+    import os
+
+    return os.environ.get("CITYPULSE_TEST_HOSTNAME") or socket.getfqdn()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,13 @@ import pytest
 
 from citypulse.demo import json_rows
 from conftest import ROOT, _create_database, _drop_database, query
-from helpers import seed_days
+from helpers import free_port, seed_days
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAG_ID = "chicago_crime"
 FIRST = date.today() - timedelta(days=30)
 DAYS = [FIRST + timedelta(days=i) for i in range(4)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def airflow(env: dict[str, str], *args: str) -> str:

@@ -91,7 +91,7 @@ def test_day_lands_exactly_what_the_portal_served(
     contract, served = run["contract"], run["served"]
     assert str(run["first"].state) == "success", run["first_states"]
     assert run["first_states"] == dict.fromkeys(
-        ("build_views", "extract", "load", "reconcile", "validate"), "success"
+        ("build_views", "extract", "housekeeping", "load", "reconcile", "validate"), "success"
     )
     assert served.malformed, "the generator should serve some malformed records"
 

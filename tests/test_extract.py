@@ -1,6 +1,7 @@
 """User story: the extract pages through a portal reliably. It retries transient failures
 (honouring Retry-After), fails fast with the portal's own words on a bad query, never leaves a
-partial file behind, and sends the app token without ever logging it.
+partial part behind, writes the records in parts of a bounded size, and sends the app token
+without ever logging it.
 
 Driven through the real `sodapy` client against the SODA stand-in over HTTP.
 """
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 
 from citypulse.exceptions import PortalError
-from citypulse.extract import RetryPolicy, extract_window, query_params, socrata_client
+from citypulse.extract import extract_window, query_params
+from citypulse.socrata import RetryPolicy, socrata_client
+from citypulse.storage import StorageRoot
 from citypulse.windows import window_for_dates
 
 DAY = date(2025, 3, 9)  # spring-forward day in every city: a 23-hour window
@@ -39,9 +42,16 @@ def nyc(standin: Any, contracts: list[Any]) -> Any:
 
 def run(contract: Any, tmp_path: Path, **kwargs: Any) -> tuple[Any, list[dict[str, Any]]]:
     window = window_for_dates(DAY.isoformat(), DAY.isoformat(), contract.timezone)
-    out = tmp_path / "extract.ndjson"
-    result = extract_window(contract, window, out, policy=POLICY, page_size=50, **kwargs)
-    return result, [json.loads(line) for line in out.read_text().splitlines()]
+    root = StorageRoot(tmp_path.as_uri())
+    result = extract_window(
+        contract, window, root, "extract", policy=POLICY, page_size=50, **kwargs
+    )
+    records = [
+        json.loads(line)
+        for part in result.parts
+        for line in (tmp_path / part.key).read_text().splitlines()
+    ]
+    return result, records
 
 
 def soda_requests(standin: Any) -> list[Any]:
@@ -61,6 +71,22 @@ def test_pages_cover_the_window_exactly_once(nyc: Any, standin: Any, tmp_path: P
     assert requests[0].params["$where"] == (
         "created_date >= '2025-03-09T00:00:00.000' AND created_date < '2025-03-10T00:00:00.000'"
     )
+
+
+def test_records_are_written_in_parts_of_a_bounded_size(
+    nyc: Any, standin: Any, tmp_path: Path
+) -> None:
+    result, records = run(nyc, tmp_path, part_rows=45)
+    assert [(part.key, part.rows) for part in result.parts] == [
+        ("extract/part-00000.ndjson", 45),
+        ("extract/part-00001.ndjson", 45),
+        ("extract/part-00002.ndjson", 30),
+    ]
+    assert len({r["unique_key"] for r in records}) == result.rows == 120
+    # A retried extract starts from nothing: no part of the earlier try survives.
+    again, _ = run(nyc, tmp_path, part_rows=200)
+    assert [part.key for part in again.parts] == ["extract/part-00000.ndjson"]
+    assert sorted(p.name for p in (tmp_path / "extract").iterdir()) == ["part-00000.ndjson"]
 
 
 def test_system_fields_are_requested_when_the_contract_keys_on_them(contracts: list[Any]) -> None:
@@ -154,7 +180,7 @@ def test_app_token_is_sent_but_never_logged(
     run(nyc, tmp_path, sleep=lambda _: None)
     assert all(r.app_token_present for r in soda_requests(standin))
     assert token not in caplog.text
-    assert token not in (tmp_path / "extract.ndjson").read_text()
+    assert token not in (tmp_path / "extract" / "part-00000.ndjson").read_text()
 
 
 def test_live_and_stand_in_clients_differ_only_in_base_url(

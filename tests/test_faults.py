@@ -2,7 +2,7 @@
 portal's words and an alert line, and nothing of the window lands; a task killed in the
 middle of a load commits nothing; schema drift is handled (a new column ignored with a
 warning, a missing required column fails naming it); an empty day succeeds with 0 rows; a
-run validated before an upgrade changed the COPY file's layout still loads.
+run handed over by another CityPulse version fails at once, saying how to recover.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date, datetime, timedelta
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -79,7 +78,7 @@ KILL_SCRIPT = textwrap.dedent(
     import citypulse.load as load
     from citypulse.contracts import contract_by_id
     from citypulse.standin.generator import generate_day
-    from citypulse.staging import write_accepted, write_rejects
+    from citypulse.storage import StorageRoot
     from citypulse.typing_rules import type_records
     from citypulse.warehouse import connect
     from citypulse.windows import window_for_dates
@@ -90,9 +89,7 @@ KILL_SCRIPT = textwrap.dedent(
     records = generate_day(contract, day, seed=5).records
     batch = type_records(contract, records)
     ok = ~batch.rejected_mask
-    folder = Path(sys.argv[2])
-    write_accepted(batch.frame[ok], contract, folder / "accepted.csv", "doomed")
-    write_rejects(iter(()), folder / "rejects.ndjson")
+    root = StorageRoot(Path(sys.argv[2]).as_uri())
     real = load.quarantine_rejects
 
     def stall(*args, **kwargs):
@@ -103,10 +100,7 @@ KILL_SCRIPT = textwrap.dedent(
     load.quarantine_rejects = stall
     window = window_for_dates("2025-06-01", "2025-06-01", contract.timezone)
     with connect() as conn:
-        load.load_batch(conn, contract, run_id="doomed", window=window,
-                        accepted_path=folder / "accepted.csv",
-                        rejects_path=folder / "rejects.ndjson",
-                        extracted=int(ok.sum()), accepted=int(ok.sum()))
+        load.load_typed_rows(conn, contract, batch.frame[ok], "doomed", window, root)
     """
 )
 
@@ -189,46 +183,28 @@ def test_an_empty_day_succeeds_with_zero_rows(
     assert query(fresh_warehouse, "SELECT count(*) FROM citypulse.montgomery_traffic") == [(0,)]
 
 
-def test_a_run_validated_before_an_upgrade_still_loads(
-    standin: Any, fresh_warehouse: str, contracts: list[Any]
+def test_a_run_handed_over_by_another_version_fails_at_once_saying_how_to_recover(
+    contracts: list[Any],
 ) -> None:
-    """Story: CityPulse is upgraded while a run sits between validate and load. Its
-    accepted.csv has the old layout (no event_time_utc, no cp_run_id) and its validate
-    result no format marker: the load types the extract file again and loads it all."""
-    from zoneinfo import ZoneInfo
-
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
+    """Story: CityPulse is upgraded while a run sits between validate and load. What validate
+    handed over was written by the older version (a dict with a local folder and no manifest
+    version) or by a version this one does not know: the task fails at once, without burning
+    retries, and says to clear the run from `extract`."""
+    from airflow.sdk.exceptions import AirflowFailException
 
     from citypulse import tasks
-    from citypulse.staging import ACCEPTED_FILE, EXTRACT_FILE, stage_columns
-    from citypulse.typing_rules import type_extract
 
     contract = by_id(contracts, "nyc_311")
-    seed_days(standin, contract, [DAY])
-    start = datetime.combine(DAY, datetime.min.time(), tzinfo=ZoneInfo(contract.timezone))
-    context = {
+    before_manifests = {
         "run_id": "scheduled__upgrade",
-        "data_interval_start": start,
-        "data_interval_end": start + timedelta(days=1),
-        "params": {},
+        "run_dir": "/srv/citypulse/runs/nyc_311/scheduled__upgrade",
+        "window": {"start": "2025-06-01T00:00:00", "end": "2025-06-02T00:00:00"},
+        "extracted": 12,
+        "accepted_format": 2,
     }
-    extracted = tasks.extract(contract.dag_id, context)
-    validated = tasks.validate(contract.dag_id, extracted)
-    folder = Path(validated["run_dir"])
-    batch = type_extract(contract, folder / EXTRACT_FILE, validated["window_rows"])
-    old = pa.Table.from_pandas(
-        batch.frame[~batch.rejected_mask].loc[:, stage_columns(contract)], preserve_index=False
-    )
-    pa_csv.write_csv(
-        old, folder / ACCEPTED_FILE, write_options=pa_csv.WriteOptions(include_header=False)
-    )
-    del validated["accepted_format"], validated["key_range"]
-    result = tasks.load(contract.dag_id, validated, context)
-    assert result["loaded"] == validated["accepted"] > 0
-    assert result["extracted"] == result["loaded"] + result["rejected"]
-    assert query(
-        fresh_warehouse,
-        "SELECT count(*), count(*) FILTER (WHERE cp_run_id = 'scheduled__upgrade' AND "
-        "event_time_utc = created_date AT TIME ZONE 'America/New_York') FROM citypulse.nyc_311",
-    ) == [(result["loaded"], result["loaded"])]
+    for step, handed in (("validate", before_manifests), ("load", {"version": 99})):
+        with pytest.raises(AirflowFailException) as caught:
+            tasks.run_step(step, contract.dag_id, handed, {"run_id": "scheduled__upgrade"})
+        message = str(caught.value)
+        assert f"`{step}` was handed a run manifest of" in message
+        assert "clear it from `extract`" in message

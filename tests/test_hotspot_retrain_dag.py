@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from citypulse import settings
 from conftest import ROOT, query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -178,9 +178,9 @@ def test_first_run_trains_every_city_and_registers_every_model(
         assert candidate["role"] == "candidate" and candidate["decision"]
         assert registered[(city, "persistence")]["artifact_path"] is None
         for kind in ("hist_gradient_boosting", "logistic_regression"):
-            folder = Path(registered[(city, kind)]["artifact_path"])
-            assert folder.name == f"v{registered[(city, kind)]['id']}"
-            assert folder.parent.name == kind and folder.parent.parent.name == city
+            key = registered[(city, kind)]["artifact_path"]
+            assert key == f"models/{city}/{kind}/v{registered[(city, kind)]['id']}"
+            folder = settings.DATA_DIR / key  # under the default storage root
             assert (folder / "model.joblib").is_file() and (folder / "metadata.json").is_file()
         windows = {(m["train_start"], m["train_end"], m["test_start"], m["test_end"])
                    for (c, _), m in registered.items() if c == city}  # fmt: skip

@@ -152,24 +152,55 @@ def test_a_retried_task_updates_its_row_and_two_champions_cannot_exist(registry_
         )
 
 
-def test_artifacts_are_saved_under_a_versioned_path(registry_dsn: str, tmp_path: Path) -> None:
+def test_artifacts_are_saved_under_a_versioned_key(registry_dsn: str, tmp_path: Path) -> None:
     import psycopg2
     from sklearn.linear_model import LogisticRegression
 
     from citypulse.model import registry
+    from citypulse.storage import StorageRoot
+
+    root = StorageRoot(tmp_path.as_uri())
 
     estimator = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
     run = model_run("run-a", 0.6, kind="logistic_regression")
     with psycopg2.connect(registry_dsn) as conn, conn.cursor() as cur:
         run_id = registry.record(cur, run)
-        folder = registry.save_artifact(
-            cur, run_id, run, estimator, {"features": ["x"]}, root=tmp_path
-        )
+        key = registry.save_artifact(cur, run_id, run, estimator, {"features": ["x"]}, root=root)
     conn.close()
-    assert folder == tmp_path / "nyc_311" / "logistic_regression" / f"v{run_id}"
-    loaded, metadata = registry.load_artifact(folder)
+    assert key == f"models/nyc_311/logistic_regression/v{run_id}"
+    assert (tmp_path / key / "model.joblib").is_file()
+    loaded, metadata = registry.load_artifact(key, root=root)
     assert metadata == {"features": ["x"], "model_run_id": run_id}
     assert loaded.predict_proba([[2.5]]).tolist() == estimator.predict_proba([[2.5]]).tolist()
     assert query(
         registry_dsn, "SELECT artifact_path FROM citypulse.model_runs WHERE id = %s", (run_id,)
-    ) == [(str(folder),)]
+    ) == [(key,)]
+    # A row from before artifacts moved to the storage root names a local folder: read it
+    # where it is, or say to retrain.
+    assert registry.load_artifact(str(tmp_path / key))[1] == metadata
+    with pytest.raises(FileNotFoundError, match="retrain"):
+        registry.load_artifact(str(tmp_path / "elsewhere" / key))
+
+
+def test_artifacts_go_to_an_s3_root(s3_server: Any) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from citypulse.model import registry
+    from citypulse.storage import StorageRoot
+
+    bucket = s3_server.bucket()
+    root = StorageRoot(s3_server.url(bucket))
+    estimator = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    run = model_run("run-s3", 0.6, kind="logistic_regression")
+
+    class Cursor:
+        def execute(self, *_: Any) -> None:
+            pass
+
+    key = registry.save_artifact(Cursor(), 7, run, estimator, {"features": ["x"]}, root=root)
+    assert s3_server.keys(bucket) == [
+        f"citypulse/{key}/metadata.json",
+        f"citypulse/{key}/model.joblib",
+    ]
+    loaded, _ = registry.load_artifact(key, root=root)
+    assert loaded.predict_proba([[2.5]]).tolist() == estimator.predict_proba([[2.5]]).tolist()

@@ -92,8 +92,9 @@ def both_paths(
     write_ndjson(records, path)
     table = read_wire_table(path, contract)
     assert table is not None, "Arrow refused a file of wire strings"
-    fast = type_table(contract, table, window_rows, path)
+    fast = type_table(contract, table, window_rows)
     assert fast is not None
+    fast.sources, fast.source_rows = [path], [table.num_rows]
     slow = type_records(contract, json_copy(records), window_rows)
     return fast, slow
 
@@ -149,7 +150,7 @@ def test_arrow_path_types_real_extracts_like_the_record_path(
     path = tmp_path / "real.ndjson"
     if case.absent:  # drift: only the records can say a field is absent, not just null
         write_ndjson(records, path)
-        assert type_table(contract, read_wire_table(path, contract), None, path) is None
+        assert type_table(contract, read_wire_table(path, contract), None) is None
         assert type_extract(contract, path).absent_required == list(case.absent)
         return
     fast, slow = both_paths(contract, records, path)

@@ -1,4 +1,8 @@
-"""Errors CityPulse raises on purpose, each with a message an operator can act on."""
+"""Errors CityPulse raises on purpose, each with a message an operator can act on.
+
+`transient` says whether trying again later may help (Airflow retries the task) or not (the
+task fails at once: no retry can fix a refused query or a misconfiguration).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,17 @@ from __future__ import annotations
 class CityPulseError(Exception):
     """Base class of every CityPulse error."""
 
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
 
 class ContractError(CityPulseError):
     """A YAML data contract is missing, unreadable or invalid."""
 
 
 class PortalError(CityPulseError):
-    """The Socrata portal refused a query or kept failing after retries.
-
-    `transient` says whether trying again later may help (Airflow retries the task) or not
-    (a refused query: the task fails at once).
-    """
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
+    """The Socrata portal refused a query (terminal) or kept failing after retries."""
 
 
 class ValidationFailed(CityPulseError):
@@ -29,3 +29,16 @@ class ValidationFailed(CityPulseError):
 
 class WarehouseError(CityPulseError):
     """The warehouse could not be reached or configured."""
+
+
+class StorageError(CityPulseError):
+    """The storage root (CITYPULSE_STORAGE_URL) is misconfigured (terminal) or unreachable."""
+
+
+class RunFilesMissing(CityPulseError):
+    """A task's input files are gone (expired after the retention period, or removed): only
+    a rerun from `extract` can bring them back."""
+
+
+class ManifestError(CityPulseError):
+    """A run manifest this CityPulse cannot read (written by another version)."""

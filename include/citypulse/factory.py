@@ -75,7 +75,9 @@ and key, pool `{SOCRATA_POOL}`; plus records of other days changed since the wat
 → `validate` (Great Expectations suite from the contract; failing rows quarantined in
 `{SCHEMA}.rejects`) → `load` (COPY + upsert on the key, audit row in `{SCHEMA}.ingest_runs`,
 watermark advanced in the same transaction) → `reconcile` (every few days: rows gone from
-the portal are marked deleted) → `build_views`.
+the portal are marked deleted) → `build_views`. Tasks hand each other a run manifest in XCom
+and keys of objects under the storage root (`CITYPULSE_STORAGE_URL`), so each may run on any
+worker; `housekeeping` removes run files older than their retention period.
 
 To reload a window in one run, trigger with params `start_date` and `end_date`
 (local dates, both inclusive). For many days, use a backfill.
@@ -154,4 +156,6 @@ def build_city_dag(spec: CityDagSpec) -> CityDAG:
         )
         load >> reconcile
         CityStepOperator(task_id="build_views", upstream=reconcile.output)
+        # Independent of the run's own tasks: removes other runs' expired run files.
+        CityStepOperator(task_id="housekeeping")
     return dag

@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from psycopg2 import sql
@@ -18,9 +17,21 @@ from psycopg2.errors import UniqueViolation
 from psycopg2.extras import Json, execute_values
 
 from citypulse.contracts import Contract
+from citypulse.manifest import Extracted, Part, RunManifest, Validated
 from citypulse.settings import SCHEMA
 from citypulse.sqlfiles import identifiers, render
-from citypulse.staging import copy_columns, read_ndjson, stage_columns
+from citypulse.staging import (
+    ACCEPTED_FILE,
+    REJECTS_FILE,
+    Source,
+    copy_columns,
+    key_range,
+    read_ndjson,
+    stage_columns,
+    write_accepted,
+    write_rejects,
+)
+from citypulse.storage import StorageRoot, run_prefix
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
@@ -102,7 +113,7 @@ def _storable(value: Any) -> Any:
 
 
 def quarantine_rejects(
-    cur: Any, contract: Contract, rejects_path: Path, run_id: str, window: Window
+    cur: Any, contract: Contract, rejects: Source | Sequence[Source], run_id: str, window: Window
 ) -> int:
     """Insert the run's rejects; a record already quarantined (a rerun) is not repeated."""
     rows = [
@@ -116,7 +127,8 @@ def quarantine_rejects(
             window.start,
             window.end,
         )
-        for item in read_ndjson(rejects_path)
+        for source in _sources(rejects)
+        for item in read_ndjson(source)
     ]
     if rows:
         execute_values(
@@ -129,9 +141,13 @@ def quarantine_rejects(
 
 
 def upsert_accepted(
-    cur: Any, contract: Contract, accepted_path: Path, key_range: Sequence[Any] | None = None
+    cur: Any,
+    contract: Contract,
+    accepted: Source | Sequence[Source],
+    key_range: Sequence[Any] | None = None,
 ) -> tuple[int, int]:
-    """Write the accepted rows into the dataset's table; (inserted, updated).
+    """Write the accepted rows (one COPY file or several) into the dataset's table;
+    (inserted, updated).
 
     When `key_range` (the batch's lowest and highest key) holds no stored key, the rows can
     only be new and are COPYed straight in: a backfill of new days or a first load pays no
@@ -139,15 +155,28 @@ def upsert_accepted(
     database's collation), they go through a staging table and an upsert on the key.
     """
     columns = copy_columns(contract)
+    sources = _sources(accepted)
     # Typed timestamptz values are UTC wall times (the file carries no offsets).
     cur.execute("SET LOCAL TIME ZONE 'UTC'")
-    with accepted_path.open("rb") as handle:  # bytes: line breaks inside values stay as sent
-        if key_range is not None and not _keys_stored(cur, contract, key_range):
-            copied = _copy_new_rows(cur, contract, columns, handle)
-            if copied is not None:
-                return copied, 0
-            handle.seek(0)
-        return _stage_and_upsert(cur, contract, columns, handle)
+    if key_range is not None and not _keys_stored(cur, contract, key_range):
+        copied = _copy_new_rows(cur, contract, columns, sources)
+        if copied is not None:
+            return copied, 0
+    return _stage_and_upsert(cur, contract, columns, sources)
+
+
+def _sources(given: Source | Sequence[Source]) -> list[Source]:
+    return list(given) if isinstance(given, list | tuple) else [given]  # type: ignore[list-item]
+
+
+def _copy_each(cur: Any, command: str, sources: Sequence[Source]) -> int:
+    """COPY every source in turn (bytes: line breaks inside values stay as sent); rows."""
+    copied = 0
+    for source in sources:
+        with source.open("rb") as handle:
+            cur.copy_expert(command, handle)
+        copied += int(cur.rowcount)
+    return copied
 
 
 def _keys_stored(cur: Any, contract: Contract, key_range: Sequence[Any]) -> bool:
@@ -167,31 +196,32 @@ def _copy_command(table: sql.Composable, columns: list[str]) -> sql.Composed:
     return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, identifiers(columns))
 
 
-def _copy_new_rows(cur: Any, contract: Contract, columns: list[str], handle: Any) -> int | None:
+def _copy_new_rows(
+    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source]
+) -> int | None:
     """COPY the rows into the table; the row count, or None (and nothing written) when a
     key is already there."""
     cur.execute("SAVEPOINT copy_new_rows")
     try:
         table = sql.Identifier(SCHEMA, contract.table)
-        cur.copy_expert(_copy_command(table, columns).as_string(cur), handle)
+        copied = _copy_each(cur, _copy_command(table, columns).as_string(cur), sources)
     except UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT copy_new_rows")
         log.info("%s: a key of this batch is stored already: upserting", contract.dag_id)
         return None
-    copied = int(cur.rowcount)
     cur.execute("RELEASE SAVEPOINT copy_new_rows")
     return copied
 
 
 def _stage_and_upsert(
-    cur: Any, contract: Contract, columns: list[str], handle: Any
+    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source]
 ) -> tuple[int, int]:
     cur.execute(
         sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             identifiers(columns), sql.Identifier(SCHEMA, contract.table)
         )
     )
-    cur.copy_expert(_copy_command(sql.Identifier("stage"), columns).as_string(cur), handle)
+    _copy_each(cur, _copy_command(sql.Identifier("stage"), columns).as_string(cur), sources)
     # The row's data: what tells a changed row from a repeated one (not lineage, not
     # event_time_utc, which follows from event_time).
     data_columns = [c for c in stage_columns(contract) if c != contract.key]
@@ -220,40 +250,39 @@ def _stage_and_upsert(
 
 
 def load_batch(
-    conn: Any,
-    contract: Contract,
-    *,
-    run_id: str,
-    window: Window,
-    accepted_path: Path,
-    rejects_path: Path,
-    extracted: int,
-    accepted: int,
-    validation: dict[str, Any] | None = None,
-    started: float | None = None,
-    window_rows: int | None = None,
-    change_rows: int = 0,
-    watermark: str | None = None,
-    key_range: Sequence[Any] | None = None,
+    conn: Any, contract: Contract, manifest: RunManifest, root: StorageRoot
 ) -> LoadResult:
-    """Load one run's files in one transaction (the caller's connection commits).
+    """Load one validated run's objects in one transaction (the caller's connection commits).
 
-    `started` is the epoch second the run's extract began, so the audit times the whole run.
+    The audit times the whole run, from the moment its extract began.
     """
     began = time.time()
+    validated = manifest.require_validated()
+    extracted = manifest.extracted
+    window, run_id = manifest.window, manifest.run_id
     with conn.cursor() as cur:
         ensure_schema(cur)
         ensure_table(cur, contract)
         cur.execute(
             "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"citypulse.load.{contract.table}",)
         )
-        inserted, updated = upsert_accepted(cur, contract, accepted_path, key_range)
-        rejected = quarantine_rejects(cur, contract, rejects_path, run_id, window)
-        if extracted != accepted + rejected:
+        inserted, updated = upsert_accepted(
+            cur,
+            contract,
+            [root.object(part.key) for part in validated.accepted],
+            validated.key_range,
+        )
+        accepted = validated.accepted_rows
+        rejected = quarantine_rejects(
+            cur, contract, [root.object(part.key) for part in validated.rejects], run_id, window
+        )
+        if extracted.rows != accepted + rejected or inserted + updated > accepted:
             raise RuntimeError(
-                f"{contract.dag_id}: counts do not add up: extracted {extracted} != "
-                f"accepted {accepted} + rejected {rejected}"
+                f"{contract.dag_id}: counts do not add up: extracted {extracted.rows} != "
+                f"accepted {accepted} + rejected {rejected} (inserted {inserted}, updated "
+                f"{updated})"
             )
+        watermark = validated.watermark
         if watermark is not None and contract.change_column is not None:
             cur.execute(
                 render("load/watermark.sql"),
@@ -264,7 +293,7 @@ def load_batch(
                     "run_id": run_id,
                 },
             )
-        seconds = time.time() - (started if started is not None else began)
+        seconds = time.time() - min(manifest.started, began)
         cur.execute(
             render("load/audit.sql"),
             {
@@ -273,22 +302,22 @@ def load_batch(
                 "window_start": window.start,
                 "window_end": window.end,
                 "timezone": window.timezone,
-                "extracted": extracted,
+                "extracted": extracted.rows,
                 "loaded": accepted,
                 "rejected": rejected,
                 "inserted": inserted,
                 "updated": updated,
                 "unchanged": accepted - inserted - updated,
                 "seconds": round(seconds, 3),
-                "validation": Json(validation) if validation is not None else None,
-                "window_rows": extracted - change_rows if window_rows is None else window_rows,
-                "change_rows": change_rows,
+                "validation": Json(validated.report) if validated.report else None,
+                "window_rows": extracted.window_rows,
+                "change_rows": extracted.change_rows,
                 "watermark": watermark,
             },
         )
         audit_id = int(cur.fetchone()[0])
     result = LoadResult(
-        extracted,
+        extracted.rows,
         accepted,
         rejected,
         inserted,
@@ -299,6 +328,40 @@ def load_batch(
     )
     log.info("%s: %s", contract.dag_id, result)
     return result
+
+
+def load_typed_rows(
+    conn: Any, contract: Contract, frame: Any, run_id: str, window: Window, root: StorageRoot
+) -> LoadResult:
+    """Load typed rows that need no validation (generated history, tests) as one audited run
+    of `run_id`: written under `root` as a validated run's objects, then `load_batch`."""
+    prefix = run_prefix(contract.dag_id, run_id)
+    accepted_key, rejects_key = f"{prefix}/{ACCEPTED_FILE}", f"{prefix}/{REJECTS_FILE}"
+    rows = write_accepted(frame, contract, root.object(accepted_key), run_id)
+    write_rejects(iter(()), root.object(rejects_key))
+    bounds = key_range(frame, contract)
+    manifest = RunManifest(
+        dag_id=contract.dag_id,
+        run_id=run_id,
+        prefix=prefix,
+        window_start=window.start,
+        window_end=window.end,
+        timezone=window.timezone,
+        started=time.time(),
+        incremental=False,
+        watermark_before=None,
+        extracted=Extracted(
+            parts=(), rows=rows, window_rows=rows, change_rows=0, pages=0, retries=0
+        ),
+        validated=Validated(
+            accepted=(Part(key=accepted_key, rows=rows),),
+            rejects=(Part(key=rejects_key, rows=0),),
+            report={},
+            watermark=None,
+            key_range=None if bounds is None else (bounds[0], bounds[1]),
+        ),
+    )
+    return load_batch(conn, contract, manifest, root)
 
 
 def read_watermark(cur: Any, contract: Contract) -> str | None:

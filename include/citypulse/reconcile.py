@@ -17,8 +17,8 @@ from psycopg2 import sql
 
 from citypulse.contracts import Contract
 from citypulse.exceptions import PortalError
-from citypulse.extract import RetryPolicy, app_token, fetch_page, socrata_client
 from citypulse.settings import SCHEMA
+from citypulse.socrata import SocrataClient
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def trailing_window(contract: Contract, window: Window) -> Window | None:
     return Window(start, window.end, window.timezone)
 
 
-def portal_keys(contract: Contract, window: Window, client: Any, policy: RetryPolicy) -> set[str]:
+def portal_keys(contract: Contract, window: Window, client: SocrataClient) -> set[str]:
     """Every key the portal has for the window (`$select=<key>`, paged in key order)."""
     key = contract.key_column.wire_name
     base: dict[str, Any] = {
@@ -56,20 +56,12 @@ def portal_keys(contract: Contract, window: Window, client: Any, policy: RetryPo
     }
     if contract.system_fields:
         base["exclude_system_fields"] = False
-    keys: set[str] = set()
-    offset = 0
-    while True:
-        params = {**base, "limit": contract.page_size, "offset": offset}
-        page, _ = fetch_page(
-            lambda **p: client.get(contract.dataset_id, **p),
-            params,
-            policy,
-            f"{contract.dag_id} reconcile offset {offset}",
-        )
-        keys.update(str(row[key]) for row in page if key in row)
-        offset += len(page)
-        if len(page) < contract.page_size:
-            return keys
+    return {
+        str(row[key])
+        for page in client.paged(base, "reconcile", contract.page_size)
+        for row in page
+        if key in row
+    }
 
 
 def mark_deleted(
@@ -132,17 +124,8 @@ def mark_deleted(
     )
 
 
-def reconcile_window(
-    contract: Contract, window: Window, run_id: str, conn: Any, client: Any | None = None
-) -> ReconcileResult:
+def reconcile_window(contract: Contract, window: Window, run_id: str, conn: Any) -> ReconcileResult:
     """Compare the portal's keys for `window` with the warehouse's and mark the missing."""
-    policy = RetryPolicy.from_env()
-    own_client = client is None
-    if client is None:
-        client = socrata_client(contract, app_token(), policy.timeout_seconds)
-    try:
-        keys = portal_keys(contract, window, client, policy)
-    finally:
-        if own_client:
-            client.close()
+    with SocrataClient(contract) as client:
+        keys = portal_keys(contract, window, client)
     return mark_deleted(conn, contract, window, keys, run_id)

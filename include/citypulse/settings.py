@@ -10,10 +10,18 @@ INCLUDE_DIR = PROJECT_ROOT / "include"
 CONTRACTS_DIR = Path(os.environ.get("CITYPULSE_CONTRACTS_DIR", INCLUDE_DIR / "contracts"))
 SQL_DIR = INCLUDE_DIR / "sql"
 
-# Where run-scoped extract files and the embedded PostgreSQL live.
+# This machine's own folder: the embedded PostgreSQL, the parse cache, the default storage.
 DATA_DIR = Path(os.environ.get("CITYPULSE_DATA_DIR", PROJECT_ROOT / ".citypulse"))
-RUNS_DIR = DATA_DIR / "runs"
 PGSERVER_DIR = DATA_DIR / "pgdata"
+# The one root for everything tasks hand each other (run files, model artifacts): any URL
+# Airflow's Object Storage accepts, e.g. s3://<aws_conn_id>@<bucket>/<prefix>. The default
+# is this machine's disk, which serves one machine (or a folder every worker mounts).
+STORAGE_URL = os.environ.get("CITYPULSE_STORAGE_URL", "").strip() or DATA_DIR.as_uri()
+# How long a run's files are kept after its last write, so any of its tasks can be cleared
+# and rerun; housekeeping removes them afterwards.
+RUN_RETENTION_DAYS = float(os.environ.get("CITYPULSE_RUN_RETENTION_DAYS", "7"))
+# Records per extract part: the unit run files are written, read and streamed in.
+PART_ROWS = int(os.environ.get("CITYPULSE_PART_ROWS", "100000"))
 # What parsing dags/ keeps of the validated contracts between parses; empty disables it.
 _PARSE_CACHE = os.environ.get("CITYPULSE_PARSE_CACHE_FILE", str(DATA_DIR / "cache" / "dags.json"))
 PARSE_CACHE_FILE = Path(_PARSE_CACHE) if _PARSE_CACHE else None

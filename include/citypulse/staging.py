@@ -1,35 +1,41 @@
-"""The files that pass between tasks of one run, in the run's own folder (never XCom).
+"""The files that pass between tasks of one run, under the run's prefix in the storage root
+(`citypulse.storage`); XCom carries only their keys, in the run manifest.
 
-extract.ndjson   the portal's records, one JSON object a line, as sent
-accepted.csv     typed rows ready for COPY (CSV: NULL unquoted empty, text quoted), in
-                 `copy_columns` order
-rejects.ndjson   {"record": raw, "reason": "...", "key": "..."} a line
+extract/part-NNNNN.ndjson  the portal's records, one JSON object a line, as sent, in parts
+accepted.csv               typed rows ready for COPY (CSV: NULL unquoted empty, text quoted),
+                           in `copy_columns` order
+rejects.ndjson             {"record": raw, "reason": "...", "key": "..."} a line
+
+Every reader and writer here takes a source: a local `Path` or a `storage.StoredObject`
+(both open as `open("rb")` / `open("wb")`); a local file is handed to Arrow by name.
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import re
-import shutil
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from citypulse.contracts import Contract
-from citypulse.settings import RUNS_DIR
+from citypulse.settings import PART_ROWS
 
-EXTRACT_FILE = "extract.ndjson"
+if TYPE_CHECKING:
+    from citypulse.manifest import Part
+    from citypulse.storage import StorageRoot, StoredObject
+
+Source = Union[Path, "StoredObject"]
+
+EXTRACT_PREFIX = "extract"
 ACCEPTED_FILE = "accepted.csv"
 REJECTS_FILE = "rejects.ndjson"
 DERIVED_STAGE_COLUMNS = ("event_time", "h3_r8", "h3_r7")
 # Written beside them for the COPY: the event time as local time and zone name (PostgreSQL
 # turns it into UTC itself, exactly as `event_time AT TIME ZONE zone`) and the run's id.
 LOAD_COLUMNS = ("event_time_utc", "cp_run_id")
-# The layout of accepted.csv, named in the validate task's result: a load handed a file of
-# another layout (validated before an upgrade) types the extract file again.
-ACCEPTED_FORMAT = 2
 # NDJSON is decoded this many bytes at a time (plus the rest of the last line).
 READ_CHUNK_BYTES = 4 << 20
 # Arrow reads the extract file in blocks of this many bytes (two threads share them).
@@ -38,16 +44,88 @@ READ_BLOCK_BYTES = 8 << 20
 WRITE_CHUNK_ROWS = 50_000
 
 
-def run_dir(dag_id: str, run_id: str, root: Path = RUNS_DIR) -> Path:
-    """The run's private folder; run ids become safe file names."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-    path = root / dag_id / safe
+def local_file(source: Source) -> Path | None:
+    """The source as a file on this machine's disk, if it is one."""
+    return source if isinstance(source, Path) else source.local_path
+
+
+class PartWriter:
+    """Writes NDJSON records as numbered objects `<prefix>/part-NNNNN.ndjson` of at most
+    `part_rows` records each. Used as a context manager: on an error every part written so
+    far is removed, so no partial extract is left behind."""
+
+    def __init__(self, root: StorageRoot, prefix: str, part_rows: int = PART_ROWS) -> None:
+        if part_rows < 1:
+            raise ValueError(f"part_rows must be positive, not {part_rows}")
+        self.root, self.prefix, self.part_rows = root, prefix, part_rows
+        self.parts: list[Part] = []
+        self._stack = ExitStack()
+        self._handle: IO[bytes] | None = None
+        self._rows = 0
+
+    def __enter__(self) -> PartWriter:
+        self.root.remove(self.prefix)  # a retried extract starts from nothing
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self._finish_part()
+        else:
+            self._stack.close()
+            self.root.remove(self.prefix)
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            if self._handle is None:
+                self._handle = self._stack.enter_context(self.root.open_write(self._key()))
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+            self._handle.write(line.encode())
+            self._handle.write(b"\n")
+            self._rows += 1
+            if self._rows == self.part_rows:
+                self._finish_part()
+
+    def _key(self) -> str:
+        return f"{self.prefix}/part-{len(self.parts):05d}.ndjson"
+
+    def _finish_part(self) -> None:
+        from citypulse.manifest import Part
+
+        if self._handle is None:
+            return
+        self._stack.close()  # the object is whole once closed
+        self.parts.append(Part(key=self._key(), rows=self._rows))
+        self._handle, self._rows = None, 0
+
+
+def expire_runs(
+    root: StorageRoot, dag_id: str, *, keep: str, retention: timedelta, now: datetime
+) -> tuple[list[str], int]:
+    """Remove every run prefix of `dag_id` but `keep` whose newest object was written more
+    than `retention` before `now`; (the prefixes removed, how many were kept)."""
+    from citypulse.storage import RUNS_PREFIX
+
+    removed: list[str] = []
+    kept = 0
+    for prefix in root.children(f"{RUNS_PREFIX}/{dag_id}"):
+        if prefix == keep:
+            continue
+        written = root.last_write(prefix)
+        if written is None or now - written > retention:
+            root.remove(prefix)
+            removed.append(prefix)
+        else:
+            kept += 1
+    return removed, kept
+
+
+def run_dir(dag_id: str, run_id: str, root: Path) -> Path:
+    """A local folder for one run's files under `root` (tools and tests; tasks use keys)."""
+    from citypulse.storage import run_prefix
+
+    path = root / run_prefix(dag_id, run_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def remove_run_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def stage_columns(contract: Contract) -> list[str]:
@@ -73,7 +151,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
+def read_ndjson(source: Source) -> Iterator[dict[str, Any]]:
     """Each line's JSON value, in order; blank lines are skipped.
 
     Decoded a few MB at a time with msgspec, several times faster than `json`; a chunk that
@@ -84,7 +162,7 @@ def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
     import msgspec
 
     decode_lines = msgspec.json.Decoder().decode_lines
-    with path.open("rb") as handle, gc_paused():
+    with source.open("rb") as handle, gc_paused():
         while chunk := handle.read(READ_CHUNK_BYTES):
             chunk += handle.readline()
             try:
@@ -94,7 +172,7 @@ def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
             yield from records
 
 
-def write_accepted(frame: Any, contract: Contract, path: Path, run_id: str) -> int:
+def write_accepted(frame: Any, contract: Contract, target: Source, run_id: str) -> int:
     """Write typed rows (a pandas DataFrame) of run `run_id` as COPY-ready CSV; returns the
     row count.
 
@@ -115,8 +193,14 @@ def write_accepted(frame: Any, contract: Contract, path: Path, run_id: str) -> i
     options = pa_csv.WriteOptions(
         include_header=False, quoting_style="needed", batch_size=WRITE_CHUNK_ROWS
     )
+    local = local_file(target)
     with gc_paused():
-        pa_csv.write_csv(table, str(path), write_options=options)
+        if local is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            pa_csv.write_csv(table, str(local), write_options=options)
+        else:
+            with target.open("wb") as handle:
+                pa_csv.write_csv(table, handle, write_options=options)
     return len(frame)
 
 
@@ -129,8 +213,8 @@ def key_range(frame: Any, contract: Contract) -> list[Any] | None:
     return [b.item() if hasattr(b, "item") else b for b in bounds]
 
 
-def read_wire_table(path: Path, contract: Contract) -> Any:
-    """The extract file as an Arrow table (the contract's wire fields as strings, boolean and
+def read_wire_table(source: Source, contract: Contract) -> Any:
+    """An extract part as an Arrow table (the contract's wire fields as strings, boolean and
     other fields as Arrow infers them), or None when Arrow cannot read it so: a value of
     another JSON type in a contract field, a line that is not a JSON object, a field whose
     type varies.
@@ -138,24 +222,45 @@ def read_wire_table(path: Path, contract: Contract) -> Any:
     import pyarrow as pa
     import pyarrow.json as pa_json
 
-    if path.stat().st_size == 0:
+    local = local_file(source)
+    if local is not None and local.stat().st_size == 0:
         return None
     # Boolean fields are left to inference: portals send them as JSON booleans or as text.
     schema = pa.schema(
         [pa.field(c.wire_name, pa.string()) for c in contract.columns if c.type != "boolean"]
     )
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    read_options = pa_json.ReadOptions(block_size=READ_BLOCK_BYTES)
     try:
-        return pa_json.read_json(
-            str(path),
-            read_options=pa_json.ReadOptions(block_size=READ_BLOCK_BYTES),
-            parse_options=options,
-        )
+        if local is not None:
+            return pa_json.read_json(str(local), read_options=read_options, parse_options=options)
+        with source.open("rb") as handle:
+            return pa_json.read_json(handle, read_options=read_options, parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 
 
-def read_lines_at(path: Path, positions: Iterable[int]) -> dict[int, Any]:
+def read_wire_tables(sources: Sequence[Source], contract: Contract) -> tuple[Any, list[int]]:
+    """`read_wire_table` of every part, as one table, and the records of each part; the
+    table is None when any part needs the records path or their inferred types disagree."""
+    import pyarrow as pa
+
+    tables = []
+    for source in sources:
+        table = read_wire_table(source, contract)
+        if table is None:
+            return None, []
+        tables.append(table)
+    rows = [table.num_rows for table in tables]
+    if len(tables) == 1:
+        return tables[0], rows
+    try:
+        return (pa.concat_tables(tables, promote_options="permissive") if tables else None), rows
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None, []
+
+
+def read_lines_at(source: Source, positions: Iterable[int]) -> dict[int, Any]:
     """The JSON values of the given non-blank lines (0-based, as `read_ndjson` counts them)."""
     wanted = set(positions)
     found: dict[int, Any] = {}
@@ -163,7 +268,7 @@ def read_lines_at(path: Path, positions: Iterable[int]) -> dict[int, Any]:
         return found
     last = max(wanted)
     index = 0
-    with path.open("rb") as handle:
+    with source.open("rb") as handle:
         for line in handle:
             if not line.strip():
                 continue
@@ -175,10 +280,11 @@ def read_lines_at(path: Path, positions: Iterable[int]) -> dict[int, Any]:
     return found
 
 
-def write_rejects(rows: Iterator[dict[str, Any]], path: Path) -> int:
+def write_rejects(rows: Iterator[dict[str, Any]], target: Source) -> int:
+    """Write reject rows as NDJSON; returns their count."""
     count = 0
-    with path.open("w", encoding="utf-8") as handle:
+    with target.open("wb") as handle:
         for row in rows:
-            handle.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+            handle.write((json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode())
             count += 1
     return count

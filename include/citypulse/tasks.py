@@ -1,8 +1,9 @@
 """What each task of a city DAG does, given its Airflow context.
 
 The DAG factory imports this module inside the task functions only, so parsing `dags/`
-never pays for pandas, Great Expectations, sodapy or h3. XComs carry small summaries and
-file paths; the records themselves stay in the run's folder.
+never pays for pandas, Great Expectations, sodapy or h3. What a task hands the next is the
+run manifest (`citypulse.manifest`) in XCom; the records themselves are objects under the
+storage root (`citypulse.storage`), so each task may run on any worker.
 """
 
 from __future__ import annotations
@@ -11,34 +12,47 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from citypulse.contracts import Contract, contract_by_id, load_contracts
-from citypulse.exceptions import ContractError, PortalError, ValidationFailed
-from citypulse.staging import (
-    ACCEPTED_FILE,
-    ACCEPTED_FORMAT,
-    EXTRACT_FILE,
-    REJECTS_FILE,
-    remove_run_dir,
-    run_dir,
+from citypulse.exceptions import (
+    ContractError,
+    ManifestError,
+    PortalError,
+    RunFilesMissing,
+    StorageError,
+    ValidationFailed,
 )
+from citypulse.manifest import Extracted, Part, RunManifest, Validated
+from citypulse.settings import RUN_RETENTION_DAYS
+from citypulse.staging import ACCEPTED_FILE, EXTRACT_PREFIX, REJECTS_FILE
+from citypulse.storage import StorageRoot, run_prefix
 from citypulse.windows import Window, window_for_dates, window_for_interval
 
 log = logging.getLogger(__name__)
+# Errors that say what is wrong and that no retry can fix unless they say they are transient.
+_OPERATOR_ERRORS = (
+    PortalError,
+    ValidationFailed,
+    ContractError,
+    StorageError,
+    RunFilesMissing,
+    ManifestError,
+)
 
 
 @contextmanager
 def failing_fast() -> Iterator[None]:
-    """Errors that a retry cannot fix (a refused query, a batch over its reject threshold)
-    fail the task at once instead of burning Airflow's retries."""
+    """Errors that a retry cannot fix (a refused query, a batch over its reject threshold,
+    a misconfigured storage root, expired run files) fail the task at once instead of
+    burning Airflow's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
     try:
         yield
-    except (PortalError, ValidationFailed, ContractError) as exc:
-        if getattr(exc, "transient", False):
+    except _OPERATOR_ERRORS as exc:
+        if exc.transient:
             raise
         raise AirflowFailException(str(exc)) from exc
 
@@ -83,62 +97,102 @@ def absorbs_changes(context: dict[str, Any]) -> bool:
 
 
 def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Check the storage root, then write the window's records (and changes since the
+    watermark) as parts under the run's prefix; returns the run manifest."""
     from citypulse.extract import extract_window
 
     started = time.time()
     contract = contract_by_id(dag_id)
     window = run_window(contract, context)
-    folder = run_dir(dag_id, context["run_id"])
-    incremental = absorbs_changes(context)
-    watermark = current_watermark(contract) if incremental else None
+    root = StorageRoot.configured()
     with failing_fast():
-        result = extract_window(contract, window, folder / EXTRACT_FILE, watermark=watermark)
-    return {
-        "run_id": context["run_id"],
-        "run_dir": str(folder),
-        "window": window.as_dict(),
-        "extracted": result.rows,
-        "window_rows": result.window_rows,
-        "change_rows": result.change_rows,
-        "watermark_before": watermark,
-        "incremental": incremental and contract.incremental is not None,
-        "pages": result.pages,
-        "started": started,
-    }
+        root.check()  # before any portal request: a bad root fails here, naming itself
+    incremental = absorbs_changes(context) and contract.incremental is not None
+    watermark = current_watermark(contract) if incremental else None
+    prefix = run_prefix(dag_id, context["run_id"])
+    with failing_fast():
+        result = extract_window(
+            contract, window, root, f"{prefix}/{EXTRACT_PREFIX}", watermark=watermark
+        )
+    manifest = RunManifest(
+        dag_id=dag_id,
+        run_id=context["run_id"],
+        prefix=prefix,
+        window_start=window.start,
+        window_end=window.end,
+        timezone=window.timezone,
+        started=started,
+        incremental=incremental,
+        watermark_before=watermark,
+        extracted=Extracted(
+            parts=result.parts,
+            rows=result.rows,
+            window_rows=result.window_rows,
+            change_rows=result.change_rows,
+            pages=result.pages,
+            retries=result.retries,
+        ),
+    )
+    return manifest.to_xcom()
 
 
-def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
+def read_manifest(upstream: Any, task: str) -> RunManifest:
+    with failing_fast():
+        return RunManifest.from_xcom(upstream, task=task)
+
+
+def require_objects(manifest: RunManifest, root: StorageRoot, parts: list[Part], task: str) -> None:
+    """Fail at once, saying to clear from `extract`, when an input object of `task` is gone."""
+    for part in parts:
+        if not root.exists(part.key):
+            with failing_fast():
+                raise RunFilesMissing(
+                    f"{manifest.dag_id} run {manifest.run_id}: `{task}` needs {part.key} under "
+                    f"the {root.described}, and it is gone (run files are kept "
+                    f"{RUN_RETENTION_DAYS:g} days after a run's last write, then housekeeping "
+                    "removes them). Clear this run from `extract` (Clear, with downstream) to "
+                    "fetch the window again"
+                )
+
+
+def validate(dag_id: str, upstream: Any) -> dict[str, Any]:
+    """Type and validate the extract parts; write the accepted rows and the rejects."""
     import numpy as np
 
     from citypulse.staging import key_range, write_accepted, write_rejects
     from citypulse.typing_rules import type_extract
     from citypulse.validate import enforce, run_suite
 
+    manifest = read_manifest(upstream, "validate")
     contract = contract_by_id(dag_id)
-    window = Window.from_dict(extracted["window"])
-    folder = Path(extracted["run_dir"])
-    batch = type_extract(contract, folder / EXTRACT_FILE, extracted["window_rows"])
-    if len(batch.frame) != extracted["extracted"]:
+    root = StorageRoot.configured()
+    extracted = manifest.extracted
+    require_objects(manifest, root, list(extracted.parts), "validate")
+    batch = type_extract(
+        contract, [root.object(part.key) for part in extracted.parts], extracted.window_rows
+    )
+    if len(batch.frame) != extracted.rows:
         raise RuntimeError(
-            f"{folder / EXTRACT_FILE} holds {len(batch.frame)} records, extract reported "
-            f"{extracted['extracted']}: rerun the extract task"
+            f"{manifest.prefix}: the extract parts hold {len(batch.frame)} records, extract "
+            f"reported {extracted.rows}: clear the run from `extract`"
         )
-    report = run_suite(contract, batch, window)
+    report = run_suite(contract, batch, manifest.window)
     with failing_fast():
         enforce(contract, batch, report)
     rejected = batch.rejected_mask
     accepted_rows = batch.frame[~rejected]
+    accepted_key, rejects_key = manifest.key(ACCEPTED_FILE), manifest.key(REJECTS_FILE)
     accepted = write_accepted(
-        accepted_rows, contract, folder / ACCEPTED_FILE, run_id=extracted["run_id"]
+        accepted_rows, contract, root.object(accepted_key), run_id=manifest.run_id
     )
     key_field = contract.key_column.wire_name
     positions = np.flatnonzero(rejected).tolist()
-    write_rejects(
+    rejects = write_rejects(
         (
             {"record": record, "reason": "; ".join(batch.reasons[i]), "key": record.get(key_field)}
             for i, record in zip(positions, batch.raw_records(positions), strict=True)
         ),
-        folder / REJECTS_FILE,
+        root.object(rejects_key),
     )
     log.info(
         "%s: %d extracted, %d accepted, %d rejected (%.2f%%)",
@@ -148,62 +202,48 @@ def validate(dag_id: str, extracted: dict[str, Any]) -> dict[str, Any]:
         report.rejected,
         100 * report.rejected_share,
     )
-    return {
-        **extracted,
-        "accepted": accepted,
-        "rejected": report.rejected,
-        "validation": report.as_dict(),
-        "watermark": batch.newest_change if extracted["incremental"] else None,
-        "key_range": key_range(accepted_rows, contract),
-        "accepted_format": ACCEPTED_FORMAT,
-    }
+    bounds = key_range(accepted_rows, contract)
+    validated = Validated(
+        accepted=(Part(key=accepted_key, rows=accepted),),
+        rejects=(Part(key=rejects_key, rows=rejects),),
+        report=report.as_dict(),
+        watermark=batch.newest_change if manifest.incremental else None,
+        key_range=None if bounds is None else (bounds[0], bounds[1]),
+    )
+    return manifest.with_validated(validated).to_xcom()
 
 
-def load(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+def load(dag_id: str, upstream: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """Load the validated run in one transaction. Its objects stay (for the retention
+    period), so clearing this task reruns it."""
     from citypulse.load import load_batch
     from citypulse.warehouse import connect
 
-    if validated.get("accepted_format") != ACCEPTED_FORMAT:
-        # Validated by an earlier CityPulse (a run in flight across an upgrade): its COPY
-        # file has another layout. The extract file is still there: type it again.
-        log.warning("%s: accepted rows in an older layout: validating again", dag_id)
-        validated = validate(dag_id, validated)
+    manifest = read_manifest(upstream, "load")
+    with failing_fast():
+        validated = manifest.require_validated()
     contract = contract_by_id(dag_id)
-    folder = Path(validated["run_dir"])
+    root = StorageRoot.configured()
+    require_objects(manifest, root, [*validated.accepted, *validated.rejects], "load")
     with connect() as conn:
-        result = load_batch(
-            conn,
-            contract,
-            run_id=validated["run_id"],
-            window=Window.from_dict(validated["window"]),
-            accepted_path=folder / ACCEPTED_FILE,
-            rejects_path=folder / REJECTS_FILE,
-            extracted=validated["extracted"],
-            accepted=validated["accepted"],
-            validation=validated["validation"],
-            started=validated["started"],
-            window_rows=validated["window_rows"],
-            change_rows=validated["change_rows"],
-            watermark=validated["watermark"],
-            key_range=validated.get("key_range"),
-        )
-    remove_run_dir(folder)
+        result = load_batch(conn, contract, manifest, root)
     return result.as_dict()
 
 
-def reconcile(dag_id: str, validated: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+def reconcile(dag_id: str, upstream: Any, context: dict[str, Any]) -> dict[str, Any]:
     """Soft-delete rows gone from the portal, when due (or forced by the `reconcile` param)."""
     from citypulse.reconcile import reconcile_window, trailing_window
     from citypulse.warehouse import connect
 
+    manifest = read_manifest(upstream, "reconcile")
     contract = contract_by_id(dag_id)
-    window = Window.from_dict(validated["window"])
+    window = manifest.window
     forced = bool((context.get("params") or {}).get("reconcile"))
     target = window if forced else trailing_window(contract, window)
     if target is None:
         return {"due": False}
     with connect() as conn, failing_fast():
-        result = reconcile_window(contract, target, validated["run_id"], conn)
+        result = reconcile_window(contract, target, manifest.run_id, conn)
     return {"due": True, **result.as_dict()}
 
 
@@ -215,6 +255,25 @@ def build_views(dag_id: str) -> list[str]:
     contract = next(c for c in contracts if c.dag_id == dag_id)
     with connect() as conn, conn.cursor() as cur:
         return views.build_views(cur, contract, contracts)
+
+
+def housekeeping(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Remove the run files of this DAG's runs whose last write is older than the retention
+    period (never the current run's)."""
+    from citypulse.staging import expire_runs
+
+    root = StorageRoot.configured()
+    with failing_fast():
+        removed, kept = expire_runs(
+            root,
+            dag_id,
+            keep=run_prefix(dag_id, context["run_id"]),
+            retention=timedelta(days=RUN_RETENTION_DAYS),
+            now=datetime.now(UTC),
+        )
+    if removed:
+        log.info("%s: removed the expired run files of %s", dag_id, removed)
+    return {"removed": len(removed), "kept": kept, "retention_days": RUN_RETENTION_DAYS}
 
 
 def run_step(step: str, dag_id: str, upstream: Any, context: dict[str, Any]) -> Any:
@@ -229,4 +288,6 @@ def run_step(step: str, dag_id: str, upstream: Any, context: dict[str, Any]) -> 
         return reconcile(dag_id, upstream, context)
     if step == "build_views":
         return build_views(dag_id)
+    if step == "housekeeping":
+        return housekeeping(dag_id, context)
     raise ValueError(f"{dag_id}: no step {step!r} in a city DAG")

@@ -20,7 +20,8 @@ import pandas as pd
 
 from citypulse import staging
 from citypulse.contracts import Column, Contract
-from citypulse.staging import gc_paused, read_lines_at
+from citypulse.staging import Source, gc_paused, read_lines_at
+from citypulse.storage import StoredObject
 
 # Standard columns every typed table has besides the dataset's own (see RESERVED_COLUMNS).
 DERIVED_COLUMNS = ("event_time", "h3_r8", "h3_r7")
@@ -45,9 +46,11 @@ class TypedBatch:
     # The latest change-column value seen (as the portal wrote it), for the watermark.
     newest_change: str | None = None
     # Where the wire records are, to quote a rejected row's record as it was sent: the
-    # decoded records themselves, or the extract file (one record a non-blank line).
+    # decoded records themselves, or the extract parts (one record a non-blank line) and
+    # how many records each holds.
     records: Sequence[dict[str, Any]] | None = None
-    source: Path | None = None
+    sources: Sequence[Source] = ()
+    source_rows: Sequence[int] = ()
 
     def reject(self, mask: np.ndarray | pd.Series, reason: str | Sequence[str]) -> None:
         """Record `reason` (one text, or one per flagged row) for every flagged row."""
@@ -67,9 +70,18 @@ class TypedBatch:
         """The records at `positions` exactly as the portal sent them."""
         if self.records is not None:
             return [self.records[int(i)] for i in positions]
-        if self.source is None:
+        if not self.sources:
             raise ValueError("this batch keeps no wire records")
-        found = read_lines_at(self.source, map(int, positions))
+        starts = np.cumsum([0, *self.source_rows])
+        wanted = np.asarray(positions, dtype=np.int64)
+        part_of = np.searchsorted(starts, wanted, side="right") - 1
+        found: dict[int, Any] = {}
+        for part in np.unique(part_of).tolist():
+            offset = int(starts[part])
+            lines = read_lines_at(
+                self.sources[part], (int(i) - offset for i in wanted[part_of == part])
+            )
+            found.update({line + offset: record for line, record in lines.items()})
         return [found[int(i)] for i in positions]
 
 
@@ -345,20 +357,24 @@ _ARROW_KINDS: dict[str, tuple[str, str]] = {  # kind -> (pattern, Arrow type)
 }
 
 
-def type_extract(contract: Contract, path: Path, window_rows: int | None = None) -> TypedBatch:
-    """Type a run's extract file: read and typed by Arrow when it can read the file with
-    the contract's fields as strings (what the API sends), record by record otherwise."""
-    table = staging.read_wire_table(path, contract)
-    batch = type_table(contract, table, window_rows, path) if table is not None else None
-    if batch is None:
-        records = list(staging.read_ndjson(path))
+def type_extract(
+    contract: Contract, parts: Source | Sequence[Source], window_rows: int | None = None
+) -> TypedBatch:
+    """Type a run's extract parts (one source or several, in order): read and typed by
+    Arrow when it can read them with the contract's fields as strings (what the API sends),
+    record by record otherwise."""
+    sources = [parts] if isinstance(parts, Path | StoredObject) else list(parts)
+    table, rows = staging.read_wire_tables(sources, contract)
+    batch = type_table(contract, table, window_rows) if table is not None else None
+    if batch is not None:
+        batch.sources, batch.source_rows = sources, rows
+    else:
+        records = [record for source in sources for record in staging.read_ndjson(source)]
         batch = type_records(contract, records, window_rows)
     return batch
 
 
-def type_table(
-    contract: Contract, table: Any, window_rows: int | None = None, source: Path | None = None
-) -> TypedBatch | None:
+def type_table(contract: Contract, table: Any, window_rows: int | None = None) -> TypedBatch | None:
     """`type_records` for an Arrow table of wire strings (`staging.read_wire_table`); None
     when a required field holds no value in any record, where only the records can tell an
     absent field (schema drift) from one sent as null."""
@@ -381,7 +397,7 @@ def type_table(
     ):
         return None  # numbers in a boolean field: the record path words their reasons
     with gc_paused():
-        batch = TypedBatch(pd.DataFrame(), [[] for _ in range(n)], set(), [], source=source)
+        batch = TypedBatch(pd.DataFrame(), [[] for _ in range(n)], set(), [])
         known = {c.wire_name for c in contract.columns} | set(contract.ignore_fields)
         batch.unknown_fields = {
             f for f in table.column_names if f not in known and not f.startswith(":")

@@ -1,7 +1,8 @@
-"""The model registry in PostgreSQL (`model_runs`) and the artifacts on disk.
+"""The model registry in PostgreSQL (`model_runs`) and the artifacts in the storage root.
 
-Every evaluated model gets a row; learned ones also an artifact under
-`<CITYPULSE_DATA_DIR>/models/<city>/<model_kind>/v<id>/` (the row id is the version).
+Every evaluated model gets a row; learned ones also an artifact under the key
+`models/<city>/<model_kind>/v<id>/` of the storage root (`CITYPULSE_STORAGE_URL`; the row id
+is the version), so `predict` loads what `train` saved whichever worker either ran on.
 A candidate becomes the city's champion only if it beats both baselines on PR AUC and is not
 worse than the current champion, scored on the same test window, by more than a tolerance.
 """
@@ -19,12 +20,11 @@ from psycopg2.extras import Json
 
 from citypulse.load import DDL_LOCK
 from citypulse.model.config import BASELINE_KINDS
-from citypulse.settings import DATA_DIR
 from citypulse.sqlfiles import render
+from citypulse.storage import MODELS_PREFIX, StorageRoot
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = DATA_DIR / "models"
 ARTIFACT_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 HEADLINE = "pr_auc"
@@ -94,8 +94,9 @@ def record(cur: Any, run: ModelRun) -> int:
     return int(cur.fetchone()[0])
 
 
-def artifact_dir(city: str, model_kind: str, run_id: int, root: Path | None = None) -> Path:
-    return (root or MODELS_DIR) / city / model_kind / f"v{run_id}"
+def artifact_key(city: str, model_kind: str, run_id: int) -> str:
+    """The key (under the storage root) of a model's artifact folder."""
+    return f"{MODELS_PREFIX}/{city}/{model_kind}/v{run_id}"
 
 
 def save_artifact(
@@ -104,27 +105,45 @@ def save_artifact(
     run: ModelRun,
     estimator: Any,
     metadata: dict[str, Any],
-    root: Path | None = None,
-) -> Path:
-    """Write the fitted estimator and its metadata to the versioned folder; note its path."""
+    root: StorageRoot | None = None,
+) -> str:
+    """Write the fitted estimator and its metadata under the versioned key; note the key."""
     import joblib
 
-    folder = artifact_dir(run.city, run.model_kind, run_id, root)
-    folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(estimator, folder / ARTIFACT_FILE)
+    root = root or StorageRoot.configured()
+    key = artifact_key(run.city, run.model_kind, run_id)
+    with root.open_write(f"{key}/{ARTIFACT_FILE}") as handle:
+        joblib.dump(estimator, handle)
     described = {"model_run_id": run_id, **metadata}
-    (folder / METADATA_FILE).write_text(json.dumps(described, indent=2, sort_keys=True) + "\n")
-    cur.execute(render("model/set_artifact.sql"), {"path": str(folder), "id": run_id})
-    return folder
+    with root.open_write(f"{key}/{METADATA_FILE}") as handle:
+        handle.write((json.dumps(described, indent=2, sort_keys=True) + "\n").encode())
+    cur.execute(render("model/set_artifact.sql"), {"path": key, "id": run_id})
+    return key
 
 
-def load_artifact(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The estimator and metadata saved by `save_artifact`."""
+def load_artifact(key: str, root: StorageRoot | None = None) -> tuple[Any, dict[str, Any]]:
+    """The estimator and metadata saved by `save_artifact` under `key`.
+
+    A registry row written before artifacts moved to the storage root holds an absolute
+    local path: it is read from this machine's disk if it is there (a single-machine
+    upgrade), else FileNotFoundError says to retrain.
+    """
     import joblib
 
-    folder = Path(path)
-    metadata = json.loads((folder / METADATA_FILE).read_text())
-    return joblib.load(folder / ARTIFACT_FILE), metadata
+    if Path(key).is_absolute():
+        folder = Path(key)
+        if not (folder / ARTIFACT_FILE).exists():
+            raise FileNotFoundError(
+                f"{folder}: a model saved on a local disk before artifacts moved to the "
+                "storage root, not on this machine; retrain to register a new one"
+            )
+        metadata = json.loads((folder / METADATA_FILE).read_text())
+        return joblib.load(folder / ARTIFACT_FILE), metadata
+    root = root or StorageRoot.configured()
+    with root.open_read(f"{key}/{METADATA_FILE}") as handle:
+        metadata = json.loads(handle.read())
+    with root.open_read(f"{key}/{ARTIFACT_FILE}") as handle:
+        return joblib.load(handle), metadata
 
 
 def champion(cur: Any, city: str, resolution: int) -> Champion | None:

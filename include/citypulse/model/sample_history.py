@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from citypulse.contracts import Contract, load_contracts
-from citypulse.load import load_batch
-from citypulse.staging import key_range, write_accepted, write_rejects
+from citypulse.load import load_typed_rows
 from citypulse.standin.generator import generate_day
+from citypulse.storage import StorageRoot
 from citypulse.typing_rules import type_records
 from citypulse.views import build_views
 from citypulse.warehouse import connect
@@ -73,22 +73,10 @@ def load_days(
     batch = type_records(contract, records)
     frame = batch.frame[~batch.rejected_mask]
     window = window_for_dates(first.isoformat(), last.isoformat(), contract.timezone)
+    run_id = f"sample_history__{first.isoformat()}__{last.isoformat()}"
     with tempfile.TemporaryDirectory(prefix="citypulse-history-") as folder:
-        accepted_path, rejects_path = Path(folder) / "accepted.csv", Path(folder) / "rejects.ndjson"
-        run_id = f"sample_history__{first.isoformat()}__{last.isoformat()}"
-        accepted = write_accepted(frame, contract, accepted_path, run_id)
-        write_rejects(iter(()), rejects_path)
-        load_batch(
-            conn,
-            contract,
-            run_id=run_id,
-            window=window,
-            accepted_path=accepted_path,
-            rejects_path=rejects_path,
-            extracted=accepted,
-            accepted=accepted,
-            key_range=key_range(frame, contract),
-        )
+        root = StorageRoot(Path(folder).as_uri())
+        accepted = load_typed_rows(conn, contract, frame, run_id, window, root).loaded
     return accepted
 
 

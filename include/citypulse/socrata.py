@@ -1,0 +1,192 @@
+"""The Socrata SODA API client every task that talks to a portal uses (extract, reconcile).
+
+One dataset's endpoint through `sodapy`: the live portal named in the contract, or
+`SOCRATA_BASE_URL` when set (the two paths differ only in the base URL and the app token).
+Transient failures (429, 5xx, timeouts, dropped connections) are retried with exponential
+backoff honouring Retry-After; any other 4xx fails at once with the portal's own message.
+Imported only inside tasks (sodapy, requests).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from citypulse.contracts import Contract
+from citypulse.exceptions import PortalError
+from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_BASE_URL_ENV, SOCRATA_CONN_ID
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try a request before the task gives up (Airflow then retries the task)."""
+
+    attempts: int = 5
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 120.0
+    timeout_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        env = os.environ
+        return cls(
+            attempts=int(env.get("CITYPULSE_HTTP_ATTEMPTS", cls.attempts)),
+            backoff_seconds=float(env.get("CITYPULSE_HTTP_BACKOFF_SECONDS", cls.backoff_seconds)),
+            max_backoff_seconds=float(
+                env.get("CITYPULSE_HTTP_MAX_BACKOFF_SECONDS", cls.max_backoff_seconds)
+            ),
+            timeout_seconds=float(env.get("CITYPULSE_HTTP_TIMEOUT_SECONDS", cls.timeout_seconds)),
+        )
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        """Seconds to wait before attempt `attempt + 1`: Retry-After if given, else backoff."""
+        if retry_after:
+            try:
+                return min(float(retry_after), self.max_backoff_seconds)
+            except ValueError:
+                pass  # an HTTP date: fall back to our own backoff
+        backoff = self.backoff_seconds * (2**attempt)
+        return min(backoff, self.max_backoff_seconds) * (0.5 + random.random() / 2)
+
+
+def app_token() -> str | None:
+    """The Socrata app token: connection `socrata` (password, or extra `app_token`), else env."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    token: str | None = None
+    try:
+        conn = BaseHook.get_connection(SOCRATA_CONN_ID)
+        token = conn.password or (conn.extra_dejson or {}).get("app_token")
+    except AirflowNotFoundException:
+        pass
+    token = token or os.environ.get(SOCRATA_APP_TOKEN_ENV) or None
+    if token:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(token)
+    return token
+
+
+def socrata_client(contract: Contract, token: str | None, timeout: float) -> Any:
+    """A sodapy client for the contract's portal, or for `SOCRATA_BASE_URL` when set."""
+    from sodapy import Socrata
+
+    base = os.environ.get(SOCRATA_BASE_URL_ENV, "").strip()
+    if base:
+        parsed = urlparse(base)
+        domain, scheme = parsed.netloc, parsed.scheme or "http"
+    else:
+        domain, scheme = contract.portal, "https"
+    adapter = {"prefix": f"{scheme}://", "adapter": HTTPAdapter()}
+    return Socrata(domain, token, session_adapter=adapter, timeout=timeout)
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        return status == 429 or status >= 500
+    return isinstance(
+        exc,
+        (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            json.JSONDecodeError,
+        ),
+    )
+
+
+def _portal_message(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            body = response.json()
+            return f"HTTP {response.status_code} {body.get('code', '')}: {body.get('message', '')}"
+        except ValueError:
+            return f"HTTP {response.status_code}: {response.text[:300]}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class SocrataClient:
+    """One dataset's SODA endpoint: requests retried while the failure is transient, and
+    queries paged through. Counts the pages read and the retries used."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.contract = contract
+        self.policy = policy or RetryPolicy.from_env()
+        self.pages = 0
+        self.retries = 0
+        self._sleep = sleep
+        self._client = socrata_client(contract, app_token(), self.policy.timeout_seconds)
+
+    def __enter__(self) -> SocrataClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.close()
+
+    def get(self, params: dict[str, Any], describe: str) -> list[dict[str, Any]]:
+        """One request's rows, retried while the failure is transient."""
+        policy = self.policy
+        for attempt in range(policy.attempts):
+            try:
+                rows: list[dict[str, Any]] = self._client.get(self.contract.dataset_id, **params)
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise PortalError(
+                        f"{describe}: the portal refused the query: {_portal_message(exc)}"
+                    ) from None
+                if attempt + 1 >= policy.attempts:
+                    raise PortalError(
+                        f"{describe}: still failing after {policy.attempts} attempts "
+                        f"(last: {_portal_message(exc)}); nothing of this window was loaded",
+                        transient=True,
+                    ) from None
+                response = getattr(exc, "response", None)
+                retry_after = response.headers.get("Retry-After") if response is not None else None
+                wait = policy.delay(attempt, retry_after)
+                log.warning(
+                    "%s: attempt %d failed (%s); retrying in %.1fs",
+                    describe,
+                    attempt + 1,
+                    _portal_message(exc),
+                    wait,
+                )
+                self.retries += 1
+                self._sleep(wait)
+                continue
+            self.pages += 1
+            return rows
+        raise AssertionError("unreachable")
+
+    def paged(self, base: dict[str, Any], label: str, limit: int) -> Iterator[list[dict[str, Any]]]:
+        """Every page of one query (`$limit`/`$offset`), in the query's order."""
+        offset = 0
+        while True:
+            describe = (
+                f"{self.contract.dag_id} ({self.contract.dataset_id}) {label} offset {offset}"
+            )
+            page = self.get({**base, "limit": limit, "offset": offset}, describe)
+            yield page
+            offset += len(page)
+            if len(page) < limit:
+                return
