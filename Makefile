@@ -1,4 +1,4 @@
-# CityPulse: `make test` on a fresh machine creates .venv from requirements.txt and runs the
+# CityPulse: `make test` on a fresh machine creates .venv from requirements-dev.txt and runs the
 # suite; `make demo` starts everything offline and leaves Airflow running; `make stop` stops it.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,10 +8,10 @@ export PYTHONPATH := $(CURDIR)/include
 
 .PHONY: venv test lint format demo stop bench clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
