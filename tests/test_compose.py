@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -211,11 +212,12 @@ def test_required_services_exist(services: dict[str, dict[str, Any]]) -> None:
 
 def test_airflow_services_share_the_common_block(compose: dict[str, Any]) -> None:
     """Every Airflow component runs the same image, environment and mounts: a task must see
-    the same code, connections and data folder whichever container runs it."""
+    the same code, connections and storage root whichever container runs it."""
     common = compose["x-airflow-common"]
     for name in AIRFLOW_SERVICES:
         service = compose["services"][name]
         assert service["image"] == common["image"], name
+        assert service["build"] == common["build"], name
         assert _mounts(service) == _mounts(common), name
         allowed = COMMON_ENV_OVERRIDES.get(name, set())
         differing = {
@@ -226,17 +228,38 @@ def test_airflow_services_share_the_common_block(compose: dict[str, Any]) -> Non
         assert differing <= allowed, f"{name} overrides {differing - allowed}"
 
 
-def test_image_matches_pinned_airflow_version(services: dict[str, dict[str, Any]]) -> None:
-    """The image's Airflow must be the version the DAGs are tested against."""
-    pinned = _pinned_airflow_version()
-    images = {services[name]["image"] for name in AIRFLOW_SERVICES}
-    if "soda-standin" in services:
-        images.add(services["soda-standin"]["image"])
-    assert len(images) == 1, images
-    repository, _, tag = images.pop().rpartition(":")
+def test_every_service_runs_the_image_built_from_the_dockerfile(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """One image, built from ./Dockerfile by default, for every Airflow service and the
+    stand-in: a task runs the same code and packages on whichever worker takes it."""
+    names = [*AIRFLOW_SERVICES, *(["soda-standin"] if "soda-standin" in services else [])]
+    assert {services[name]["image"] for name in names} == {compose["x-airflow-common"]["image"]}
+    for name in names:
+        build = services[name].get("build")
+        context = build.get("context", ".") if isinstance(build, dict) else build
+        assert context == ".", f"{name} does not build ./Dockerfile"
+    assert (ROOT / "Dockerfile").is_file()
+
+
+def test_dockerfile_builds_on_the_pinned_airflow() -> None:
+    """The image's Airflow must be the version the DAGs are tested against, and it must
+    carry the product's requirements and the project itself."""
+    text = (ROOT / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
+    repository, _, tag = base.rpartition(":")
     assert repository == "apache/airflow"
-    # Official tags look like 3.3.2 or 3.3.2-python3.11.
-    assert tag.split("-")[0] == pinned
+    # Official tags look like 3.3.2 or 3.3.2-python3.11; Python as tests and CI run it.
+    version, _, python = tag.partition("-")
+    assert version == _pinned_airflow_version()
+    assert python == f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert re.search(r"^COPY .*requirements\.txt ", text, re.MULTILINE)
+    assert re.search(r"^RUN pip install --no-cache-dir -r \S*requirements\.txt$", text, re.M)
+    for folder in ("dags", "include", "plugins"):
+        assert re.search(rf"^COPY .*{folder}/ /opt/airflow/{folder}/$", text, re.MULTILINE)
+    assert "ENV PYTHONPATH=/opt/airflow/include" in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".citypulse", ".env"} <= set(ignored)
 
 
 def test_executor_is_celery_with_redis_and_postgres(compose: dict[str, Any]) -> None:
@@ -287,13 +310,26 @@ def test_project_folders_mounted_where_airflow_and_pythonpath_look(compose: dict
     assert PurePosixPath(expected["dags"]).parent / "include" == PurePosixPath(expected["include"])
 
 
-def test_data_dir_is_a_named_volume_shared_by_airflow_services(compose: dict[str, Any]) -> None:
-    """Tasks pass files to each other, possibly across workers: one shared named volume."""
-    data_dir = compose["x-airflow-common"]["environment"]["CITYPULSE_DATA_DIR"]
+def test_every_airflow_service_shares_one_storage_root(raw: dict[str, Any]) -> None:
+    """Tasks hand each other files through CITYPULSE_STORAGE_URL, possibly across workers:
+    every Airflow service names the same root; by default a folder on one named volume that
+    every one of them mounts, else whatever .env sets (S3, MinIO...) for all alike."""
+    for env, expected in (
+        ({}, "file:///opt/airflow/storage"),
+        ({"CITYPULSE_STORAGE_URL": "s3://citypulse_s3@runs/prod"}, "s3://citypulse_s3@runs/prod"),
+    ):
+        compose = resolve(raw, env)
+        for name in AIRFLOW_SERVICES:
+            environment = compose["services"][name]["environment"]
+            assert environment["CITYPULSE_STORAGE_URL"] == expected, name
+    compose = resolve(raw, {})
+    folder = urlsplit(compose["x-airflow-common"]["environment"]["CITYPULSE_STORAGE_URL"]).path
     for name in AIRFLOW_SERVICES:
-        source = _mounts(compose["services"][name]).get(data_dir)
-        assert source, f"{name} does not mount {data_dir}"
+        source = _mounts(compose["services"][name]).get(folder)
+        assert source, f"{name} does not mount {folder}"
         assert source in (compose.get("volumes") or {}), f"{source} is not a named volume"
+    # airflow-init hands the fresh volume to the Airflow user.
+    assert "storage}" in _command(compose["services"]["airflow-init"])
 
 
 # --- wiring ---------------------------------------------------------------------------------
