@@ -106,14 +106,15 @@ def replayed_extract(contract: Any, source: Path, context: dict[str, Any]) -> di
         n = sum(1 for _ in handle)
 
     def replay(contract: Any, window: Any, root: Any, prefix: str, **_: Any) -> Any:
-        from citypulse.manifest import Part
+        from citypulse.manifest import Extracted, Part
 
         key = f"{prefix}/part-00000.ndjson"
         target = root.local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
+        parts = (Part(key=key, rows=n),)
         pages = -(-n // contract.page_size)
-        return extract.ExtractResult((Part(key=key, rows=n),), n, pages, 0, n, 0)
+        return Extracted(parts=parts, rows=n, window_rows=n, change_rows=0, pages=pages, retries=0)
 
     with mock.patch.object(extract, "extract_window", replay):
         result: dict[str, Any] = tasks.extract(DAG_ID, context)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import date, datetime, timedelta
@@ -98,6 +99,9 @@ def test_a_cleared_validate_or_load_reruns_and_expired_files_fail_at_once(
     validated = tasks.validate(contract.dag_id, extracted)
     first = tasks.load(contract.dag_id, validated, context)
     assert first["inserted"] == first["loaded"] > 0
+    # What crosses the task boundary names objects by keys under the root, never a path.
+    handed = json.dumps([extracted, validated])
+    assert str(settings.DATA_DIR) not in handed and '"/' not in handed
 
     # Cleared after the run ended: the files are still there, the reruns change nothing.
     assert tasks.validate(contract.dag_id, extracted) == validated

@@ -561,3 +561,30 @@ def test_a_batch_whose_key_is_stored_falls_back_to_the_upsert(
         "count(*) FILTER (WHERE descriptor = 'changed' AND cp_run_id = 'run_second') "
         "FROM citypulse.nyc_311",
     ) == [(40 + written, 40 + written, written)]
+
+
+@pytest.mark.parametrize("records_path", [False, True], ids=["arrow", "records"])
+def test_an_extract_in_parts_types_as_one_file(
+    contracts: list[Any], tmp_path: Path, records_path: bool
+) -> None:
+    """Extract parts are typed as one batch, whichever path; a reject quotes its own record
+    from the part that holds it."""
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    records = generate_day(contract, DAY, seed=17, records=90).records
+    number = next(c.wire_name for c in contract.columns if c.type == "double precision")
+    for i in (5, 40, 80):  # a value no path can type: a reject in every part
+        records[i] = {**records[i], number: "not a number"}
+    if records_path:  # a JSON number where text is expected: Arrow refuses that part
+        records[70] = {**records[70], contract.key_column.wire_name: 12345}
+    whole = tmp_path / "whole.ndjson"
+    write_ndjson(records, whole)
+    parts = [tmp_path / f"part-{i}.ndjson" for i in range(3)]
+    for i, part in enumerate(parts):
+        write_ndjson(records[i * 30 : (i + 1) * 30], part)
+    one, many = type_extract(contract, whole, 60), type_extract(contract, parts, 60)
+    assert (one.records is None, many.records is None) == (not records_path, not records_path)
+    assert _normalised(many) == _normalised(one)
+    assert many.reasons == one.reasons
+    rejected = [int(i) for i in many.rejected_mask.nonzero()[0]]
+    assert {i // 30 for i in rejected} == {0, 1, 2}, "rejects in every part"
+    assert many.raw_records(rejected) == [json_copy([records[i]])[0] for i in rejected]

@@ -11,12 +11,11 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from citypulse.contracts import Contract
-from citypulse.manifest import Part
+from citypulse.manifest import Extracted
 from citypulse.settings import PART_ROWS
 from citypulse.socrata import RetryPolicy, SocrataClient
 from citypulse.staging import PartWriter
@@ -24,16 +23,6 @@ from citypulse.storage import StorageRoot
 from citypulse.windows import FLOATING_FORMAT, Window
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExtractResult:
-    parts: tuple[Part, ...]
-    rows: int
-    pages: int
-    retries: int
-    window_rows: int = 0
-    change_rows: int = 0
 
 
 # A watermark is portal data that goes back into SoQL: only a timestamp may pass.
@@ -86,7 +75,7 @@ def extract_window(
     part_rows: int = PART_ROWS,
     sleep: Callable[[float], None] = time.sleep,
     watermark: str | None = None,
-) -> ExtractResult:
+) -> Extracted:
     """Write every record of the window into parts under `prefix`, page by page, then (given
     a watermark) every record outside the window changed since it. Window rows come first.
     On failure no part is left behind."""
@@ -118,11 +107,11 @@ def extract_window(
         client.retries,
         len(writer.parts),
     )
-    return ExtractResult(
-        tuple(writer.parts),
-        rows,
-        client.pages,
-        client.retries,
-        counts["window"],
-        counts.get("changes", 0),
+    return Extracted(
+        parts=tuple(writer.parts),
+        rows=rows,
+        window_rows=counts["window"],
+        change_rows=counts.get("changes", 0),
+        pages=client.pages,
+        retries=client.retries,
     )

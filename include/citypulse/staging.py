@@ -119,15 +119,6 @@ def expire_runs(
     return removed, kept
 
 
-def run_dir(dag_id: str, run_id: str, root: Path) -> Path:
-    """A local folder for one run's files under `root` (tools and tests; tasks use keys)."""
-    from citypulse.storage import run_prefix
-
-    path = root / run_prefix(dag_id, run_id)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def stage_columns(contract: Contract) -> list[str]:
     """The typed columns: the contract's and those derived from them, in order."""
     return [c.name for c in contract.columns] + list(DERIVED_STAGE_COLUMNS)

@@ -24,7 +24,7 @@ from citypulse.exceptions import (
     StorageError,
     ValidationFailed,
 )
-from citypulse.manifest import Extracted, Part, RunManifest, Validated
+from citypulse.manifest import Part, RunManifest, Validated
 from citypulse.settings import RUN_RETENTION_DAYS
 from citypulse.staging import ACCEPTED_FILE, EXTRACT_PREFIX, REJECTS_FILE
 from citypulse.storage import StorageRoot, run_prefix
@@ -111,7 +111,7 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     watermark = current_watermark(contract) if incremental else None
     prefix = run_prefix(dag_id, context["run_id"])
     with failing_fast():
-        result = extract_window(
+        extracted = extract_window(
             contract, window, root, f"{prefix}/{EXTRACT_PREFIX}", watermark=watermark
         )
     manifest = RunManifest(
@@ -124,14 +124,7 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
         started=started,
         incremental=incremental,
         watermark_before=watermark,
-        extracted=Extracted(
-            parts=result.parts,
-            rows=result.rows,
-            window_rows=result.window_rows,
-            change_rows=result.change_rows,
-            pages=result.pages,
-            retries=result.retries,
-        ),
+        extracted=extracted,
     )
     return manifest.to_xcom()
 
