@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from citypulse.standin.catalog import declare_contracts
 from conftest import query
 from helpers import by_id, logical_date_for, seed_days
 
@@ -42,3 +43,26 @@ def test_airflow_dags_test_loads_a_day_and_exits_0(
         (contract.dag_id,),
     )
     assert loaded == (len(served.records),)
+
+
+def test_one_test_runs_conf_does_not_become_the_next_ones_defaults(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story: in one session (a notebook, pytest) an engineer reloads a day with params,
+    then tests the DAG for another day: the second run covers its own day."""
+    from helpers import run_city_day
+
+    contract = by_id(contracts, "chicago_crime")
+    standin.clear(contract.dataset_id)
+    declare_contracts(standin, [contract])
+    first, second = DAY - timedelta(days=2), DAY - timedelta(days=1)
+    seed_days(standin, contract, [first, second], seed=6)
+    dag = dagbag.dags[contract.dag_id]
+    conf = {"start_date": first.isoformat(), "end_date": first.isoformat()}
+    assert str(dag.test(run_conf=conf).state) == "success"
+    assert str(run_city_day(dag, contract, second).state) == "success"
+    windows = query(
+        fresh_warehouse, "SELECT window_start::date FROM citypulse.ingest_runs ORDER BY id"
+    )
+    assert windows == [(first,), (second,)]
+    assert dag.params["start_date"] is None and dag.params["end_date"] is None

@@ -23,20 +23,31 @@ DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
 
 
 class CityDAG(DAG):
-    """A city DAG: an Airflow DAG whose `test()` runs without its Deadline alert.
+    """A city DAG: an Airflow DAG whose `test()` runs without its Deadline alert and leaves
+    its params as they were.
 
     Airflow 3.3.2's `dag.test()` (and so `airflow dags test`) cannot finish a run of a DAG
     with a deadline: it looks the alert up by its serialized dict instead of its id and exits
     1 after every task succeeded. A run in the foreground needs no lateness alert; runs of the
-    scheduler (scheduled, manual, backfill) keep it.
+    scheduler (scheduled, manual, backfill) keep it. `dag.test()` also runs the tasks in this
+    process, where resolving the run's conf sets the values of the DAG's Param objects: the
+    next `test()` of the same DAG object would take that conf as its defaults.
     """
 
     def test(self, *args: Any, **kwargs: Any) -> Any:
+        params = [
+            owner.get_param(name)
+            for owner in (self.params, *(task.params for task in self.tasks))
+            for name in owner
+        ]
+        values = [param.value for param in params]
         deadline, self.deadline = self.deadline, None
         try:
             return super().test(*args, **kwargs)
         finally:
             self.deadline = deadline
+            for param, value in zip(params, values, strict=True):
+                param.value = value
 
 
 def table_asset(table: str) -> Asset:
