@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+from airflow.sdk.definitions.param import ParamsDict
 
 from citypulse.alerts import on_deadline_missed, on_failure_alert
 from citypulse.dag_specs import CityDagSpec
@@ -35,9 +36,11 @@ class CityDAG(DAG):
     """
 
     def test(self, *args: Any, **kwargs: Any) -> Any:
+        owners = (self.params, *(task.params for task in self.tasks))
         params = [
             owner.get_param(name)
-            for owner in (self.params, *(task.params for task in self.tasks))
+            for owner in owners
+            if isinstance(owner, ParamsDict)
             for name in owner
         ]
         values = [param.value for param in params]
