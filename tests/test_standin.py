@@ -167,6 +167,53 @@ def test_count_star_with_and_without_alias(client: Socrata) -> None:
     ]
 
 
+def test_grouped_counts_and_newest_values_per_day(client: Socrata) -> None:
+    """What the partition audit asks: per day of a timestamp, the count and the newest value."""
+    rows = client.get(
+        DATASET,
+        select="date_trunc_ymd(created_date) AS day, count(*) AS n, max(closed_date) AS changed",
+        group="day",
+        order="day DESC",
+        limit=3,
+    )
+    records = sample_records()
+    days = sorted({r["created_date"][:10] for r in records}, reverse=True)[:3]
+    assert [r["day"] for r in rows] == [f"{d}T00:00:00.000" for d in days]
+    for row in rows:
+        mine = [r for r in records if r["created_date"].startswith(row["day"][:10])]
+        assert row["n"] == str(len(mine))
+        closed = [r["closed_date"] for r in mine if "closed_date" in r]
+        assert row.get("changed") == (max(closed) if closed else None)
+    # `$group` by the expression itself, and an aggregate over the whole dataset.
+    by_month = client.get(
+        DATASET, select="date_trunc_ym(created_date), count(*)", group="date_trunc_ym(created_date)"
+    )
+    assert by_month == [{"date_trunc_ym_created_date": "2024-05-01T00:00:00.000", "count": "30"}]
+    assert client.get(DATASET, select="max(created_date) AS newest") == [
+        {"newest": max(r["created_date"] for r in records)}
+    ]
+
+
+def test_a_plain_column_must_be_grouped(client: Socrata) -> None:
+    with pytest.raises(requests.HTTPError, match="must appear in \\$group") as caught:
+        client.get(DATASET, select="status, count(*)", group="created_date")
+    assert response_of(caught).status_code == 400
+
+
+def test_paging_by_row_id_returns_each_row_exactly_once(client: Socrata) -> None:
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        where = "status != 'x'" if cursor is None else f"status != 'x' AND :id > '{cursor}'"
+        page = client.get(DATASET, where=where, order=":id", limit=7, exclude_system_fields=False)
+        seen += page
+        if len(page) < 7:
+            break
+        cursor = page[-1][":id"]
+    assert sorted(keys(seen)) == list(range(1, 31))
+    assert [r[":id"] for r in seen] == sorted(r[":id"] for r in seen)
+
+
 def test_is_null_matches_omitted_fields_and_null_comparisons_are_false(client: Socrata) -> None:
     missing = [i for i in range(1, 31) if i % 4 == 0]
     rows = client.get(DATASET, where="closed_date IS NULL", order="unique_key")
@@ -310,6 +357,22 @@ def test_fault_400_with_socrata_code(soda: SodaStandIn, client: Socrata) -> None
     with pytest.raises(requests.HTTPError, match="No such column: ghost") as caught:
         client.get(DATASET)
     assert response_of(caught).json()["code"] == "query.soql.no-such-column"
+
+
+def test_fault_short_page_skip_and_kind(soda: SodaStandIn, client: Socrata) -> None:
+    """A short page on the second row query only: counts (aggregates) pass untouched."""
+    soda.add_fault(Fault(short=3, skip=1, aggregate=False))
+    assert len(client.get(DATASET, order="unique_key", limit=10)) == 10
+    assert client.get(DATASET, select="count(*) AS n") == [{"n": "30"}]
+    assert len(client.get(DATASET, order="unique_key", limit=10, offset=10)) == 3
+    assert len(client.get(DATASET, order="unique_key", limit=10, offset=10)) == 10
+
+
+def test_fault_insert_publishes_records_after_answering(soda: SodaStandIn, client: Socrata) -> None:
+    late = {"unique_key": "99", "created_date": "2024-05-01T00:00:00.000", "status": "Open"}
+    soda.add_fault(Fault(insert=(late,), aggregate=False))
+    assert len(client.get(DATASET, limit=100)) == 30  # answered before the insert
+    assert len(client.get(DATASET, limit=100)) == 31
 
 
 def test_fault_needs_an_effect() -> None:

@@ -64,9 +64,13 @@ class Fault:
     """A failure to inject into the next matching SODA requests, used up after `times` hits.
 
     Matches `GET /resource/...` requests for `dataset_id` (any when None) whose `$offset` is at
-    least `min_offset`. `delay` sleeps first; then `drop` closes the connection without a
-    response, or `status` answers with that error (plus `Retry-After` when `retry_after` is
-    set). A delay without status or drop then answers normally. `times=None` never runs out.
+    least `min_offset`; with `aggregate` True (False) only aggregate (row) queries; `skip`
+    lets that many matching requests pass first. `delay` sleeps first; then `drop` closes the
+    connection without a response, or `status` answers with that error (plus `Retry-After`
+    when `retry_after` is set). Otherwise the request is answered, `short` cuts the answer to
+    that many rows (a proxy or portal hiccup), and `insert` puts those records into the
+    dataset right after answering (the portal publishing while a client pages; `insert_key`
+    makes a record with an existing key replace it). `times=None` never runs out.
     """
 
     status: int | None = None
@@ -78,19 +82,29 @@ class Fault:
     dataset_id: str | None = None
     min_offset: int = 0
     times: int | None = 1
+    short: int | None = None
+    insert: tuple[dict[str, Any], ...] = ()
+    insert_key: str | None = None
+    aggregate: bool | None = None
+    skip: int = 0
 
     def __post_init__(self) -> None:
-        if self.status is None and not self.drop and self.delay <= 0:
-            raise ValueError("a Fault needs a status, a delay or drop=True")
+        effects = (self.status is not None, self.drop, self.delay > 0, self.short is not None)
+        if not any(effects) and not self.insert:
+            raise ValueError("a Fault needs a status, a delay, drop=True, short or insert")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"fault status must be an HTTP error (4xx/5xx), got {self.status}")
         if self.times is not None and self.times < 1:
             raise ValueError("fault times must be >= 1 (or None for unlimited)")
+        if self.short is not None and self.short < 0:
+            raise ValueError("fault short must be >= 0")
+        self.insert = tuple(dict(record) for record in self.insert)
 
-    def matches(self, dataset_id: str | None, offset: int) -> bool:
+    def matches(self, dataset_id: str | None, offset: int, aggregate: bool) -> bool:
         """True when this fault applies to a request for `dataset_id` at `offset`."""
         wanted = self.dataset_id is None or self.dataset_id == dataset_id
-        return wanted and offset >= self.min_offset
+        kind = self.aggregate is None or self.aggregate == aggregate
+        return wanted and kind and offset >= self.min_offset
 
     def body(self) -> dict[str, Any]:
         """Return the Socrata-like JSON error body for a status fault."""
@@ -116,10 +130,12 @@ class RequestRecord:
 
 @dataclass
 class _Armed:
-    """A queued fault and how many more requests it may hit (None: unlimited)."""
+    """A queued fault, how many more requests it may hit (None: unlimited) and how many
+    matching requests it still lets pass."""
 
     fault: Fault
     remaining: int | None
+    skip: int = 0
 
 
 @dataclass
@@ -310,18 +326,23 @@ class SodaStandIn:
     def add_fault(self, fault: Fault) -> None:
         """Queue a fault; faults are tried in the order they were added."""
         with self._lock:
-            self._faults.append(_Armed(fault, fault.times))
+            self._faults.append(_Armed(fault, fault.times, fault.skip))
 
     def clear_faults(self) -> None:
         """Drop every pending fault."""
         with self._lock:
             self._faults.clear()
 
-    def take_fault(self, dataset_id: str | None, offset: int) -> Fault | None:
+    def take_fault(
+        self, dataset_id: str | None, offset: int, aggregate: bool = False
+    ) -> Fault | None:
         """Return the first fault matching this request and use it up once."""
         with self._lock:
             for armed in self._faults:
-                if not armed.fault.matches(dataset_id, offset):
+                if not armed.fault.matches(dataset_id, offset, aggregate):
+                    continue
+                if armed.skip > 0:
+                    armed.skip -= 1
                     continue
                 if armed.remaining is not None:
                     armed.remaining -= 1
@@ -466,7 +487,8 @@ class _Handler(BaseHTTPRequestHandler):
         dataset_id, _, extension = unquote(path[len("/resource/") :]).partition(".")
         token = self.headers.get("X-App-Token") or params.pop("$$app_token", None)
         params.pop("$$app_token", None)
-        fault = self.server.standin.take_fault(dataset_id, _offset(params))
+        aggregate = "(" in params.get("$select", "") or bool(params.get("$group"))
+        fault = self.server.standin.take_fault(dataset_id, _offset(params), aggregate)
         status, rows = self._answer_soda(dataset_id, extension, params, fault)
         record = RequestRecord(
             path=path,
@@ -518,6 +540,10 @@ class _Handler(BaseHTTPRequestHandler):
         except soql.SoqlError as exc:
             self._pending = (exc.status, exc.body(), {})
             return exc.status, None
+        if fault is not None and fault.short is not None:
+            result = result[: fault.short]
+        if fault is not None and fault.insert:
+            self.server.standin.put(dataset_id, fault.insert, key=fault.insert_key)
         self._pending = (200, result, {})
         return 200, len(result)
 
@@ -708,6 +734,10 @@ def _describe(fault: Fault | None) -> str | None:
         return "drop"
     if fault.status is not None:
         return str(fault.status)
+    if fault.short is not None:
+        return f"short page of {fault.short}"
+    if fault.insert:
+        return f"{len(fault.insert)} record(s) inserted"
     return f"delay {fault.delay:g}s"
 
 

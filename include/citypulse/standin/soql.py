@@ -1,9 +1,11 @@
 """The SoQL subset the stand-in understands: a tokenizer, a recursive-descent parser, an evaluator.
 
-Supported: `$select` (`*`, `:*`, columns with optional `AS`, `count(*)`, `count(col)`), `$where`
-(AND/OR/NOT, parentheses, `= == != <> < <= > >=`, `IS [NOT] NULL`, `[NOT] IN (...)`,
-`[NOT] BETWEEN a AND b`, `[NOT] LIKE '...'`), `$order` (`col [ASC|DESC]`, comma separated),
-`$limit`, `$offset`, `$$exclude_system_fields` and plain `column=value` equality filters.
+Supported: `$select` (`*`, `:*`, columns with optional `AS`, `count(*)`, `count(col)`,
+`max(col)`, `min(col)`, `date_trunc_ymd|ym|y(col)`), `$group` (columns, `date_trunc_*` calls
+or select aliases), `$where` (AND/OR/NOT, parentheses, `= == != <> < <= > >=`,
+`IS [NOT] NULL`, `[NOT] IN (...)`, `[NOT] BETWEEN a AND b`, `[NOT] LIKE '...'`), `$order`
+(`col [ASC|DESC]`, comma separated; aliases of an aggregate query), `$limit`, `$offset`,
+`$$exclude_system_fields` and plain `column=value` equality filters.
 Errors are raised as `SoqlError` carrying the JSON body Socrata would send.
 """
 
@@ -49,6 +51,10 @@ Row = Mapping[str, Any]
 Predicate = Callable[[Row], "bool | None"]
 
 _KEYWORDS = frozenset({"and", "or", "not", "is", "null", "in", "between", "like", "true", "false"})
+# Functions of one column the stand-in evaluates in `$select` and `$group`.
+_TRUNCATIONS = {"date_trunc_ymd": 10, "date_trunc_ym": 7, "date_trunc_y": 4}
+_AGGREGATES = frozenset({"count", "max", "min"})
+_ONE_COLUMN_CALLS = frozenset({"max", "min", *_TRUNCATIONS})
 _COMPARE_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     "==": operator.eq,
@@ -247,7 +253,7 @@ Node = Column | Literal | Compare | IsNull | InList | Between | Like | BoolOp | 
 class SelectItem:
     """One `$select` entry: `*`, `:*`, a column or an aggregate, with its output name."""
 
-    kind: str  # star | system_star | column | count
+    kind: str  # star | system_star | column | count | max | min | date_trunc_ymd|ym|y
     column: str | None
     alias: str | None
     pos: int
@@ -447,11 +453,17 @@ class _Parser:
             return SelectItem("column", node.name, alias, token.pos)
         if isinstance(node, Call) and node.name == "count":
             return self.count_item(node, alias)
+        if isinstance(node, Call) and node.name in _ONE_COLUMN_CALLS:
+            if len(node.args) != 1 or not isinstance(node.args[0], Column):
+                raise _error(MALFORMED, f"{node.name}() takes one column", self.text, node.pos)
+            column = node.args[0].name
+            return SelectItem(node.name, column, alias or f"{node.name}_{column}", node.pos)
         if isinstance(node, Call):
             raise _error(NO_SUCH_FUNCTION, f"No such function '{node.name}'", self.text, node.pos)
         raise _error(
             MALFORMED,
-            "The stand-in only selects columns, `*', `:*' and count()",
+            "The stand-in only selects columns, `*', `:*', count(), max(), min() and "
+            "date_trunc_*()",
             self.text,
             token.pos,
         )
@@ -509,6 +521,11 @@ def parse_where(text: str) -> Node:
 
 def parse_select(text: str) -> list[SelectItem]:
     """Parse a `$select` list."""
+    return _Parser(text).select_list()
+
+
+def parse_group(text: str) -> list[SelectItem]:
+    """`$group`: columns, `date_trunc_*` calls or aliases of the select list."""
     return _Parser(text).select_list()
 
 
@@ -881,11 +898,15 @@ class Query:
     offset: int
     include_system: bool
     row_key: tuple[Any, ...]  # identifies the filtered+sorted rows, for caching across pages
+    group: tuple[tuple[str, str], ...] = ()  # (kind, column) of each `$group` item
+    types: Mapping[str, str] = field(default_factory=dict)  # column -> type, for aggregates
+    # An aggregate query's order: (output name, type, descending).
+    output_order: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def is_aggregate(self) -> bool:
-        """True when `$select` asks for counts rather than rows."""
-        return any(item.kind == "count" for item in self.select)
+        """True when `$select` asks for aggregates (or groups) rather than rows."""
+        return bool(self.group) or any(item.kind in _AGGREGATES for item in self.select)
 
     def select_rows(self, rows: Sequence[Row]) -> list[Row]:
         """Filter and sort `rows` (the expensive part, independent of the page)."""
@@ -900,7 +921,7 @@ class Query:
     def render(self, rows: Sequence[Row]) -> list[dict[str, Any]]:
         """Cut the requested page out of already selected rows and project its fields."""
         if self.is_aggregate:
-            return [self._aggregate(rows)][self.offset : self.offset + self.limit]
+            return self._grouped(rows)[self.offset : self.offset + self.limit]
         if self.order:
             page: Sequence[Row] = rows[self.offset : self.offset + self.limit]
         else:
@@ -908,16 +929,57 @@ class Query:
         project = self._projector()
         return [project(row) for row in page]
 
-    def _aggregate(self, rows: Sequence[Row]) -> dict[str, Any]:
+    def _grouped(self, rows: Sequence[Row]) -> list[dict[str, Any]]:
+        """One output row per group (one in all without `$group`), in `output_order`."""
+        if not self.group:
+            results = [self._aggregate(rows, {})]
+        else:
+            buckets: dict[tuple[Any, ...], list[Row]] = {}
+            for row in rows:
+                key = tuple(self._value(kind, column, row) for kind, column in self.group)
+                buckets.setdefault(key, []).append(row)
+            results = [
+                self._aggregate(members, dict(zip(self.group, key, strict=True)))
+                for key, members in buckets.items()
+            ]
+        for name, kind, descending in reversed(self.output_order):
+            results.sort(key=_sort_key(name, kind), reverse=descending)
+        return results
+
+    def _value(self, kind: str, column: str, row: Row) -> Any:
+        """A group expression's value in the wire form Socrata answers with."""
+        if kind in _TRUNCATIONS:
+            stamp = _as_timestamp(row.get(column))
+            if stamp is None:
+                return None
+            kept = _TRUNCATIONS[kind]
+            return stamp[:kept] + "0001-01-01T00:00:00.000"[kept:]
+        value = row.get(column)
+        return None if value is None else str(value) if type(value) is not bool else value
+
+    def _aggregate(
+        self, rows: Sequence[Row], groups: Mapping[tuple[str, str], Any]
+    ) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for item in self.select:
-            column = item.column
-            if column is None:
-                count = len(rows)
-            else:
-                count = sum(1 for row in rows if row.get(column) is not None)
-            # Socrata returns aggregate numbers as strings like every other number.
-            result[item.alias or "count"] = str(count)
+            name = item.alias or item.kind
+            if item.kind == "count":
+                column = item.column
+                count = (
+                    len(rows)
+                    if column is None
+                    else sum(1 for row in rows if row.get(column) is not None)
+                )
+                # Socrata returns aggregate numbers as strings like every other number.
+                result[name] = str(count)
+            elif item.kind in ("max", "min") and item.column is not None:
+                value = _extreme(rows, item.column, self.types.get(item.column, "text"), item.kind)
+                if value is not None:
+                    result[name] = value
+            elif item.column is not None:
+                value = groups.get((item.kind, item.column))
+                if value is not None:  # Socrata leaves NULLs out of a row
+                    result[name] = value
         return result
 
     def _projector(self) -> Callable[[Row], dict[str, Any]]:
@@ -925,6 +987,16 @@ class Query:
         if len(items) == 1 and items[0].kind == "star":
             return dict if self.include_system else _without_system
         return lambda row: _project(row, items, self.include_system)
+
+
+def _extreme(rows: Sequence[Row], column: str, kind: str, which: str) -> Any:
+    """max() or min() of a column, as Socrata answers it (a string but for booleans)."""
+    convert = _CONVERTERS.get(kind, _as_text)
+    values = [v for v in (convert(row.get(column)) for row in rows) if v is not None]
+    if not values:
+        return None
+    found = max(values) if which == "max" else min(values)
+    return found if type(found) is bool else str(found)
 
 
 def _without_system(row: Row) -> dict[str, Any]:
@@ -973,9 +1045,18 @@ def _unstable_page(rows: Sequence[Row], offset: int, limit: int) -> list[Row]:
 
 
 _KNOWN_PARAMS = frozenset(
-    {"$select", "$where", "$order", "$limit", "$offset", "$$exclude_system_fields", "$$app_token"}
+    {
+        "$select",
+        "$where",
+        "$order",
+        "$group",
+        "$limit",
+        "$offset",
+        "$$exclude_system_fields",
+        "$$app_token",
+    }
 )
-_UNSUPPORTED_PARAMS = frozenset({"$group", "$having", "$q", "$query", "$search"})
+_UNSUPPORTED_PARAMS = frozenset({"$having", "$q", "$query", "$search"})
 
 
 def compile_query(params: Mapping[str, str], schema: Schema) -> Query:
@@ -988,9 +1069,17 @@ def compile_query(params: Mapping[str, str], schema: Schema) -> Query:
     filters = _equality_filters(params, schema)
     predicates.extend(predicate for _, _, predicate in filters)
     order_text = params.get("$order", "").strip()
-    order = _compile_order(order_text, schema) if order_text else ()
     select_text = params.get("$select", "").strip() or "*"
-    select = _compile_select(select_text, schema)
+    group_text = params.get("$group", "").strip()
+    select = _compile_select(select_text, schema, grouped=bool(group_text))
+    group = _compile_group(group_text, select, schema) if group_text else ()
+    aggregate = bool(group) or any(item.kind in _AGGREGATES for item in select)
+    order: tuple[tuple[str, str, bool], ...] = ()
+    output_order: tuple[tuple[str, str, bool], ...] = ()
+    if order_text and aggregate:
+        output_order = _compile_output_order(order_text, select, schema)
+    elif order_text:
+        order = _compile_order(order_text, schema)
     return Query(
         predicates=tuple(predicates),
         order=order,
@@ -998,7 +1087,10 @@ def compile_query(params: Mapping[str, str], schema: Schema) -> Query:
         limit=_int_param(params, "$limit", DEFAULT_LIMIT),
         offset=_int_param(params, "$offset", 0),
         include_system=_exclude_flag(params) is False,
-        row_key=(where, order_text, tuple((k, v) for k, v, _ in filters)),
+        row_key=(where, "" if aggregate else order_text, tuple((k, v) for k, v, _ in filters)),
+        group=group,
+        types={item.column: schema.type_of(item.column) for item in select if item.column},
+        output_order=output_order,
     )
 
 
@@ -1041,23 +1133,67 @@ def _compile_order(text: str, schema: Schema) -> tuple[tuple[str, str, bool], ..
     return tuple(order)
 
 
-def _compile_select(text: str, schema: Schema) -> tuple[SelectItem, ...]:
+def _compile_select(text: str, schema: Schema, grouped: bool = False) -> tuple[SelectItem, ...]:
     items = []
     for item in parse_select(text):
         if item.column is not None:
             name = schema.resolve(item.column, text, item.pos)
             item = SelectItem(item.kind, name, item.alias, item.pos)
         items.append(item)
-    kinds = {item.kind == "count" for item in items}
-    if len(kinds) > 1:
-        raise _error(
-            MALFORMED,
-            "Cannot mix aggregates and plain columns without $group "
-            "(the stand-in does not support $group)",
-            text,
-            0,
-        )
+    kinds = {item.kind in _AGGREGATES for item in items}
+    if len(kinds) > 1 and not grouped:
+        raise _error(MALFORMED, "Cannot mix aggregates and plain columns without $group", text, 0)
     return tuple(items)
+
+
+def _compile_group(
+    text: str, select: Sequence[SelectItem], schema: Schema
+) -> tuple[tuple[str, str], ...]:
+    """The (kind, column) of each `$group` item: an alias names its select item."""
+    aliases = {item.alias: item for item in select if item.alias}
+    group: list[tuple[str, str]] = []
+    for item in parse_group(text):
+        if item.kind in _AGGREGATES:
+            raise _error(MALFORMED, "Cannot group by an aggregate", text, item.pos)
+        named = aliases.get(item.column or "") if item.kind == "column" else None
+        if named is not None and named.column is not None:
+            group.append((named.kind, named.column))
+        elif item.column is not None:
+            group.append((item.kind, schema.resolve(item.column, text, item.pos)))
+    for item in select:
+        if item.kind not in _AGGREGATES and (item.kind, item.column) not in group:
+            raise _error(
+                MALFORMED,
+                f"`{item.alias or item.column}' must appear in $group or in an aggregate",
+                text,
+                item.pos,
+            )
+    return tuple(group)
+
+
+def _compile_output_order(
+    text: str, select: Sequence[SelectItem], schema: Schema
+) -> tuple[tuple[str, str, bool], ...]:
+    """An aggregate query's `$order`: by output names (aliases) of the select list."""
+    outputs = {
+        (item.alias or item.kind): (
+            "number"
+            if item.kind == "count"
+            else "timestamp"
+            if item.kind in _TRUNCATIONS
+            else schema.type_of(item.column or "")
+        )
+        for item in select
+    }
+    order = []
+    for item in parse_order(text):
+        name = item.column.name
+        if name not in outputs:
+            raise _error(
+                NO_SUCH_COLUMN, f"No such column: {name}", text, item.column.pos, column=name
+            )
+        order.append((name, outputs[name], item.descending))
+    return tuple(order)
 
 
 def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
