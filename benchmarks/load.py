@@ -114,7 +114,15 @@ def replayed_extract(contract: Any, source: Path, context: dict[str, Any]) -> di
         shutil.copyfile(source, target)
         parts = (Part(key=key, rows=n),)
         pages = -(-n // contract.page_size)
-        return Extracted(parts=parts, rows=n, window_rows=n, change_rows=0, pages=pages, retries=0)
+        return Extracted(
+            parts=parts,
+            rows=n,
+            window_rows=n,
+            change_rows=0,
+            pages=pages,
+            retries=0,
+            portal_rows=n,
+        )
 
     with mock.patch.object(extract, "extract_window", replay):
         result: dict[str, Any] = tasks.extract(DAG_ID, context)

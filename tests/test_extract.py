@@ -1,7 +1,9 @@
-"""User story: the extract pages through a portal reliably. It retries transient failures
-(honouring Retry-After), fails fast with the portal's own words on a bad query, never leaves a
-partial part behind, writes the records in parts of a bounded size, and sends the app token
-without ever logging it.
+"""User story: the extract reads a window from a portal reliably and proves it complete. It
+pages by row id and checks the records read against the portal's own count (a short page or
+a record published while paging is read again, and a window that never agrees fails with
+both counts), retries transient failures (honouring Retry-After), fails fast with the
+portal's own words on a bad query, never leaves a partial part behind, writes the records in
+parts of a bounded size, and sends the app token without ever logging it.
 
 Driven through the real `sodapy` client against the SODA stand-in over HTTP.
 """
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from citypulse.exceptions import PortalError
-from citypulse.extract import extract_window, query_params
+from citypulse.extract import changes_where, extract_window, window_where
 from citypulse.socrata import RetryPolicy, socrata_client
 from citypulse.storage import StorageRoot
 from citypulse.windows import window_for_dates
@@ -60,17 +62,85 @@ def soda_requests(standin: Any) -> list[Any]:
 
 def test_pages_cover_the_window_exactly_once(nyc: Any, standin: Any, tmp_path: Path) -> None:
     result, records = run(nyc, tmp_path)
-    assert result.rows == len(records) == 120
+    assert result.rows == len(records) == result.portal_rows == 120
     assert result.pages == 3  # 50 + 50 + 20
     keys = [r["unique_key"] for r in records]
     assert len(set(keys)) == 120
     assert all(r["created_date"].startswith("2025-03-09") for r in records)
-    requests = soda_requests(standin)
-    assert [r.params["$offset"] for r in requests] == ["0", "50", "100"]
-    assert {r.params["$order"] for r in requests} == {"created_date ASC, unique_key ASC"}
-    assert requests[0].params["$where"] == (
+    window = (
         "created_date >= '2025-03-09T00:00:00.000' AND created_date < '2025-03-10T00:00:00.000'"
     )
+    pages, count = soda_requests(standin)[:3], soda_requests(standin)[3]
+    ids = [r[":id"] for r in records]
+    assert ids == sorted(ids)  # paged by row id, each page after the last id read
+    assert [r.params["$where"] for r in pages] == [
+        window,
+        f"({window}) AND :id > '{ids[49]}'",
+        f"({window}) AND :id > '{ids[99]}'",
+    ]
+    assert {r.params["$order"] for r in pages} == {":id"}
+    assert not any("$offset" in r.params for r in pages)
+    assert (count.params["$select"], count.params["$where"]) == ("count(*) AS n", window)
+
+
+def test_a_short_page_is_read_again_until_it_equals_the_portals_count(
+    nyc: Any, standin: Any, tmp_path: Path
+) -> None:
+    from citypulse.standin.server import Fault
+
+    # A proxy cuts the second page to 10 rows: the client takes it for the last page.
+    standin.add_fault(Fault(short=10, skip=1, aggregate=False, dataset_id=nyc.dataset_id))
+    result, records = run(nyc, tmp_path)
+    assert result.rows == result.portal_rows == len({r["unique_key"] for r in records}) == 120
+    counts = [r for r in soda_requests(standin) if "count(*)" in r.params.get("$select", "")]
+    assert len(counts) == 2  # the first read counted 60 of 120
+
+
+def test_a_record_published_while_paging_is_not_lost_or_repeated(
+    nyc: Any, standin: Any, tmp_path: Path
+) -> None:
+    from citypulse.standin.generator import generate_day
+    from citypulse.standin.server import Fault
+
+    late = generate_day(nyc, DAY, seed=99, records=3).records
+    late = [{**r, "unique_key": str(70_000_000 + i)} for i, r in enumerate(late)]
+    # The portal publishes 3 records of the window after the first page went out.
+    standin.add_fault(Fault(insert=tuple(late), skip=0, aggregate=False))
+    result, records = run(nyc, tmp_path)
+    keys = [r["unique_key"] for r in records]
+    assert result.rows == result.portal_rows == len(set(keys)) == len(keys) == 123
+    assert {r["unique_key"] for r in late} <= set(keys)
+
+
+def test_a_window_that_never_agrees_with_the_portals_count_fails_with_both(
+    nyc: Any, standin: Any, tmp_path: Path
+) -> None:
+    from citypulse.standin.server import Fault
+
+    standin.add_fault(Fault(short=30, aggregate=False, times=None, dataset_id=nyc.dataset_id))
+    with pytest.raises(PortalError) as caught:
+        run(nyc, tmp_path)
+    message = str(caught.value)
+    assert "the portal counts 120 records" in message and "but 30 were read" in message
+    assert "nothing of this window was loaded" in message
+    assert caught.value.transient  # Airflow tries the task again later
+    assert list(tmp_path.iterdir()) == []  # no part left behind
+
+
+def test_changes_of_any_age_are_read_up_to_the_portals_newest_change(contracts: list[Any]) -> None:
+    chicago = next(c for c in contracts if c.dag_id == "chicago_crime")
+    montgomery = next(c for c in contracts if c.dag_id == "montgomery_traffic")
+    window = window_for_dates("2025-01-02", "2025-01-02", chicago.timezone)
+    wm, upper = "2025-01-01T06:00:00.000", "2025-01-03T05:59:59.000"
+    assert changes_where(chicago, window, wm, upper) == (
+        f"updated_on >= '{wm}' AND updated_on <= '{upper}' AND date < '2025-01-02T00:00:00.000'"
+    )
+    # A portal that re-stamps every row keeps a lookback bound (the audit does the rest).
+    assert changes_where(montgomery, window, wm, upper).endswith(
+        "AND date_of_stop >= '2024-12-26T00:00:00.000'"
+    )
+    with pytest.raises(ValueError, match="not a Socrata timestamp"):
+        changes_where(chicago, window, "2025-01-01' OR 1=1 --", upper)
 
 
 def test_records_are_written_in_parts_of_a_bounded_size(
@@ -78,23 +148,25 @@ def test_records_are_written_in_parts_of_a_bounded_size(
 ) -> None:
     result, records = run(nyc, tmp_path, part_rows=45)
     assert [(part.key, part.rows) for part in result.parts] == [
-        ("extract/part-00000.ndjson", 45),
-        ("extract/part-00001.ndjson", 45),
-        ("extract/part-00002.ndjson", 30),
+        ("extract/window/part-00000.ndjson", 45),
+        ("extract/window/part-00001.ndjson", 45),
+        ("extract/window/part-00002.ndjson", 30),
     ]
     assert len({r["unique_key"] for r in records}) == result.rows == 120
     # A retried extract starts from nothing: no part of the earlier try survives.
     again, _ = run(nyc, tmp_path, part_rows=200)
-    assert [part.key for part in again.parts] == ["extract/part-00000.ndjson"]
-    assert sorted(p.name for p in (tmp_path / "extract").iterdir()) == ["part-00000.ndjson"]
+    assert [part.key for part in again.parts] == ["extract/window/part-00000.ndjson"]
+    assert sorted(p.name for p in (tmp_path / "extract" / "window").iterdir()) == [
+        "part-00000.ndjson"
+    ]
 
 
-def test_system_fields_are_requested_when_the_contract_keys_on_them(contracts: list[Any]) -> None:
+def test_a_window_selects_its_event_time_range(contracts: list[Any]) -> None:
     montgomery = next(c for c in contracts if c.dag_id == "montgomery_traffic")
     window = window_for_dates("2025-01-01", "2025-01-01", montgomery.timezone)
-    params = query_params(montgomery, window)
-    assert params["exclude_system_fields"] is False
-    assert params["order"] == "date_of_stop ASC, :id ASC"
+    assert window_where(montgomery, window) == (
+        "date_of_stop >= '2025-01-01T00:00:00.000' AND date_of_stop < '2025-01-02T00:00:00.000'"
+    )
 
 
 def test_429_is_retried_after_the_portals_retry_after(
@@ -116,7 +188,7 @@ def test_429_is_retried_after_the_portals_retry_after(
         {"status": 503, "times": 2},
         {"status": 500, "times": 1},
         {"delay": 2.5, "times": 1},  # past the 1 s client timeout
-        {"drop": True, "min_offset": 50, "times": 1},  # connection dropped mid-paging
+        {"drop": True, "skip": 1, "times": 1},  # connection dropped mid-paging
     ],
     ids=["503", "500", "timeout", "dropped-mid-paging"],
 )
@@ -155,7 +227,7 @@ def test_exhausted_retries_fail_clearly_and_leave_no_file(
 ) -> None:
     from citypulse.standin.server import Fault
 
-    standin.add_fault(Fault(status=503, min_offset=50, times=None))
+    standin.add_fault(Fault(status=503, skip=1, times=None))
     with pytest.raises(PortalError) as caught:
         run(nyc, tmp_path, sleep=lambda _: None)
     message = str(caught.value)
@@ -180,7 +252,7 @@ def test_app_token_is_sent_but_never_logged(
     run(nyc, tmp_path, sleep=lambda _: None)
     assert all(r.app_token_present for r in soda_requests(standin))
     assert token not in caplog.text
-    assert token not in (tmp_path / "extract" / "part-00000.ndjson").read_text()
+    assert token not in (tmp_path / "extract" / "window" / "part-00000.ndjson").read_text()
 
 
 def test_live_and_stand_in_clients_differ_only_in_base_url(

@@ -208,3 +208,74 @@ def test_a_run_handed_over_by_another_version_fails_at_once_saying_how_to_recove
         message = str(caught.value)
         assert f"`{step}` was handed a run manifest of" in message
         assert "clear it from `extract`" in message
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["a short page once", "short pages on every read", "records published while paging"],
+)
+def test_a_window_is_never_green_with_rows_missing(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any], fault: str
+) -> None:
+    """Story: a proxy truncates a page (419 records match, 100 come back), or the portal
+    publishes records of the window while the extract pages. The run either completes with
+    every record (the audit row's portal count = extracted = loaded + rejected) or fails with
+    both counts and loads nothing; it is never green with rows missing."""
+    from citypulse.standin.generator import generate_day
+    from citypulse.standin.server import Fault
+
+    contract = by_id(contracts, "nyc_311")
+    standin.clear(contract.dataset_id)
+    declare_contracts(standin, [contract])
+    served = generate_day(contract, DAY, seed=9, records=419).records
+    standin.put(contract.dataset_id, served)
+    late = [
+        {**r, "unique_key": str(79_000_000 + i)}
+        for i, r in enumerate(generate_day(contract, DAY, seed=10, records=5).records)
+    ]
+    rows = {"dataset_id": contract.dataset_id, "aggregate": False}
+    standin.add_fault(
+        {
+            "a short page once": Fault(short=100, **rows),
+            "short pages on every read": Fault(short=100, times=None, **rows),
+            "records published while paging": Fault(insert=tuple(late), **rows),
+        }[fault]
+    )
+    try:
+        run = run_city_day(dagbag.dags[contract.dag_id], contract, DAY)
+    finally:
+        standin.clear_faults()
+    if fault == "short pages on every read":
+        assert str(run.state) == "failed" and states(run)["extract"][0] == "failed"
+        assert query(fresh_warehouse, "SELECT to_regclass('citypulse.nyc_311')") == [(None,)]
+        return
+    audits = query(
+        fresh_warehouse,
+        "SELECT portal_rows, extracted, loaded, rejected FROM citypulse.ingest_runs",
+    )
+    assert str(run.state) == "success"
+    expected = len(served) + (len(late) if "published" in fault else 0)
+    ((portal, extracted, loaded, rejected),) = audits
+    assert portal == extracted == loaded + rejected == expected
+    (stored,) = query(fresh_warehouse, "SELECT count(*) FROM citypulse.nyc_311")
+    assert stored == (loaded,)
+
+
+def test_a_window_that_never_agrees_fails_with_both_counts_in_the_alert(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any], caplog: Any
+) -> None:
+    from citypulse.standin.generator import generate_day
+    from citypulse.standin.server import Fault
+
+    contract = by_id(contracts, "nyc_311")
+    standin.clear(contract.dataset_id)
+    declare_contracts(standin, [contract])
+    standin.put(contract.dataset_id, generate_day(contract, DAY, seed=9, records=419).records)
+    standin.add_fault(Fault(short=100, times=None, aggregate=False))
+    try:
+        with caplog.at_level(logging.ERROR):
+            run_city_day(dagbag.dags[contract.dag_id], contract, DAY)
+    finally:
+        standin.clear_faults()
+    alerts = [line for line in caplog.text.splitlines() if "CITYPULSE_ALERT" in line]
+    assert any("the portal counts 419 records" in a and "but 100 were read" in a for a in alerts)

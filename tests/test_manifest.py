@@ -31,6 +31,8 @@ def manifest(**changes: Any) -> RunManifest:
             change_rows=1,
             pages=2,
             retries=0,
+            portal_rows=3,
+            watermark="2025-10-14T05:00:00.000Z",
         ),
     )
     return base.model_copy(update=changes)
@@ -44,7 +46,6 @@ def test_a_manifest_survives_xcom_json_unchanged() -> None:
             accepted=(Part(key="runs/x/accepted.csv", rows=2),),
             rejects=(Part(key="runs/x/rejects.ndjson", rows=1),),
             report={"expectations": [], "top_reasons": [["a:b", 1]]},
-            watermark="2025-10-14T01:00:00.000Z",
             key_range=(10, 99),
         )
     )

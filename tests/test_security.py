@@ -86,16 +86,19 @@ def test_hostile_params_are_refused_before_any_task_runs(
 
 
 def test_portal_values_going_back_into_soql_are_checked(contracts: list[Any]) -> None:
-    from citypulse.extract import changes_params
+    from citypulse.extract import changes_where
     from citypulse.windows import window_for_dates
 
     contract = next(c for c in contracts if c.dag_id == "chicago_crime")
     window = window_for_dates("2025-01-01", "2025-01-01", contract.timezone)
-    with pytest.raises(ValueError, match="refusing watermark"):
-        changes_params(contract, window, "2025-01-01T00:00:00.000' OR '1'='1")
-    ok = changes_params(contract, window, "2025-01-01T00:00:00.000")
-    assert ok["where"] == (
-        "updated_on >= '2025-01-01T00:00:00.000' AND date >= '2024-12-02T00:00:00.000' "
+    upper = "2025-01-02T00:00:00.000"
+    for bad in ("2025-01-01T00:00:00.000' OR '1'='1", "x"):
+        with pytest.raises(ValueError, match="refusing watermark"):
+            changes_where(contract, window, bad, upper)
+        with pytest.raises(ValueError, match="refusing watermark"):
+            changes_where(contract, window, "2025-01-01T00:00:00.000", bad)
+    assert changes_where(contract, window, "2025-01-01T00:00:00.000", upper) == (
+        "updated_on >= '2025-01-01T00:00:00.000' AND updated_on <= '2025-01-02T00:00:00.000' "
         "AND date < '2025-01-01T00:00:00.000'"
     )
 

@@ -1,8 +1,12 @@
-"""Extract: page through a Socrata dataset (`citypulse.socrata`), streaming the records into
-parts under the run's prefix in the storage root.
+"""Extract: read a window of a Socrata dataset (`citypulse.socrata`) into parts under the
+run's prefix in the storage root, and prove it complete.
 
-The window's records come first, then (given a watermark) records of earlier days changed
-since it. Imported only inside tasks (sodapy, requests).
+Each query is paged by Socrata's row id and then counted by the portal (`count(*)` for the
+same `$where`): a window whose records read differ from the portal's count (a short page, a
+record published or removed while paging) is read again, and fails with both counts if it
+never agrees. The window's records come first; a run that absorbs changes then reads every
+record of an earlier day changed since the watermark, whatever its age, up to the newest
+change the portal held when the run began (the next watermark). Imported only inside tasks.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from citypulse.contracts import Contract
-from citypulse.manifest import Extracted
+from citypulse.exceptions import PortalError
+from citypulse.manifest import Extracted, Part
 from citypulse.settings import PART_ROWS
 from citypulse.socrata import RetryPolicy, SocrataClient
 from citypulse.staging import PartWriter
@@ -24,44 +28,35 @@ from citypulse.windows import FLOATING_FORMAT, Window
 
 log = logging.getLogger(__name__)
 
-
 # A watermark is portal data that goes back into SoQL: only a timestamp may pass.
 _WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z?$")
+# How often a query is read again when the records read and the portal's count differ.
+READ_ATTEMPTS = 3
 
 
-def query_params(contract: Contract, window: Window) -> dict[str, Any]:
-    """The SoQL of a window: the event-time range, in a stable order (event time, key)."""
-    key = contract.key_column.wire_name
-    params: dict[str, Any] = {
-        "where": window.soql(contract.event_column.wire_name),
-        "order": f"{contract.event_column.wire_name} ASC, {key} ASC",
-    }
-    if contract.system_fields:
-        params["exclude_system_fields"] = False
-    return params
+def window_where(contract: Contract, window: Window) -> str:
+    """The SoQL selecting a window: its event-time range."""
+    return window.soql(contract.event_column.wire_name)
 
 
-def changes_params(contract: Contract, window: Window, watermark: str) -> dict[str, Any]:
-    """SoQL for records of the `lookback_days` before the window that changed since the
-    watermark, oldest change first."""
-    if contract.change_column is None:
+def changes_where(contract: Contract, window: Window, watermark: str, upper: str) -> str:
+    """The SoQL selecting records of days before the window changed from the watermark up to
+    `upper` (both inclusive); within `lookback_days` before the window when the contract
+    bounds it (portals that re-stamp every row)."""
+    if contract.change_column is None or contract.incremental is None:
         raise ValueError(f"{contract.dag_id} has no incremental change column")
-    if not _WATERMARK.fullmatch(watermark):
-        raise ValueError(f"refusing watermark {watermark!r}: not a Socrata timestamp")
+    for value in (watermark, upper):
+        if not _WATERMARK.fullmatch(value):
+            raise ValueError(f"refusing watermark {value!r}: not a Socrata timestamp")
     change = contract.change_column.wire_name
     event = contract.event_column.wire_name
-    assert contract.incremental is not None
-    earliest = (window.start - timedelta(days=contract.incremental.lookback_days)).strftime(
-        FLOATING_FORMAT
-    )
     start, _ = window.soql_bounds()
-    params: dict[str, Any] = {
-        "where": (f"{change} >= '{watermark}' AND {event} >= '{earliest}' AND {event} < '{start}'"),
-        "order": f"{change} ASC, {contract.key_column.wire_name} ASC",
-    }
-    if contract.system_fields:
-        params["exclude_system_fields"] = False
-    return params
+    where = f"{change} >= '{watermark}' AND {change} <= '{upper}' AND {event} < '{start}'"
+    lookback = contract.incremental.lookback_days
+    if lookback is not None:
+        earliest = (window.start - timedelta(days=lookback)).strftime(FLOATING_FORMAT)
+        where += f" AND {event} >= '{earliest}'"
+    return where
 
 
 def extract_window(
@@ -74,44 +69,92 @@ def extract_window(
     page_size: int | None = None,
     part_rows: int = PART_ROWS,
     sleep: Callable[[float], None] = time.sleep,
+    incremental: bool = False,
     watermark: str | None = None,
 ) -> Extracted:
-    """Write every record of the window into parts under `prefix`, page by page, then (given
-    a watermark) every record outside the window changed since it. Window rows come first.
-    On failure no part is left behind."""
+    """Write every record of the window into parts under `prefix/window`, then, for an
+    `incremental` run with a watermark, every record of earlier days changed since it under
+    `prefix/changes`. Each query's records equal the portal's count, or PortalError says
+    both; on failure no part is left behind."""
     limit = page_size or contract.page_size
-    queries = [("window", query_params(contract, window))]
-    if watermark is not None and contract.incremental is not None:
-        queries.append(("changes", changes_params(contract, window, watermark)))
+    parts: list[Part] = []
     counts: dict[str, int] = {}
-    with (
-        SocrataClient(contract, policy=policy, sleep=sleep) as client,
-        PartWriter(root, prefix, part_rows) as writer,
-    ):
-        for label, base in queries:
-            counts[label] = 0
-            for page in client.paged(base, label, limit):
-                writer.write(page)
-                counts[label] += len(page)
+    with SocrataClient(contract, policy=policy, sleep=sleep) as client:
+        queries = [("window", window_where(contract, window))]
+        upper = None
+        if incremental and contract.change_column is not None:
+            # The next watermark: changes after it are the next run's, so the changes query
+            # below holds still while it is read and counted.
+            upper = client.newest(contract.change_column.wire_name, "changes")
+            if watermark is not None and upper is not None:
+                queries.append(("changes", changes_where(contract, window, watermark, upper)))
+        try:
+            for label, where in queries:
+                read, counts[label] = _read_counted(
+                    client, where, label, root, f"{prefix}/{label}", limit, part_rows
+                )
+                parts.extend(read)
+        except BaseException:
+            root.remove(prefix)
+            raise
     rows = sum(counts.values())
     log.info(
-        "%s: extracted %d records of %s .. %s and %d changed elsewhere since %s, "
-        "in %d page(s) (%d retries), %d part(s)",
+        "%s: extracted %d records of %s .. %s and %d of earlier days changed since %s (up to "
+        "%s), each query equal to the portal's count, in %d page(s) (%d retries), %d part(s)",
         contract.dag_id,
         counts["window"],
         window.start,
         window.end,
         counts.get("changes", 0),
         watermark,
+        upper,
         client.pages,
         client.retries,
-        len(writer.parts),
+        len(parts),
     )
     return Extracted(
-        parts=tuple(writer.parts),
+        parts=tuple(parts),
         rows=rows,
         window_rows=counts["window"],
         change_rows=counts.get("changes", 0),
         pages=client.pages,
         retries=client.retries,
+        portal_rows=rows,
+        watermark=upper if incremental else None,
+    )
+
+
+def _read_counted(
+    client: SocrataClient,
+    where: str,
+    label: str,
+    root: StorageRoot,
+    prefix: str,
+    limit: int,
+    part_rows: int,
+) -> tuple[tuple[Part, ...], int]:
+    """Read one query into parts until the records read equal the portal's count."""
+    read = counted = 0
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        with PartWriter(root, prefix, part_rows) as writer:
+            read = 0
+            for page in client.keyset(where, label, limit):
+                writer.write(page)
+                read += len(page)
+        counted = client.count(where, label)
+        if read == counted:
+            return tuple(writer.parts), read
+        log.warning(
+            "%s: read %d records but the portal counts %d (attempt %d of %d): reading again",
+            client.describe(label),
+            read,
+            counted,
+            attempt,
+            READ_ATTEMPTS,
+        )
+    raise PortalError(
+        f"{client.describe(label)}: the portal counts {counted:,} records for `{where}` but "
+        f"{read:,} were read (attempt {READ_ATTEMPTS} of {READ_ATTEMPTS}; short pages, or "
+        "records published or removed while paging); nothing of this window was loaded",
+        transient=True,
     )

@@ -41,6 +41,10 @@ class Extracted(_Frozen):
     change_rows: int
     pages: int
     retries: int
+    # What the portal counted for the same queries (`count(*)`): equal to `rows`.
+    portal_rows: int
+    # The next watermark (a run that absorbs changes): the newest change the portal held.
+    watermark: str | None = None
 
 
 class Validated(_Frozen):
@@ -49,8 +53,6 @@ class Validated(_Frozen):
     accepted: tuple[Part, ...]
     rejects: tuple[Part, ...]
     report: dict[str, Any]
-    # The newest change-column value seen (None: the watermark stays).
-    watermark: str | None
     # The lowest and highest accepted key (None: no row).
     key_range: tuple[Any, Any] | None
 

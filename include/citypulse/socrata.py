@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from citypulse.exceptions import PortalError
 from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_BASE_URL_ENV, SOCRATA_CONN_ID
 
 log = logging.getLogger(__name__)
+# Socrata row ids (`:id`), as they may go back into SoQL: letters, digits and `-._` only.
+_ROW_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,8 @@ def _portal_message(exc: Exception) -> str:
 
 
 class SocrataClient:
-    """One dataset's SODA endpoint: requests retried while the failure is transient, and
-    queries paged through. Counts the pages read and the retries used."""
+    """One dataset's SODA endpoint: requests retried while the failure is transient, queries
+    paged by row id, counted and summarised. Counts the pages read and the retries used."""
 
     def __init__(
         self,
@@ -143,6 +146,9 @@ class SocrataClient:
 
     def __exit__(self, *_: object) -> None:
         self._client.close()
+
+    def describe(self, what: str) -> str:
+        return f"{self.contract.dag_id} ({self.contract.dataset_id}) {what}"
 
     def get(self, params: dict[str, Any], describe: str) -> list[dict[str, Any]]:
         """One request's rows, retried while the failure is transient."""
@@ -174,19 +180,52 @@ class SocrataClient:
                 self.retries += 1
                 self._sleep(wait)
                 continue
-            self.pages += 1
             return rows
         raise AssertionError("unreachable")
 
-    def paged(self, base: dict[str, Any], label: str, limit: int) -> Iterator[list[dict[str, Any]]]:
-        """Every page of one query (`$limit`/`$offset`), in the query's order."""
-        offset = 0
+    def keyset(self, where: str, label: str, limit: int) -> Iterator[list[dict[str, Any]]]:
+        """Every record matching `where`, system fields included, in pages ordered by
+        Socrata's row id, each page starting after the last row id read: records inserted
+        or deleted while paging cannot shift a page, so none repeats and none is skipped
+        but for such a record itself (the caller's count check finds that)."""
+        cursor: str | None = None
         while True:
-            describe = (
-                f"{self.contract.dag_id} ({self.contract.dataset_id}) {label} offset {offset}"
+            clause = where if cursor is None else f"({where}) AND :id > '{cursor}'"
+            page = self.get(
+                {"where": clause, "order": ":id", "limit": limit, "exclude_system_fields": False},
+                self.describe(f"{label} after {cursor or 'the start'}"),
             )
-            page = self.get({**base, "limit": limit, "offset": offset}, describe)
+            self.pages += 1
             yield page
-            offset += len(page)
             if len(page) < limit:
                 return
+            cursor = str(page[-1].get(":id", ""))
+            if not _ROW_ID.fullmatch(cursor):
+                raise PortalError(
+                    self.describe(f"{label}: the portal sent a row id {cursor[:40]!r}, not one")
+                    + " it can page by",
+                    transient=True,
+                )
+
+    def count(self, where: str, label: str) -> int:
+        """How many records the portal holds for `where` (`count(*)`)."""
+        rows = self.get(
+            {"select": "count(*) AS n", "where": where}, self.describe(f"{label} count")
+        )
+        return int(rows[0]["n"]) if rows and "n" in rows[0] else 0
+
+    def newest(self, column: str, label: str) -> str | None:
+        """The newest value of a timestamp column in the whole dataset (`max()`)."""
+        rows = self.get({"select": f"max({column}) AS newest"}, self.describe(f"{label} newest"))
+        return str(rows[0]["newest"]) if rows and rows[0].get("newest") else None
+
+    def days(self, column: str, change: str | None) -> list[dict[str, Any]]:
+        """Per local day of a timestamp column, the dataset's record count and (given a change
+        column) its newest change: one grouped query over the whole history."""
+        select = f"date_trunc_ymd({column}) AS day, count(*) AS n"
+        if change is not None:
+            select += f", max({change}) AS changed"
+        return self.get(
+            {"select": select, "group": "day", "order": "day", "limit": 50_000},
+            self.describe("records per day"),
+        )
