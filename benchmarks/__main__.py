@@ -30,7 +30,7 @@ SMOKE_WORKERS = 3
 # Figures that need a migrated Airflow metadata DB: the runner migrates one and they copy it.
 NEEDS_AIRFLOW_DB = {"parse", "dag_day"}
 # Smoke runs start the longest figures first (those needing the metadata DB wait for it).
-SMOKE_ORDER = ("retrain", "load", "dag_day", "parse", "validate", "extract")
+SMOKE_ORDER = ("retrain", "load", "dag_day", "audit", "parse", "validate", "extract")
 
 
 def run_figure(figure: str, env: dict[str, str], smoke: bool) -> dict[str, Any]:

@@ -26,6 +26,7 @@ EXPECTED_KEYS = {
     "parse": {"file_seconds", "factory_vs_one_task", "heavy_modules_at_parse"},
     "validate": {"gx", "pandas", "gx_vs_pandas", "same_rejects"},
     "dag_day": {"first_run", "second_run", "records"},
+    "audit": {"cities", "days", "edited_days", "peak_rss_mb"},
 }  # fmt: skip
 RETRAIN_KEYS = {"cities", "total_s", "peak_rss_mb"}
 

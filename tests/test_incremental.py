@@ -1,7 +1,8 @@
-"""User stories: a daily run also absorbs late and changed records of earlier days (by the
-dataset's change column or Socrata's `:updated_at`, from a watermark kept in PostgreSQL);
-re-fetching unchanged records changes nothing; a record the portal deleted is marked deleted
-by reconciliation, not dropped; an older copy of a record never overwrites a newer one.
+"""User stories: a daily run also absorbs late and changed records of earlier days, of any
+age (by the dataset's change column or Socrata's `:updated_at`, from a watermark kept in
+PostgreSQL); re-fetching unchanged records changes nothing; a field the portal no longer
+sends becomes NULL everywhere downstream; every replaced version is kept in the history; an
+older copy of a record never overwrites a newer one.
 """
 
 from __future__ import annotations
@@ -117,85 +118,103 @@ def test_next_daily_run_absorbs_late_and_changed_records(
     assert query(fresh_warehouse, f"SELECT * FROM citypulse.{table} ORDER BY 1") == snapshot
 
 
-def test_a_deleted_record_is_marked_deleted_not_dropped(
+def well_formed(served: Any) -> list[dict[str, Any]]:
+    return [r for i, r in enumerate(served.records) if i not in served.malformed]
+
+
+def test_an_edit_of_any_age_is_absorbed_and_removed_coordinates_leave_everything_downstream(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
-    contract = by_id(contracts, "chicago_crime")
-    standin.clear(contract.dataset_id)
+    """Story: three years after a day was loaded, the city withdraws the locations of some of
+    its records and reclassifies others (Chicago did so for 605 records in one month). The
+    next daily run absorbs every change, whatever its age: the coordinates become NULL and
+    leave `incidents`' cells and `hex_daily_counts`; each replaced version is kept in the
+    history, and `<table>_changes` says what changed in that run."""
     from citypulse.standin.catalog import declare_contracts
 
-    declare_contracts(standin, [contract])
-    served = seed_days(standin, contract, [DAY], seed=31)[DAY]
-    dag = dagbag.dags[contract.dag_id]
-    run_city_day(dag, contract, DAY)
-    gone = next(r for i, r in enumerate(served.records) if i not in served.malformed)["id"]
-    assert standin.delete(contract.dataset_id, "id", [gone]) == 1
-
-    conf = {"start_date": DAY.isoformat(), "end_date": DAY.isoformat(), "reconcile": True}
-    run = dag.test(run_conf=conf)
-    assert set(task_states(run).values()) == {"success"}
-    (row,) = query(
-        fresh_warehouse,
-        "SELECT cp_deleted_at IS NOT NULL FROM citypulse.chicago_crime WHERE id = %s",
-        (int(gone),),
-    )
-    assert row == (True,)
-    assert query(
-        fresh_warehouse,
-        "SELECT count(*) FROM citypulse.incidents WHERE city = 'chicago_crime' AND source_key = %s",
-        (gone,),
-    ) == [(0,)]
-    # The first run may have reconciled too (on days its contract says reconcile is due).
-    (recon,) = query(
-        fresh_warehouse,
-        "SELECT portal_keys, warehouse_keys, marked_deleted FROM citypulse.reconciliations "
-        "WHERE run_id = %s",
-        (run.run_id,),
-    )
-    well_formed = len(served.records) - len(served.malformed)
-    assert recon == (len(served.records) - 1, well_formed, 1)
-
-
-def test_reconciliation_refuses_to_delete_too_much(
-    standin: Any, fresh_warehouse: str, contracts: list[Any]
-) -> None:
-    from citypulse.exceptions import PortalError
-    from citypulse.load import ensure_schema, ensure_table
-    from citypulse.reconcile import mark_deleted
-    from citypulse.warehouse import connect
-    from citypulse.windows import window_for_dates
-
     contract = by_id(contracts, "chicago_crime")
-    window = window_for_dates(DAY.isoformat(), DAY.isoformat(), contract.timezone)
-    with connect() as conn, conn.cursor() as cur:
-        ensure_schema(cur)
-        ensure_table(cur, contract)
-        cur.execute(
-            "INSERT INTO citypulse.chicago_crime (id, case_number, date, primary_type, year, "
-            "event_time, cp_run_id) SELECT g, 'X', %s, 'THEFT', 2025, %s, 'r' "
-            "FROM generate_series(1, 10) g",
-            (window.start, window.start),
+    key = contract.key_column.wire_name
+    standin.clear(contract.dataset_id)
+    declare_contracts(standin, [contract])
+    old_day = DAY - timedelta(days=3 * 365)
+    served = seed_days(standin, contract, [old_day, DAY], seed=41)
+    dag = dagbag.dags[contract.dag_id]
+    reload = {"start_date": old_day.isoformat(), "end_date": old_day.isoformat()}
+    assert str(dag.test(run_conf=reload).state) == "success"
+    assert set(task_states(run_city_day(dag, contract, DAY)).values()) == {"success"}
+
+    located = [r for r in well_formed(served[old_day]) if r.get(contract.latitude)]
+    now_local = datetime.now().strftime("%Y-%m-%dT%H:%M:%S.000")
+    withdrawn = [
+        {k: v for k, v in r.items() if k not in (contract.latitude, contract.longitude, "location")}
+        | {"updated_on": now_local}
+        for r in located[:5]
+    ]
+    edited = [edit(r, contract, now_local) for r in located[5:8]]
+    standin.put(contract.dataset_id, withdrawn + edited, key=key)
+    before = dict(
+        query(
+            fresh_warehouse,
+            "SELECT local_day, sum(incidents) FROM citypulse.hex_daily_counts "
+            "WHERE city = 'chicago_crime' GROUP BY 1",
         )
-    with connect() as conn, pytest.raises(PortalError, match="refusing"):
-        mark_deleted(conn, contract, window, {"1", "2"}, "run")
+    )
+    next_day = DAY + timedelta(days=1)
+    seed_days(standin, contract, [next_day], seed=43)
+    run = run_city_day(dag, contract, next_day)
+    assert set(task_states(run).values()) == {"success"}
+
+    last = audit(fresh_warehouse, contract.dag_id)[-1]
+    assert last["change_rows"] >= 8 and last["updated"] == 8
+    rows = {
+        str(k): (lat, lon, h3, category)
+        for k, lat, lon, h3, category in query(
+            fresh_warehouse,
+            "SELECT id, latitude, longitude, h3_r8, primary_type FROM citypulse.chicago_crime "
+            "WHERE date < %s",
+            (datetime.combine(old_day + timedelta(days=1), datetime.min.time()),),
+        )
+    }
+    assert all(rows[str(r[key])][:3] == (None, None, None) for r in withdrawn)
+    assert all(rows[str(r[key])][3] == "EDITED LATER" for r in edited)
+    gone = [str(r[key]) for r in withdrawn]
     assert query(
-        fresh_warehouse, "SELECT count(*) FROM citypulse.chicago_crime WHERE cp_deleted_at IS NULL"
-    ) == [(10,)]
+        fresh_warehouse,
+        "SELECT count(*) FROM citypulse.incidents WHERE source_key = ANY(%s) AND h3_r8 IS NULL",
+        (gone,),
+    ) == [(5,)]
+    after = dict(
+        query(
+            fresh_warehouse,
+            "SELECT local_day, sum(incidents) FROM citypulse.hex_daily_counts "
+            "WHERE city = 'chicago_crime' GROUP BY 1",
+        )
+    )
+    assert after[old_day] == before[old_day] - 5
 
-
-def test_reconciliation_is_due_every_few_days(contracts: list[Any]) -> None:
-    from citypulse.reconcile import trailing_window
-    from citypulse.windows import window_for_dates
-
-    contract = by_id(contracts, "nyc_311")
-    due = []
-    for offset in range(14):
-        day = (DAY + timedelta(days=offset)).isoformat()
-        target = trailing_window(contract, window_for_dates(day, day, contract.timezone))
-        if target is not None:
-            due.append(target)
-            assert (target.end - target.start).days == contract.reconcile.trailing_days
-    assert len(due) == 2
+    # History: one replaced version per update, as it was; the changes view names the run.
+    history = query(
+        fresh_warehouse,
+        "SELECT id::text, latitude IS NOT NULL, primary_type, replaced_by_run, "
+        "valid_to > valid_from FROM citypulse.chicago_crime_history",
+    )
+    assert sorted(h[0] for h in history) == sorted(str(r[key]) for r in withdrawn + edited)
+    assert all(located and h[1] and h[3] == run.run_id and h[4] for h in history)
+    assert not any(h[2] == "EDITED LATER" for h in history)
+    changes = query(
+        fresh_warehouse,
+        "SELECT record_key::text, changed_columns, run_id FROM citypulse.chicago_crime_changes",
+    )
+    changed = {k: columns for k, columns, run_id in changes if run_id == run.run_id}
+    assert {"latitude", "longitude", "h3_r8", "h3_r7"} <= set(changed[gone[0]])
+    assert "primary_type" in changed[str(edited[0][key])]
+    moment = query(
+        fresh_warehouse,
+        "SELECT primary_type FROM citypulse.chicago_crime_versions WHERE id = %s "
+        "AND valid_from <= %s AND %s < valid_to",
+        (int(edited[0][key]), history_moment := datetime.now().astimezone(), history_moment),
+    )
+    assert moment == [("EDITED LATER",)]
 
 
 def _sdk_run_type(name: str) -> Any:

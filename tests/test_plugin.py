@@ -38,7 +38,7 @@ def test_health_needs_a_login(plugin: Any) -> None:
 def test_health_reports_each_loaded_city(plugin: Any, warehouse: str, contracts: list[Any]) -> None:
     from fastapi.testclient import TestClient
 
-    from citypulse.load import ensure_schema
+    from citypulse.tables import ensure_schema
     from citypulse.views import build_views
     from citypulse.warehouse import connect
 

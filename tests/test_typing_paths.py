@@ -204,8 +204,9 @@ def test_accepted_rows_reach_postgres_unchanged(
     stays NULL; numbers, booleans and timestamps keep their values, through both paths."""
     import psycopg2
 
-    from citypulse.load import ensure_schema, ensure_table, upsert_accepted
+    from citypulse.load import upsert_accepted
     from citypulse.staging import stage_columns
+    from citypulse.tables import ensure_schema, ensure_table
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
     records = json_copy(generate_day(contract, DAY, seed=6, records=300).records)
@@ -229,7 +230,7 @@ def test_accepted_rows_reach_postgres_unchanged(
             ensure_table(cur, contract)
             cur.execute(f"TRUNCATE {table}")
             cur.execute("SET TIME ZONE 'America/New_York'")  # not the server's default
-            inserted, _ = upsert_accepted(cur, contract, path, bounds)
+            inserted, _ = upsert_accepted(cur, contract, path, bounds, run_id=f"run_{label}")
             cur.execute("SELECT to_regclass('pg_temp.stage') IS NOT NULL")
             assert cur.fetchone()[0] is (bounds is None)
         rows = query(fresh_warehouse, f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1")
@@ -416,8 +417,9 @@ def test_a_nul_character_rejects_its_row_and_the_reject_is_quarantined(
 ) -> None:
     import psycopg2
 
-    from citypulse.load import ensure_schema, quarantine_rejects
+    from citypulse.load import quarantine_rejects
     from citypulse.staging import write_rejects
+    from citypulse.tables import ensure_schema
     from citypulse.windows import window_for_dates
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
@@ -497,7 +499,8 @@ def test_event_time_utc_is_postgres_own_conversion_across_dst(
     import pandas as pd
     import psycopg2
 
-    from citypulse.load import ensure_schema, ensure_table, upsert_accepted
+    from citypulse.load import upsert_accepted
+    from citypulse.tables import ensure_schema, ensure_table
 
     for contract in contracts:
         stamps = _dst_minutes(contract.timezone)
@@ -514,7 +517,7 @@ def test_event_time_utc_is_postgres_own_conversion_across_dst(
         with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
             ensure_schema(cur)
             ensure_table(cur, contract)
-            assert upsert_accepted(cur, contract, path, bounds) == (written, 0)
+            assert upsert_accepted(cur, contract, path, bounds, run_id="run_dst") == (written, 0)
         table = f"citypulse.{contract.table}"
         assert query(
             fresh_warehouse,
@@ -531,7 +534,8 @@ def test_a_batch_whose_key_is_stored_falls_back_to_the_upsert(
     lost, the changed row updated."""
     import psycopg2
 
-    from citypulse.load import _keys_stored, ensure_schema, ensure_table, upsert_accepted
+    from citypulse.load import _keys_stored, upsert_accepted
+    from citypulse.tables import ensure_schema, ensure_table
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
     records = json_copy(generate_day(contract, DAY, seed=18, records=200).records)
@@ -546,7 +550,9 @@ def test_a_batch_whose_key_is_stored_falls_back_to_the_upsert(
     with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
         ensure_schema(cur)
         ensure_table(cur, contract)
-        assert upsert_accepted(cur, contract, first, key_range(frame.iloc[:50], contract)) == (
+        assert upsert_accepted(
+            cur, contract, first, key_range(frame.iloc[:50], contract), run_id="run_first"
+        ) == (
             50,
             0,
         )
@@ -554,7 +560,10 @@ def test_a_batch_whose_key_is_stored_falls_back_to_the_upsert(
         low, high = key_range(frame.iloc[:50], contract)
         assert _keys_stored(cur, contract, [high, low]) and _keys_stored(cur, contract, [low, low])
         assert not _keys_stored(cur, contract, free)
-        assert upsert_accepted(cur, contract, second, free) == (written - 10, 10)
+        assert upsert_accepted(cur, contract, second, free, run_id="run_second") == (
+            written - 10,
+            10,
+        )
     assert query(
         fresh_warehouse,
         "SELECT count(*), count(DISTINCT unique_key), "

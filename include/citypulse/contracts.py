@@ -161,22 +161,34 @@ class Incremental(_Strict):
         description="a timestamp column that moves whenever the portal changes a record "
         "(a dataset column like Chicago's updated_on, or one sourced from ':updated_at')"
     )
-    lookback_days: int = Field(
-        30,
+    lookback_days: int | None = Field(
+        None,
         ge=1,
         le=3660,
-        description="how many earlier days a run re-examines: bounds the pull when a portal "
-        "republishes (and so re-stamps) every row",
+        description="only for a portal that republishes (and so re-stamps) every row: how "
+        "many earlier days a run re-reads; older changes are the partition audit's. Unset: "
+        "every record changed since the watermark, whatever its age",
     )
+
+    @property
+    def restamps(self) -> bool:
+        """Whether the change column moves for every row (it then says nothing per day)."""
+        return self.lookback_days is not None
 
 
 class Reconcile(_Strict):
-    """Periodic comparison of warehouse keys with the portal's, to soft-delete vanished rows."""
+    """The partition audit: per day of the whole history, the portal's count (and newest
+    change) against the warehouse's; days that differ are read again and reconciled."""
 
     every_days: int = Field(7, ge=1, description="run when the window ends on a multiple of this")
-    trailing_days: int = Field(30, ge=1, le=366)
+    max_repair_days: int = Field(
+        62, ge=1, le=3660, description="days read again per audit at most (newest first)"
+    )
     max_delete_share: float = Field(
-        0.05, gt=0, le=1, description="refuse to mark more than this share deleted at once"
+        0.05,
+        gt=0,
+        le=1,
+        description="refuse an audit that would mark more than this share of the table deleted",
     )
 
 

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any
 
 from psycopg2 import sql
@@ -32,12 +33,10 @@ from citypulse.staging import (
     write_rejects,
 )
 from citypulse.storage import StorageRoot, run_prefix
+from citypulse.tables import ensure_schema, ensure_table, history_table, table_columns
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
-
-# Tables and views are created by whichever city gets there first: serialise DDL.
-DDL_LOCK = 7_340_001
 
 
 @dataclass(frozen=True)
@@ -53,46 +52,6 @@ class LoadResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def ensure_schema(cur: Any) -> None:
-    """The schema and the shared tables (audit, rejects)."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-    cur.execute(render("schema/10_schema.sql"))
-
-
-def ensure_table(cur: Any, contract: Contract) -> None:
-    """The dataset's typed table, with columns a newer contract added since it was created."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-    table = sql.Identifier(SCHEMA, contract.table)
-    columns = [
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in contract.columns
-    ]
-    standard = sql.SQL(
-        "event_time timestamp NOT NULL, event_time_utc timestamptz, h3_r8 text, h3_r7 text, "
-        "cp_run_id text NOT NULL, cp_loaded_at timestamptz NOT NULL DEFAULT now(), "
-        "cp_deleted_at timestamptz"
-    )
-    cur.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, {}, PRIMARY KEY ({}))").format(
-            table, sql.SQL(", ").join(columns), standard, sql.Identifier(contract.key)
-        )
-    )
-    for column in contract.columns:
-        cur.execute(
-            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                table, sql.Identifier(column.name), sql.SQL(column.type)
-            )
-        )
-    for suffix, expression in (
-        ("event_time_idx", "event_time"),
-        ("h3_r7_idx", "h3_r7, event_time"),
-    ):
-        cur.execute(
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-                sql.Identifier(f"{contract.table}_{suffix}"), table, sql.SQL(expression)
-            )
-        )
 
 
 def _record_hash(record: dict[str, Any]) -> str:
@@ -112,6 +71,15 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def _event_day(record: Any, contract: Contract) -> date | None:
+    """The local day of a raw record's event time, if its first ten characters read as one."""
+    value = record.get(contract.event_column.wire_name) if isinstance(record, dict) else None
+    try:
+        return date.fromisoformat(value[:10]) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def quarantine_rejects(
     cur: Any, contract: Contract, rejects: Source | Sequence[Source], run_id: str, window: Window
 ) -> int:
@@ -126,6 +94,7 @@ def quarantine_rejects(
             run_id,
             window.start,
             window.end,
+            _event_day(item["record"], contract),
         )
         for source in _sources(rejects)
         for item in read_ndjson(source)
@@ -145,6 +114,8 @@ def upsert_accepted(
     contract: Contract,
     accepted: Source | Sequence[Source],
     key_range: Sequence[Any] | None = None,
+    *,
+    run_id: str,
 ) -> tuple[int, int]:
     """Write the accepted rows (one COPY file or several) into the dataset's table;
     (inserted, updated).
@@ -162,7 +133,7 @@ def upsert_accepted(
         copied = _copy_new_rows(cur, contract, columns, sources)
         if copied is not None:
             return copied, 0
-    return _stage_and_upsert(cur, contract, columns, sources)
+    return _stage_and_upsert(cur, contract, columns, sources, run_id)
 
 
 def _sources(given: Source | Sequence[Source]) -> list[Source]:
@@ -214,7 +185,7 @@ def _copy_new_rows(
 
 
 def _stage_and_upsert(
-    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source]
+    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source], run_id: str
 ) -> tuple[int, int]:
     cur.execute(
         sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
@@ -223,18 +194,20 @@ def _stage_and_upsert(
     )
     _copy_each(cur, _copy_command(sql.Identifier("stage"), columns).as_string(cur), sources)
     # The row's data: what tells a changed row from a repeated one (not lineage, not
-    # event_time_utc, which follows from event_time).
+    # event_time_utc, which follows from event_time); its content: the data but the change
+    # column, which a re-stamping portal moves without changing anything.
     data_columns = [c for c in stage_columns(contract) if c != contract.key]
-    not_older: sql.Composable = sql.SQL("TRUE")
-    if contract.change_column is not None:
-        not_older = sql.SQL(
-            "(t.{0} IS NULL OR EXCLUDED.{0} IS NULL OR EXCLUDED.{0} >= t.{0})"
-        ).format(sql.Identifier(contract.change_column.name))
+    change = contract.change_column.name if contract.change_column is not None else None
+    content = [c for c in data_columns if c != change] or data_columns
+    history_columns = table_columns(contract)
     statement = render(
         "load/upsert.sql",
         table=contract.table,
+        history=history_table(contract),
         key=contract.key,
         columns=identifiers(columns),
+        history_columns=identifiers(history_columns),
+        old_columns=identifiers(history_columns, "t"),
         assignments=sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
             for c in columns
@@ -242,11 +215,25 @@ def _stage_and_upsert(
         ),
         target_columns=identifiers(data_columns, "t"),
         excluded_columns=identifiers(data_columns, "excluded"),
-        not_older=not_older,
+        target_content=identifiers(content, "t"),
+        excluded_content=identifiers(content, "excluded"),
+        staged_content=identifiers(content, "s"),
+        not_older=_not_older(contract, "excluded"),
+        staged_not_older=_not_older(contract, "s"),
     )
-    cur.execute(statement)
-    inserted, updated = cur.fetchone()
+    cur.execute(statement, {"run_id": run_id})
+    inserted, updated, replaced = cur.fetchone()
+    log.info("%s: %d replaced version(s) kept in the history", contract.dag_id, replaced)
     return int(inserted), int(updated)
+
+
+def _not_older(contract: Contract, incoming: str) -> sql.Composable:
+    """The incoming row is not an older version of the stored one (by the change column)."""
+    if contract.change_column is None:
+        return sql.SQL("TRUE")
+    return sql.SQL("(t.{0} IS NULL OR {1}.{0} IS NULL OR {1}.{0} >= t.{0})").format(
+        sql.Identifier(contract.change_column.name), sql.Identifier(incoming)
+    )
 
 
 def load_batch(
@@ -271,6 +258,7 @@ def load_batch(
             contract,
             [root.object(part.key) for part in validated.accepted],
             validated.key_range,
+            run_id=run_id,
         )
         accepted = validated.accepted_rows
         rejected = quarantine_rejects(
@@ -282,7 +270,12 @@ def load_batch(
                 f"accepted {accepted} + rejected {rejected} (inserted {inserted}, updated "
                 f"{updated})"
             )
-        watermark = validated.watermark
+        if extracted.portal_rows != extracted.rows:
+            raise RuntimeError(
+                f"{contract.dag_id}: the portal counted {extracted.portal_rows} records, "
+                f"{extracted.rows} were extracted"
+            )
+        watermark = extracted.watermark if manifest.incremental else None
         if watermark is not None and contract.change_column is not None:
             cur.execute(
                 render("load/watermark.sql"),
@@ -311,6 +304,7 @@ def load_batch(
                 "seconds": round(seconds, 3),
                 "validation": Json(validated.report) if validated.report else None,
                 "window_rows": extracted.window_rows,
+                "portal_rows": extracted.portal_rows,
                 "change_rows": extracted.change_rows,
                 "watermark": watermark,
             },
@@ -351,13 +345,18 @@ def load_typed_rows(
         incremental=False,
         watermark_before=None,
         extracted=Extracted(
-            parts=(), rows=rows, window_rows=rows, change_rows=0, pages=0, retries=0
+            parts=(),
+            rows=rows,
+            window_rows=rows,
+            change_rows=0,
+            pages=0,
+            retries=0,
+            portal_rows=rows,
         ),
         validated=Validated(
             accepted=(Part(key=accepted_key, rows=rows),),
             rejects=(Part(key=rejects_key, rows=0),),
             report={},
-            watermark=None,
             key_range=None if bounds is None else (bounds[0], bounds[1]),
         ),
     )

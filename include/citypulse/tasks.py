@@ -24,9 +24,9 @@ from citypulse.exceptions import (
     StorageError,
     ValidationFailed,
 )
-from citypulse.manifest import Part, RunManifest, Validated
+from citypulse.manifest import Part, RunManifest
 from citypulse.settings import RUN_RETENTION_DAYS
-from citypulse.staging import ACCEPTED_FILE, EXTRACT_PREFIX, REJECTS_FILE
+from citypulse.staging import EXTRACT_PREFIX
 from citypulse.storage import StorageRoot, run_prefix
 from citypulse.windows import Window, window_for_dates, window_for_interval
 
@@ -112,7 +112,12 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     prefix = run_prefix(dag_id, context["run_id"])
     with failing_fast():
         extracted = extract_window(
-            contract, window, root, f"{prefix}/{EXTRACT_PREFIX}", watermark=watermark
+            contract,
+            window,
+            root,
+            f"{prefix}/{EXTRACT_PREFIX}",
+            incremental=incremental,
+            watermark=watermark,
         )
     manifest = RunManifest(
         dag_id=dag_id,
@@ -150,59 +155,14 @@ def require_objects(manifest: RunManifest, root: StorageRoot, parts: list[Part],
 
 def validate(dag_id: str, upstream: Any) -> dict[str, Any]:
     """Type and validate the extract parts; write the accepted rows and the rejects."""
-    import numpy as np
-
-    from citypulse.staging import key_range, write_accepted, write_rejects
-    from citypulse.typing_rules import type_extract
-    from citypulse.validate import enforce, run_suite
+    from citypulse.validate import validate_run
 
     manifest = read_manifest(upstream, "validate")
     contract = contract_by_id(dag_id)
     root = StorageRoot.configured()
-    extracted = manifest.extracted
-    require_objects(manifest, root, list(extracted.parts), "validate")
-    batch = type_extract(
-        contract, [root.object(part.key) for part in extracted.parts], extracted.window_rows
-    )
-    if len(batch.frame) != extracted.rows:
-        raise RuntimeError(
-            f"{manifest.prefix}: the extract parts hold {len(batch.frame)} records, extract "
-            f"reported {extracted.rows}: clear the run from `extract`"
-        )
-    report = run_suite(contract, batch, manifest.window)
+    require_objects(manifest, root, list(manifest.extracted.parts), "validate")
     with failing_fast():
-        enforce(contract, batch, report)
-    rejected = batch.rejected_mask
-    accepted_rows = batch.frame[~rejected]
-    accepted_key, rejects_key = manifest.key(ACCEPTED_FILE), manifest.key(REJECTS_FILE)
-    accepted = write_accepted(
-        accepted_rows, contract, root.object(accepted_key), run_id=manifest.run_id
-    )
-    key_field = contract.key_column.wire_name
-    positions = np.flatnonzero(rejected).tolist()
-    rejects = write_rejects(
-        (
-            {"record": record, "reason": "; ".join(batch.reasons[i]), "key": record.get(key_field)}
-            for i, record in zip(positions, batch.raw_records(positions), strict=True)
-        ),
-        root.object(rejects_key),
-    )
-    log.info(
-        "%s: %d extracted, %d accepted, %d rejected (%.2f%%)",
-        dag_id,
-        report.extracted,
-        accepted,
-        report.rejected,
-        100 * report.rejected_share,
-    )
-    bounds = key_range(accepted_rows, contract)
-    validated = Validated(
-        accepted=(Part(key=accepted_key, rows=accepted),),
-        rejects=(Part(key=rejects_key, rows=rejects),),
-        report=report.as_dict(),
-        watermark=batch.newest_change if manifest.incremental else None,
-        key_range=None if bounds is None else (bounds[0], bounds[1]),
-    )
+        validated = validate_run(contract, manifest, root)
     return manifest.with_validated(validated).to_xcom()
 
 
@@ -224,19 +184,19 @@ def load(dag_id: str, upstream: Any, context: dict[str, Any]) -> dict[str, Any]:
 
 
 def reconcile(dag_id: str, upstream: Any, context: dict[str, Any]) -> dict[str, Any]:
-    """Soft-delete rows gone from the portal, when due (or forced by the `reconcile` param)."""
-    from citypulse.reconcile import reconcile_window, trailing_window
-    from citypulse.warehouse import connect
+    """The partition audit, when due (or forced by the `reconcile` param): every day of the
+    history compared with the portal, the days that differ read again and reconciled."""
+    from citypulse.reconcile import audit, audit_due
 
     manifest = read_manifest(upstream, "reconcile")
     contract = contract_by_id(dag_id)
-    window = manifest.window
     forced = bool((context.get("params") or {}).get("reconcile"))
-    target = window if forced else trailing_window(contract, window)
-    if target is None:
+    if contract.reconcile is None or not (forced or audit_due(contract, manifest.window)):
         return {"due": False}
-    with connect() as conn, failing_fast():
-        result = reconcile_window(contract, target, manifest.run_id, conn)
+    with failing_fast():
+        result = audit(
+            contract, manifest.run_id, StorageRoot.configured(), f"{manifest.prefix}/audit"
+        )
     return {"due": True, **result.as_dict()}
 
 

@@ -18,7 +18,10 @@ import numpy as np
 
 from citypulse.contracts import Contract
 from citypulse.exceptions import ValidationFailed
-from citypulse.typing_rules import TypedBatch
+from citypulse.manifest import Part, RunManifest, Validated
+from citypulse.staging import ACCEPTED_FILE, REJECTS_FILE, key_range, write_accepted, write_rejects
+from citypulse.storage import StorageRoot
+from citypulse.typing_rules import TypedBatch, type_extract
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
@@ -206,3 +209,50 @@ def enforce(contract: Contract, batch: TypedBatch, report: ValidationReport) -> 
             len(batch.unknown_fields),
             sorted(batch.unknown_fields),
         )
+
+
+def validate_run(contract: Contract, manifest: RunManifest, root: StorageRoot) -> Validated:
+    """Type a run's extract parts, validate them, and write the accepted rows (COPY-ready)
+    and the rejects (raw record + reasons) under the run's prefix. ValidationFailed when the
+    batch must not load."""
+    extracted = manifest.extracted
+    batch = type_extract(
+        contract, [root.object(part.key) for part in extracted.parts], extracted.window_rows
+    )
+    if len(batch.frame) != extracted.rows:
+        raise RuntimeError(
+            f"{manifest.prefix}: the extract parts hold {len(batch.frame)} records, extract "
+            f"reported {extracted.rows}: clear the run from `extract`"
+        )
+    report = run_suite(contract, batch, manifest.window)
+    enforce(contract, batch, report)
+    rejected = batch.rejected_mask
+    accepted_rows = batch.frame[~rejected]
+    accepted_key, rejects_key = manifest.key(ACCEPTED_FILE), manifest.key(REJECTS_FILE)
+    accepted = write_accepted(
+        accepted_rows, contract, root.object(accepted_key), run_id=manifest.run_id
+    )
+    key_field = contract.key_column.wire_name
+    positions = np.flatnonzero(rejected).tolist()
+    rejects = write_rejects(
+        (
+            {"record": record, "reason": "; ".join(batch.reasons[i]), "key": record.get(key_field)}
+            for i, record in zip(positions, batch.raw_records(positions), strict=True)
+        ),
+        root.object(rejects_key),
+    )
+    log.info(
+        "%s: %d extracted, %d accepted, %d rejected (%.2f%%)",
+        contract.dag_id,
+        report.extracted,
+        accepted,
+        report.rejected,
+        100 * report.rejected_share,
+    )
+    bounds = key_range(accepted_rows, contract)
+    return Validated(
+        accepted=(Part(key=accepted_key, rows=accepted),),
+        rejects=(Part(key=rejects_key, rows=rejects),),
+        report=report.as_dict(),
+        key_range=None if bounds is None else (bounds[0], bounds[1]),
+    )

@@ -13,9 +13,9 @@ from typing import Any
 from psycopg2 import sql
 
 from citypulse.contracts import Contract
-from citypulse.load import DDL_LOCK, ensure_schema, ensure_table
 from citypulse.settings import SCHEMA, SQL_DIR
-from citypulse.sqlfiles import render, sql_text
+from citypulse.sqlfiles import identifiers, render, sql_text
+from citypulse.tables import DDL_LOCK, ensure_schema, ensure_table, history_table, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,55 @@ def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list
     for relative in city_view_files(contract):
         cur.execute(render(relative, table=contract.table))
         built.append(relative.rsplit("/", 1)[1].removesuffix(".sql"))
+    built += history_views(cur, contract)
     cur.execute(incidents_view(contracts))
     cur.execute(render("views/common/hex_daily_counts.sql"))
     cur.execute(render("views/common/pipeline_health.sql"))
     built += ["incidents", "hex_daily_counts", "pipeline_health"]
     grant_reader(cur)
     return built
+
+
+def history_views(cur: Any, contract: Contract) -> list[str]:
+    """`<table>_versions` (every version of every row, with when it was current) and
+    `<table>_changes` (each content change: when, by which run, before and after)."""
+    columns = table_columns(contract)
+    lineage = sql.SQL("ARRAY[{}]::text[]").format(
+        sql.SQL(", ").join(
+            sql.Literal(c)
+            for c in (
+                "cp_run_id",
+                "cp_loaded_at",
+                "cp_changed_at",
+                "cp_deleted_at",
+                "valid_from",
+                "valid_to",
+                "replaced_by_run",
+            )
+        )
+    )
+    versions, changes = f"{contract.table}_versions", f"{contract.table}_changes"
+    cur.execute(
+        render(
+            "views/common/versions.sql",
+            versions=versions,
+            table=contract.table,
+            history=history_table(contract),
+            columns=identifiers(columns, "h"),
+            current_columns=identifiers(columns, "t"),
+        )
+    )
+    cur.execute(
+        render(
+            "views/common/changes.sql",
+            changes=changes,
+            table=contract.table,
+            history=history_table(contract),
+            key=contract.key,
+            lineage=lineage,
+        )
+    )
+    return [versions, changes]
 
 
 READER_ROLE = "citypulse_reader"

@@ -18,10 +18,10 @@ from typing import Any
 
 from psycopg2.extras import Json
 
-from citypulse.load import DDL_LOCK
 from citypulse.model.config import BASELINE_KINDS
 from citypulse.sqlfiles import render
 from citypulse.storage import MODELS_PREFIX, StorageRoot
+from citypulse.tables import DDL_LOCK
 
 log = logging.getLogger(__name__)
 

@@ -51,16 +51,42 @@ CREATE TABLE IF NOT EXISTS {schema}.watermarks (
 ALTER TABLE {schema}.ingest_runs ADD COLUMN IF NOT EXISTS window_rows integer;
 ALTER TABLE {schema}.ingest_runs ADD COLUMN IF NOT EXISTS change_rows integer;
 ALTER TABLE {schema}.ingest_runs ADD COLUMN IF NOT EXISTS watermark text;
+-- What the portal counted (`count(*)`) for the run's queries: every load equals it.
+ALTER TABLE {schema}.ingest_runs ADD COLUMN IF NOT EXISTS portal_rows integer;
 
--- Reconciliation: keys the portal no longer has are soft-deleted, never silently dropped.
-CREATE TABLE IF NOT EXISTS {schema}.reconciliations (
+-- Rejects: the local day of the raw record's event time, as far as it reads as one, so the
+-- partition audit can count them with the day; a reject is resolved when its record leaves
+-- the portal (the audit's repair finds it gone).
+ALTER TABLE {schema}.rejects ADD COLUMN IF NOT EXISTS event_day date;
+ALTER TABLE {schema}.rejects ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
+ALTER TABLE {schema}.rejects ADD COLUMN IF NOT EXISTS resolution text;
+
+-- Partition audits: per day of the whole history, the portal's count (and newest change)
+-- against the warehouse's; one row per audit, with what it repaired.
+CREATE TABLE IF NOT EXISTS {schema}.partition_audits (
     id              bigserial PRIMARY KEY,
     dag_id          text        NOT NULL,
     run_id          text        NOT NULL,
-    window_start    timestamp   NOT NULL,
-    window_end      timestamp   NOT NULL,
-    portal_keys     integer     NOT NULL,
-    warehouse_keys  integer     NOT NULL,
-    marked_deleted  integer     NOT NULL,
+    days_checked    integer     NOT NULL,
+    days_differing  integer     NOT NULL,
+    days_repaired   integer     NOT NULL,
+    rows_inserted   integer     NOT NULL,
+    rows_updated    integer     NOT NULL,
+    rows_deleted    integer     NOT NULL,
+    rejects_resolved integer    NOT NULL,
+    seconds         double precision NOT NULL,
+    repaired        jsonb       NOT NULL,  -- per day repaired: the counts that differed
     finished_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS partition_audits_dag_idx ON {schema}.partition_audits (dag_id, finished_at);
+
+-- The portal's signature of each day when the warehouse last agreed with it: a newer change
+-- on the portal than this (and than the warehouse's own) sends the day to repair.
+CREATE TABLE IF NOT EXISTS {schema}.partition_days (
+    dag_id          text        NOT NULL,
+    day             date        NOT NULL,
+    portal_rows     integer     NOT NULL,
+    portal_changed  text,
+    verified_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dag_id, day)
 );

@@ -14,6 +14,12 @@ WITH last_run AS (
     SELECT city, max(event_time_utc) AS newest_event_utc, count(*) AS rows_in_table
     FROM {schema}.incidents
     GROUP BY city
+), last_audit AS (
+    SELECT DISTINCT ON (dag_id)
+           dag_id, finished_at, days_checked, days_differing, days_repaired,
+           rows_inserted + rows_updated + rows_deleted AS rows_changed
+    FROM {schema}.partition_audits
+    ORDER BY dag_id, finished_at DESC
 )
 SELECT l.dag_id AS city,
        l.finished_at AS last_success_at,
@@ -28,7 +34,13 @@ SELECT l.dag_id AS city,
        t.rows_rejected,
        n.rows_in_table,
        n.newest_event_utc,
-       now() - n.newest_event_utc AS event_lag
+       now() - n.newest_event_utc AS event_lag,
+       a.finished_at AS last_audit_at,
+       a.days_checked AS last_audit_days_checked,
+       a.days_differing AS last_audit_days_differing,
+       a.days_repaired AS last_audit_days_repaired,
+       a.rows_changed AS last_audit_rows_changed
 FROM last_run l
 JOIN totals t USING (dag_id)
-LEFT JOIN newest n ON n.city = l.dag_id;
+LEFT JOIN newest n ON n.city = l.dag_id
+LEFT JOIN last_audit a ON a.dag_id = l.dag_id;
