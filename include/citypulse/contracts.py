@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.functional_validators import AfterValidator
 
+from citypulse.column_types import COLUMN_TYPES, column_type
 from citypulse.exceptions import ContractError
 from citypulse.settings import CONTRACTS_DIR, IDENTIFIER_PATTERN
 
@@ -47,9 +48,30 @@ def _check_identifier(value: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(_check_identifier)]
-PgType = Literal[
-    "text", "bigint", "integer", "double precision", "boolean", "timestamp", "timestamptz", "date"
-]
+
+# A field name as it may go into SoQL: an identifier (Socrata's own may start with `@` after
+# a colon, `:@computed_region_...`) or a system field (`:id`, `:updated_at`). Nothing else:
+# a contract's `source` reaches `$where` and `$order` verbatim.
+_WIRE_FIELD = re.compile(r"^:?@?[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_wire_field(value: str) -> str:
+    if not _WIRE_FIELD.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Socrata field name (letters, digits and `_`, or a system "
+            "field like `:id`)"
+        )
+    return value
+
+
+def _check_column_type(value: str) -> str:
+    if value not in COLUMN_TYPES:
+        raise ValueError(f"{value!r} is not a column type; use one of {sorted(COLUMN_TYPES)}")
+    return value
+
+
+WireField = Annotated[str, AfterValidator(_check_wire_field)]
+ColumnTypeName = Annotated[str, AfterValidator(_check_column_type)]
 
 
 class _Strict(BaseModel):
@@ -86,8 +108,8 @@ class Column(_Strict):
     """One column: its wire name, its PostgreSQL type and what its values may be."""
 
     name: Identifier
-    source: str | None = Field(None, description="field name on the wire, if not `name`")
-    type: PgType = "text"
+    source: WireField | None = Field(None, description="field name on the wire, if not `name`")
+    type: ColumnTypeName = Field("text", description="a type of citypulse.column_types")
     required: bool = False
     values: list[str] | None = Field(None, description="the allowed value set, if closed")
     null_values: list[str] = Field(default_factory=list, description="wire values meaning NULL")
@@ -218,6 +240,15 @@ class Contract(_Strict):
     deadline_hours: float = Field(
         6.0, gt=0, description="alert when a daily run has not finished this long after queueing"
     )
+    task_timeout_minutes: float = Field(
+        120, gt=0, le=24 * 60, description="a task still running this long is stopped (retried)"
+    )
+    max_window_days: int = Field(
+        366,
+        ge=1,
+        description="the longest window one run may load (params start_date .. end_date); "
+        "longer spans are a backfill's",
+    )
     incremental: Incremental | None = None
     reconcile: Reconcile | None = None
     incidents: IncidentMapping
@@ -272,16 +303,16 @@ class Contract(_Strict):
         for field, column in refs.items():
             if column is not None and column not in by_name:
                 raise ValueError(f"{field} names column {column!r}, which is not in columns")
-        if by_name[self.event_time].type not in ("timestamp", "date"):
+        if not column_type(by_name[self.event_time].type).local:
             raise ValueError("event_time must name a timestamp or date column")
         if self.incremental is not None:
             change = by_name.get(self.incremental.change_column)
-            if change is None or change.type not in ("timestamp", "timestamptz"):
+            if change is None or column_type(change.type).family != "timestamp":
                 raise ValueError(
                     "incremental.change_column must name a timestamp or timestamptz column"
                 )
         for coordinate in (self.latitude, self.longitude):
-            if by_name[coordinate].type != "double precision":
+            if column_type(by_name[coordinate].type).family != "number":
                 raise ValueError(f"{coordinate} must be a 'double precision' column")
         return self
 
@@ -346,21 +377,34 @@ def load_contracts(
     directory: Path = CONTRACTS_DIR,
 ) -> tuple[list[Contract], list[ContractError]]:
     """All contracts of a folder in a stable order, and the errors of those that failed."""
-    contracts: list[Contract] = []
     errors: list[ContractError] = []
+    loaded: list[tuple[Path, Contract]] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            contracts.append(load_contract(path))
+            loaded.append((path, load_contract(path)))
         except ContractError as exc:
             errors.append(exc)
-    seen: dict[str, int] = {}
-    for contract in contracts:
-        seen[contract.dag_id] = seen.get(contract.dag_id, 0) + 1
-    for dag_id, count in seen.items():
-        if count > 1:
-            errors.append(ContractError(f"{directory}: dag_id {dag_id!r} is used by {count} files"))
-    unique = [c for c in contracts if seen[c.dag_id] == 1]
-    return unique, errors
+    # Two contracts of one DAG id, table or dataset would write one table twice over:
+    # neither is trusted, and the error names both files.
+    clashing: set[Path] = set()
+    for what, value_of in _UNIQUE_PER_CONTRACT.items():
+        claimed: dict[str, list[Path]] = {}
+        for path, contract in loaded:
+            claimed.setdefault(value_of(contract), []).append(path)
+        for value, paths in claimed.items():
+            if len(paths) > 1:
+                clashing.update(paths)
+                files = " and ".join(str(p) for p in paths)
+                errors.append(ContractError(f"{files}: both claim {what} {value!r}"))
+    return [contract for path, contract in loaded if path not in clashing], errors
+
+
+# What no two contracts may share, and how to read it off a contract.
+_UNIQUE_PER_CONTRACT: dict[str, Any] = {
+    "dag_id": lambda c: c.dag_id,
+    "table": lambda c: c.table,
+    "dataset": lambda c: f"{c.portal}/{c.dataset_id}",
+}
 
 
 def contract_by_id(dag_id: str, directory: Path = CONTRACTS_DIR) -> Contract:

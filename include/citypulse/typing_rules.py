@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from citypulse import staging
+from citypulse.column_types import OFFSET_PATTERN, ColumnType, column_type
 from citypulse.contracts import Column, Contract
 from citypulse.staging import Source, gc_paused, read_lines_at
 from citypulse.storage import StoredObject
@@ -32,6 +33,10 @@ _WIRE_TEXT = frozenset({str, type(None)})
 _MICROSECONDS = np.dtype("datetime64[us]")
 _FIRST, _LAST = np.datetime64("0001-01-01", "us"), np.datetime64("9999-12-31T23:59:59.999999")
 _SUBMICRO = r"\.[0-9]{7,}"
+# A timestamp text that names its offset (Z or +hh:mm, +hhmm, +hh).
+_ZONED = r"T.*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# The longest key a row may have, in UTF-8 bytes: a B-tree index entry holds about 2,700.
+MAX_KEY_BYTES = 2_000
 _DIGITS = re.compile(r"[+-]?[0-9]+")
 
 
@@ -126,27 +131,25 @@ def _shown(values: pd.Series) -> list[str]:
     return [repr(v)[:60] for v in values]
 
 
-def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: bool) -> pd.Series:
+def _type_column(
+    column: Column, raw: pd.Series, batch: TypedBatch, wire_text: bool, zone: str
+) -> pd.Series:
     """Typed values of one column; unparseable values become NULL and a reject reason.
-    `wire_text`: every value is a string or None (what the API sends)."""
+    `wire_text`: every value is a string or None (what the API sends); `zone`: the city's,
+    for timestamps sent with an offset into a local-time column."""
     if column.null_values:
         raw = raw.where(~raw.isin(column.null_values), None)
-    kind = column.type
-    if kind == "text":
+    kind = column_type(column.type)
+    if kind.family == "text":
         if not wire_text and not all(isinstance(v, str) for v in raw[raw.notna().to_numpy()]):
             raw = raw.map(_as_text)
-        values = raw.to_numpy()
-        if "\x00" not in "".join(filter(None, values)):
-            return raw
-        nul = np.fromiter((isinstance(v, str) and "\x00" in v for v in values), bool, len(raw))
-        batch.reject(nul, [_nul_reason(column) for _ in range(int(nul.sum()))])
-        return raw.where(~nul, None)
+        return _storable_text(column, raw, batch)
     present = raw.notna().to_numpy()
-    if kind in ("bigint", "integer"):
+    if kind.family == "integer":
         integers = _plain_integers(raw) if wire_text else None
         if integers is None:
             integers = _integers(raw if wire_text else raw.map(_as_number_text))
-        limit = 2**31 - 1 if kind == "integer" else 2**63 - 1
+        limit = kind.limit or 2**63 - 1
         if integers.dtype == object:  # Python ints: any size
             big = np.fromiter((v is not None and abs(v) > limit for v in integers), bool)
         else:
@@ -154,19 +157,19 @@ def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: b
         bad = present & (integers.isna().to_numpy() | big)
         if bad.any():
             batch.reject(
-                bad, [f"{column.name}: {v} is not a valid {kind}" for v in _shown(raw[bad])]
+                bad, [f"{column.name}: {v} is not a valid {kind.name}" for v in _shown(raw[bad])]
             )
         return integers.where(~bad, None).astype("Int64")
-    if kind == "double precision":
+    if kind.family == "number":
         texts = raw if wire_text else raw.map(_as_number_text)
         numbers = pd.to_numeric(texts, errors="coerce")
         bad = present & ~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             batch.reject(
-                bad, [f"{column.name}: {v} is not a valid {kind}" for v in _shown(raw[bad])]
+                bad, [f"{column.name}: {v} is not a valid {kind.name}" for v in _shown(raw[bad])]
             )
         return numbers.where(~bad).astype(float)
-    if kind == "boolean":
+    if kind.family == "boolean":
         mapping: dict[Any, bool] = {True: True, False: False}
         mapping.update({v: True for v in column.true_values})
         mapping.update({v: False for v in column.false_values})
@@ -175,25 +178,60 @@ def _type_column(column: Column, raw: pd.Series, batch: TypedBatch, wire_text: b
         if bad.any():
             batch.reject(bad, [f"{column.name}: {v} is not a boolean" for v in _shown(raw[bad])])
         return typed.astype("boolean")
-    # timestamp, timestamptz, date
     texts = raw if wire_text else raw.where(raw.map(lambda v: isinstance(v, str)), None)
-    stamps = _timestamps(texts)
+    stamps = _timestamps(texts, zone if kind.local else None)
     bad = present & stamps.isna().to_numpy()
     if bad.any():
         batch.reject(bad, [f"{column.name}: {v} is not a timestamp" for v in _shown(raw[bad])])
-    return stamps.dt.normalize() if kind == "date" else stamps
+    return stamps.dt.normalize() if kind.day_only else stamps
 
 
-def _timestamps(texts: pd.Series) -> pd.Series:
-    """ISO 8601 texts as naive microsecond timestamps: a value with an offset as its UTC
-    time, one without as written (mixed in one column too); NaT where a text is not a
-    timestamp or lies outside PostgreSQL's years 1-9999 once in UTC. Digits beyond the
-    microsecond round as PostgreSQL rounds them, without changing how the rest parse."""
+def _storable_text(column: Column, raw: pd.Series, batch: TypedBatch) -> pd.Series:
+    """Text as PostgreSQL can store it; a value it cannot (a NUL character, a lone UTF-16
+    surrogate that UTF-8 cannot encode) rejects its row."""
+    values = raw.to_numpy()
+    joined = "".join(filter(None, values))
+    try:
+        joined.encode("utf-8")
+        encodable = True
+    except UnicodeEncodeError:
+        encodable = False
+    if encodable and "\x00" not in joined:
+        return raw
+    reasons = [_text_problem(column, v) for v in values]
+    bad = np.fromiter((r is not None for r in reasons), bool, len(raw))
+    batch.reject(bad, [r for r in reasons if r is not None])
+    return raw.where(~bad, None)
+
+
+def _text_problem(column: Column, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    if "\x00" in value:
+        return _nul_reason(column)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{column.name}: holds a lone UTF-16 surrogate, which is not valid Unicode"
+    return None
+
+
+def _timestamps(texts: pd.Series, zone: str | None = None) -> pd.Series:
+    """ISO 8601 texts as naive microsecond timestamps: one without an offset as written; one
+    with an offset as that instant's wall time in `zone` (a local-time column), or in UTC
+    (a timestamptz column, or no zone), mixed in one column too. NaT where a text is not a
+    timestamp or lies outside PostgreSQL's years 1-9999. Digits beyond the microsecond round
+    as PostgreSQL rounds them, without changing how the rest parse."""
     finer = texts.str.contains(_SUBMICRO, regex=True, na=False).to_numpy(dtype=bool)
     stamps = _parse_timestamps(texts.where(~finer, None) if finer.any() else texts)
     if finer.any():  # nanoseconds only reach 1677-2262: parsed on their own
         fine = _parse_timestamps(texts.where(finer, None))
         stamps = stamps.where(~finer, fine)
+    if zone is not None:
+        aware = texts.str.contains(_ZONED, regex=True, na=False).to_numpy(dtype=bool)
+        if aware.any():
+            local = stamps.dt.tz_localize("UTC").dt.tz_convert(zone).dt.tz_localize(None)
+            stamps = stamps.where(~aware, local.astype(stamps.dtype))
     outside = ((stamps < _FIRST) | (stamps > _LAST)).to_numpy(dtype=bool)
     return stamps.where(~outside) if outside.any() else stamps
 
@@ -256,8 +294,12 @@ def _plain_integers(raw: pd.Series) -> pd.Series | None:
 
 
 def _as_number_text(value: Any) -> Any:
-    # Booleans and objects are not numbers; pandas would otherwise read True as 1.
-    return value if isinstance(value, str) else (None if value is None else "not-a-number")
+    # A JSON number is a number; booleans and objects are not (pandas would read True as 1).
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
+    return "not-a-number"
 
 
 def event_times(contract: Contract, frame: pd.DataFrame, batch: TypedBatch) -> pd.Series:
@@ -322,7 +364,7 @@ def _type_records(
     ]
     raw, wire_text = _raw_columns(records, [c.wire_name for c in contract.columns])
     columns = {
-        c.name: _type_column(c, values, batch, text)
+        c.name: _type_column(c, values, batch, text, contract.timezone)
         for c, values, text in zip(contract.columns, raw, wire_text, strict=True)
     }
     frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
@@ -338,23 +380,10 @@ def _type_records(
 
 # --- The Arrow path: the extract file read and typed a column at a time in C++ ------------
 #
-# Every wire value a kind's pattern accepts is typed by Arrow; any other present value (a
-# token like "N/A", an offset where none is expected, an integer too long to be exact) goes
-# through the pandas path above, a handful of values at a time, so both paths agree on every
-# value and every reason. Text columns stay in Arrow memory (pandas' `str` dtype).
-_INTEGER = r"^-?[0-9]{1,15}$"
-_DECIMAL = r"^-?[0-9]{1,15}(\.[0-9]{1,17})?$"
-_DAY, _CLOCK = r"[0-9]{4}-[0-9]{2}-[0-9]{2}", r"T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-_FLOATING = rf"^{_DAY}({_CLOCK})?$"
-_OFFSET = rf"^{_DAY}{_CLOCK}(Z|[+-][0-9]{{2}}:[0-9]{{2}})$"
-_ARROW_KINDS: dict[str, tuple[str, str]] = {  # kind -> (pattern, Arrow type)
-    "bigint": (_INTEGER, "int64"),
-    "integer": (_INTEGER, "int64"),
-    "double precision": (_DECIMAL, "float64"),
-    "timestamp": (_FLOATING, "timestamp"),
-    "timestamptz": (_FLOATING, "timestamp"),
-    "date": (_FLOATING, "timestamp"),
-}
+# Every wire value a type's pattern (`column_types`) accepts is typed by Arrow; any other
+# present value (a token like "N/A", an offset where none is expected, an integer too long to
+# be exact) goes through the pandas path above, a handful of values at a time, so both paths
+# agree on every value and every reason. Text columns stay in Arrow memory (pandas' `str`).
 
 
 def type_extract(
@@ -403,7 +432,8 @@ def type_table(contract: Contract, table: Any, window_rows: int | None = None) -
             f for f in table.column_names if f not in known and not f.startswith(":")
         }
         columns = {
-            c.name: _arrow_column(c, table.column(c.wire_name), batch) for c in contract.columns
+            c.name: _arrow_column(c, table.column(c.wire_name), batch, contract.timezone)
+            for c in contract.columns
         }
         batch.frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
         change = contract.change_column
@@ -423,7 +453,31 @@ def _with_derived(
     frame["h3_r8"], frame["h3_r7"] = h3_cells(frame[contract.latitude], frame[contract.longitude])
     in_window = n if window_rows is None else window_rows
     frame["cp_origin"] = np.where(np.arange(n) < in_window, "window", "changes")
+    _reject_long_keys(contract, frame, batch)
     return frame
+
+
+def _reject_long_keys(contract: Contract, frame: pd.DataFrame, batch: TypedBatch) -> None:
+    """A text key longer than an index entry holds rejects its row (the table's key index
+    would refuse it, and the whole day with it)."""
+    if column_type(contract.key_column.type).family != "text" or not len(frame):
+        return
+    keys = frame[contract.key]
+    chars = keys.str.len().to_numpy(dtype=float, na_value=0)
+    suspects = np.flatnonzero(chars > MAX_KEY_BYTES // 4)  # 4 bytes a character at most
+    sizes = {int(i): len(str(keys.iat[i]).encode("utf-8", "surrogatepass")) for i in suspects}
+    long = {i: size for i, size in sizes.items() if size > MAX_KEY_BYTES}
+    if long:
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[list(long)] = True
+        batch.reject(
+            mask,
+            [
+                f"{contract.key}: a key of {size:,} bytes, longer than the {MAX_KEY_BYTES:,} "
+                "a key may be (an index entry holds about 2,700)"
+                for size in long.values()
+            ],
+        )
 
 
 def _newest(wire: Any, parsed: np.ndarray) -> str | None:
@@ -435,7 +489,7 @@ def _newest(wire: Any, parsed: np.ndarray) -> str | None:
     return str(newest) if newest is not None else None
 
 
-def _arrow_column(column: Column, wire: Any, batch: TypedBatch) -> pd.Series:
+def _arrow_column(column: Column, wire: Any, batch: TypedBatch, zone: str) -> pd.Series:
     """One column typed from Arrow wire strings, as `_type_column` would type it."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -443,46 +497,47 @@ def _arrow_column(column: Column, wire: Any, batch: TypedBatch) -> pd.Series:
     if column.null_values and pa.types.is_string(wire.type):
         tokens = pc.is_in(wire, value_set=pa.array(column.null_values, pa.string()))
         wire = pc.if_else(tokens, pa.scalar(None, pa.string()), wire)
-    kind = column.type
-    if kind == "text":
+    kind = column_type(column.type)
+    if kind.family == "text":  # Arrow holds valid UTF-8 only: a NUL is all to look for
         nul = pc.fill_null(pc.match_substring(wire, "\x00"), False)
         if pc.any(nul).as_py():  # PostgreSQL text cannot hold it: the row is rejected
             positions = np.flatnonzero(nul.to_numpy(zero_copy_only=False))
             batch.reject(nul.to_numpy(zero_copy_only=False), [_nul_reason(column)] * len(positions))
             wire = pc.if_else(nul, pa.scalar(None, pa.string()), wire)
         return pd.Series(wire.to_pandas(), copy=False)
-    if kind == "boolean" and not pa.types.is_string(wire.type):
+    if kind.family == "boolean" and not pa.types.is_string(wire.type):
         # JSON booleans (or no value at all): nothing to parse.
         typed = pc.cast(wire, pa.bool_())
         ok = pc.is_valid(typed)
-    elif kind == "boolean":
+    elif kind.family == "boolean":
         true = pc.is_in(wire, value_set=pa.array(column.true_values, pa.string()))
         false = pc.is_in(wire, value_set=pa.array(column.false_values, pa.string()))
         typed = pc.if_else(true, True, pc.if_else(false, False, pa.scalar(None, pa.bool_())))
         ok = pc.or_(true, false)
-    elif kind in _ARROW_KINDS:
+    elif kind.arrow is not None:
         typed, ok = _arrow_cast(kind, wire)
-    else:  # a kind only the pandas path knows
-        return _type_column(column, _object_series(tuple(wire.to_pylist())), batch, True)
+    else:  # a type only the pandas path knows
+        return _type_column(column, _object_series(tuple(wire.to_pylist())), batch, True, zone)
     series = pd.Series(typed.to_pandas(types_mapper=_pandas_dtype), copy=False)
     present = pc.is_valid(wire).to_numpy(zero_copy_only=False)
     left = np.flatnonzero(present & ~pc.fill_null(ok, False).to_numpy(zero_copy_only=False))
     if len(left):  # the values the patterns refuse: typed (or rejected) by the pandas path
         raw = _object_series(tuple(wire.take(pa.array(left)).to_pylist()))
         few = TypedBatch(pd.DataFrame(), [[] for _ in left], set(), [])
-        typed_few = _type_column(column, raw, few, True)
+        typed_few = _type_column(column, raw, few, True, zone)
         series.iloc[left] = typed_few.array  # its own dtype: no trip through float64
         for position, reasons in zip(left.tolist(), few.reasons, strict=True):
             batch.reasons[position].extend(reasons)
     return series
 
 
-def _arrow_cast(kind: str, wire: Any) -> tuple[Any, Any]:
-    """Typed values of the wire strings a kind's pattern accepts, and which those are."""
+def _arrow_cast(kind: ColumnType, wire: Any) -> tuple[Any, Any]:
+    """Typed values of the wire strings a type's pattern accepts, and which those are."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    pattern, target = _ARROW_KINDS[kind]
+    assert kind.arrow is not None
+    pattern, target = kind.arrow
     ok = pc.fill_null(pc.match_substring_regex(wire, pattern), False)
     accepted = pc.if_else(ok, wire, pa.scalar(None, pa.string()))
     arrow_type = {
@@ -493,8 +548,10 @@ def _arrow_cast(kind: str, wire: Any) -> tuple[Any, Any]:
     zoned = pa.timestamp("us", "UTC")
     try:
         typed = pc.cast(accepted, arrow_type)
-        if target == "timestamp":  # and values with an offset, as their UTC time
-            aware = pc.fill_null(pc.match_substring_regex(wire, _OFFSET), False)
+        # Values with an offset into a UTC column, as their UTC time (into a local-time
+        # column they go to the pandas path, which knows the city's zone).
+        if target == "timestamp" and not kind.local:
+            aware = pc.fill_null(pc.match_substring_regex(wire, OFFSET_PATTERN), False)
             if pc.any(aware).as_py():
                 utc = pc.cast(pc.if_else(aware, wire, pa.scalar(None, pa.string())), zoned)
                 typed = pc.if_else(aware, pc.cast(utc, pa.timestamp("us")), typed)
@@ -502,15 +559,15 @@ def _arrow_cast(kind: str, wire: Any) -> tuple[Any, Any]:
     except pa.ArrowInvalid:  # a date the pattern allows and the calendar does not (02-30)
         none = pa.array(np.zeros(len(wire), dtype=bool))
         return pa.nulls(len(wire), pa.timestamp("us")), none
-    if kind == "integer":  # beyond int4: the pandas path words the reason
-        fits = pc.fill_null(pc.less_equal(pc.abs(typed), 2**31 - 1), True)
+    if kind.limit is not None and kind.limit < 2**63 - 1:  # beyond it: the pandas path words it
+        fits = pc.fill_null(pc.less_equal(pc.abs(typed), kind.limit), True)
         ok = pc.and_(ok, fits)
         typed = pc.if_else(fits, typed, pa.scalar(None, pa.int64()))
     if target == "timestamp":  # years PostgreSQL cannot store: the pandas path rejects them
         first, last = (pa.scalar(v.item(), pa.timestamp("us")) for v in (_FIRST, _LAST))
         inside = pc.and_(pc.greater_equal(typed, first), pc.less_equal(typed, last))
         ok = pc.and_(ok, pc.fill_null(inside, True))
-    if kind == "date":
+    if kind.day_only:
         typed = pc.floor_temporal(typed, unit="day")
     return typed, ok
 

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from citypulse.column_types import column_type
 from citypulse.contracts import Contract
-
-# How Socrata compares and sorts a column of each PostgreSQL type.
-_WIRE_KINDS = {
-    "bigint": "number",
-    "integer": "number",
-    "double precision": "number",
-    "boolean": "boolean",
-    "timestamp": "timestamp",
-    "timestamptz": "timestamp",
-    "date": "timestamp",
-}
 
 
 def wire_types(contract: Contract) -> dict[str, str]:
     """Wire field -> SoQL type for the contract's non-system columns."""
     return {
-        c.wire_name: _WIRE_KINDS.get(c.type, "text")
+        c.wire_name: column_type(c.type).soql
         for c in contract.columns
         if not c.wire_name.startswith(":")
     }

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from citypulse.column_types import column_type
 from citypulse.contracts import Column, Contract, load_contracts
 from citypulse.staging import gc_paused
 
@@ -77,7 +78,7 @@ BAD_NUMBER = "N/A"
 BAD_VALUE = "??"
 BAD_BOOLEAN = "maybe"
 
-_NUMERIC = ("integer", "bigint", "double precision")
+_NUMERIC = ("integer", "number")  # column families of numbers
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _BASE36 = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
 _MASK62 = (1 << 62) - 1
@@ -132,7 +133,7 @@ def _slots(contract: Contract) -> list[_Slot]:
     if contract.event_time_of_day:
         implied[contract.event_time_of_day] = "event_time_of_day"
     event = contract.event_column
-    implied[event.name] = "event_time" if event.type == "timestamp" else "event_date"
+    implied[event.name] = "event_date" if column_type(event.type).day_only else "event_time"
     key = contract.key_column
     implied[key.name] = "row_id" if key.wire_name.startswith(":") else "key"
     slots = [_Slot(c, c.sample.derive or implied.get(c.name)) for c in contract.columns]
@@ -372,16 +373,15 @@ def _fallback(ctx: _Day, column: Column) -> list[Any]:
     gen, n = ctx.gen, ctx.n
     if column.values:
         return _pick(gen, column.values, None, n)
-    if column.type in ("integer", "bigint"):
+    kind = column_type(column.type)
+    if kind.family == "integer":
         return _digits(gen.integers(0, 10_000, n))
-    if column.type == "double precision":
+    if kind.family == "number":
         return [repr(v) for v in np.round(gen.random(n) * 1000, 3).tolist()]
-    if column.type == "boolean":
+    if kind.family == "boolean":
         return _pick(gen, [column.false_values[0], column.true_values[0]], None, n)
-    if column.type == "timestamp":
-        return _later(ctx)
-    if column.type == "date":
-        return [_midnight(ctx.day)] * n
+    if kind.family == "timestamp":
+        return [_midnight(ctx.day)] * n if kind.day_only else _later(ctx)
     return _pattern(gen, "@@@-###", n)
 
 
@@ -392,7 +392,7 @@ def _values(ctx: _Day, slot: _Slot) -> list[Any]:
     if derive == "key":
         if sample.int_range is not None:
             return _int_keys(ctx, *sorted(sample.int_range))
-        if column.type in ("integer", "bigint"):
+        if column_type(column.type).family == "integer":
             return _int_keys(ctx, *DEFAULT_KEY_RANGE)
         return _uuids(gen, n)
     if derive == "row_id":
@@ -484,7 +484,8 @@ def _malform(ctx: _Day, slots: list[_Slot], columns: dict[str, list[Any]]) -> di
         UNPARSEABLE_NUMBER: [
             s
             for s in plain
-            if s.column.type in _NUMERIC and s.derive not in ("latitude", "longitude")
+            if column_type(s.column.type).family in _NUMERIC
+            and s.derive not in ("latitude", "longitude")
         ],
         MISSING_REQUIRED: [s for s in plain if s.column.required],
         VALUE_NOT_ALLOWED: [
@@ -496,7 +497,10 @@ def _malform(ctx: _Day, slots: list[_Slot], columns: dict[str, list[Any]]) -> di
         ],
         # A checkbox column can only hold true/false on the wire; text flags can hold anything.
         UNPARSEABLE_BOOLEAN: [
-            s for s in plain if s.column.type == "boolean" and not s.column.sample.as_json_boolean
+            s
+            for s in plain
+            if column_type(s.column.type).family == "boolean"
+            and not s.column.sample.as_json_boolean
         ],
     }
     kinds = [k for k, found in candidates.items() if found]
