@@ -6,6 +6,8 @@ import json
 import logging
 from typing import Any
 
+from citypulse.secrets import redact, remember
+
 ALERT_CONN_ID = "citypulse_alerts"
 log = logging.getLogger("citypulse.alerts")
 
@@ -19,7 +21,7 @@ def alert_payload(context: Any) -> dict[str, str]:
         "task_id": str(getattr(ti, "task_id", "")),
         "run_id": str(getattr(dag_run, "run_id", "") or getattr(ti, "run_id", "")),
         "try_number": str(getattr(ti, "try_number", "")),
-        "reason": str(context.get("exception") or context.get("reason") or "unknown"),
+        "reason": redact(str(context.get("exception") or context.get("reason") or "unknown")),
     }
 
 
@@ -59,9 +61,13 @@ def _post_webhook(payload: dict[str, str]) -> None:
         if conn.host:
             import requests
 
-            requests.post(_webhook_url(conn.host, conn.schema), json=payload, timeout=10)
-    except Exception:  # an alert must never mask what it reports
-        log.exception("CITYPULSE_ALERT webhook failed")
+            # A webhook URL often is the credential (Slack, Teams): never shown anywhere.
+            remember(conn.password, conn.host)
+            body = {key: redact(value) for key, value in payload.items()}
+            requests.post(_webhook_url(conn.host, conn.schema), json=body, timeout=10)
+    except Exception as exc:  # an alert must never mask what it reports
+        # No traceback: the webhook's URL (often its credential) would be in it.
+        log.error("CITYPULSE_ALERT webhook failed: %s", redact(f"{type(exc).__name__}: {exc}"))
 
 
 def _webhook_url(host: str, scheme: str | None) -> str:

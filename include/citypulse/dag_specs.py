@@ -61,6 +61,8 @@ class CityDagSpec(NamedTuple):
     page_size: int
     retries: int
     deadline_hours: float
+    task_timeout_minutes: float
+    max_window_days: int
     columns: tuple[ColumnDoc, ...]
 
     @classmethod

@@ -42,3 +42,8 @@ class RunFilesMissing(CityPulseError):
 
 class ManifestError(CityPulseError):
     """A run manifest this CityPulse cannot read (written by another version)."""
+
+
+class ParamsError(CityPulseError):
+    """A run's params ask for what no run may do (an end before its start, a window longer
+    than the contract allows): terminal."""

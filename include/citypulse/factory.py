@@ -84,17 +84,19 @@ def doc_md(spec: CityDagSpec) -> str:
 | Warehouse table | `{SCHEMA}.{spec.table}` |
 | Reject threshold | {spec.reject_threshold:.0%} of a run's records |
 
-Tasks: `extract` (Socrata SODA API, pages of {spec.page_size:,} ordered by event time
-and key, pool `{SOCRATA_POOL}`; plus records of other days changed since the watermark)
+Tasks: `extract` (Socrata SODA API, pages of {spec.page_size:,} by row id, each query checked
+against the portal's count, pool `{SOCRATA_POOL}`; plus records of other days changed since
+the watermark)
 → `validate` (Great Expectations suite from the contract; failing rows quarantined in
 `{SCHEMA}.rejects`) → `load` (COPY + upsert on the key, audit row in `{SCHEMA}.ingest_runs`,
-watermark advanced in the same transaction) → `reconcile` (every few days: rows gone from
-the portal are marked deleted) → `build_views`. Tasks hand each other a run manifest in XCom
+watermark advanced in the same transaction) → `reconcile` (every few days: the partition
+audit compares every day the warehouse holds with the portal and repairs the days that
+differ, however old) → `build_views`. Tasks hand each other a run manifest in XCom
 and keys of objects under the storage root (`CITYPULSE_STORAGE_URL`), so each may run on any
 worker; `housekeeping` removes run files older than their retention period.
 
 To reload a window in one run, trigger with params `start_date` and `end_date`
-(local dates, both inclusive). For many days, use a backfill.
+(local dates, both inclusive; at most {spec.max_window_days} days). For more, use a backfill.
 
 | column | type | required | notes |
 |---|---|---|---|
@@ -133,6 +135,8 @@ def build_city_dag(spec: CityDagSpec) -> CityDAG:
             "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=30),
+            # A task hung on a portal (or anything) is stopped and retried, never left running.
+            "execution_timeout": timedelta(minutes=spec.task_timeout_minutes),
             # Per task as well: names the failing task, and runs wherever the task ran.
             "on_failure_callback": on_failure_alert,
         },
@@ -141,19 +145,23 @@ def build_city_dag(spec: CityDagSpec) -> CityDAG:
                 None,
                 type=["null", "string"],
                 pattern=DATE_PATTERN,
+                format="date",
                 description="Reload from this local date (inclusive) instead of the interval.",
             ),
             "end_date": Param(
                 None,
                 type=["null", "string"],
                 pattern=DATE_PATTERN,
-                description="Reload up to this local date (inclusive); needs start_date.",
+                format="date",
+                description="Reload up to this local date (inclusive, at most "
+                f"{spec.max_window_days} days after start_date); needs start_date.",
             ),
             "reconcile": Param(
                 False,
                 type="boolean",
-                description="Also compare this run's window with the portal's keys and mark "
-                "rows the portal deleted (otherwise done every few days per the contract).",
+                description="Also run the partition audit: every day the warehouse holds "
+                "compared with the portal, the days that differ read again and reconciled "
+                "(otherwise done every few days per the contract).",
             ),
         },
         on_failure_callback=on_failure_alert,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -56,14 +57,18 @@ class LoadResult:
 
 def _record_hash(record: dict[str, Any]) -> str:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _storable(value: Any) -> Any:
-    """A JSON value PostgreSQL's jsonb and text accept: a NUL character (which a record is
-    rejected for holding) is kept as the six characters `\\u0000`."""
+    """A JSON value PostgreSQL's jsonb and text accept: a NUL character or a lone surrogate
+    (which a record is rejected for holding) is kept as its six-character escape (`\\u0000`)."""
     if isinstance(value, str):
-        return value.replace("\x00", "\\u0000")
+        value = value.replace("\x00", "\\u0000")
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -2,15 +2,19 @@
 
 One dataset's endpoint through `sodapy`: the live portal named in the contract, or
 `SOCRATA_BASE_URL` when set (the two paths differ only in the base URL and the app token).
-Transient failures (429, 5xx, timeouts, dropped connections) are retried with exponential
-backoff honouring Retry-After; any other 4xx fails at once with the portal's own message.
-Imported only inside tasks (sodapy, requests).
+Under sodapy, `PortalAdapter` holds every response to a total deadline (connect and the whole
+body), refuses a redirect to another host (the app token stays with its portal) and checks
+that a 200 to a query is a JSON list of objects. Transient failures (429, 5xx, timeouts,
+dropped connections, a body that is not data) are retried with exponential backoff honouring
+a valid Retry-After; any other 4xx fails at once with the portal's own message. Every message
+is scrubbed of the app token. Imported only inside tasks (sodapy, requests).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -18,13 +22,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from citypulse.contracts import Contract
 from citypulse.exceptions import PortalError
+from citypulse.secrets import redact, remember
 from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_BASE_URL_ENV, SOCRATA_CONN_ID
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,10 @@ class RetryPolicy:
     attempts: int = 5
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 120.0
+    # Seconds without a byte before a read gives up (connect and each read).
     timeout_seconds: float = 60.0
+    # Seconds a whole response may take, connect to last byte (a portal dripping bytes).
+    deadline_seconds: float = 300.0
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
@@ -51,15 +59,21 @@ class RetryPolicy:
                 env.get("CITYPULSE_HTTP_MAX_BACKOFF_SECONDS", cls.max_backoff_seconds)
             ),
             timeout_seconds=float(env.get("CITYPULSE_HTTP_TIMEOUT_SECONDS", cls.timeout_seconds)),
+            deadline_seconds=float(
+                env.get("CITYPULSE_HTTP_DEADLINE_SECONDS", cls.deadline_seconds)
+            ),
         )
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
-        """Seconds to wait before attempt `attempt + 1`: Retry-After if given, else backoff."""
+        """Seconds to wait before attempt `attempt + 1`: a valid Retry-After (a finite,
+        non-negative number of seconds), else our own exponential backoff."""
         if retry_after:
             try:
-                return min(float(retry_after), self.max_backoff_seconds)
+                seconds = float(retry_after)
             except ValueError:
-                pass  # an HTTP date: fall back to our own backoff
+                seconds = math.nan  # an HTTP date: fall back to our own backoff
+            if math.isfinite(seconds) and seconds >= 0:
+                return min(seconds, self.max_backoff_seconds)
         backoff = self.backoff_seconds * (2**attempt)
         return min(backoff, self.max_backoff_seconds) * (0.5 + random.random() / 2)
 
@@ -76,14 +90,86 @@ def app_token() -> str | None:
     except AirflowNotFoundException:
         pass
     token = token or os.environ.get(SOCRATA_APP_TOKEN_ENV) or None
-    if token:
-        from airflow.sdk.log import mask_secret
-
-        mask_secret(token)
+    remember(token)
     return token
 
 
-def socrata_client(contract: Contract, token: str | None, timeout: float) -> Any:
+class BadResponse(requests.RequestException):
+    """A 200 to a query that is not data (a proxy's HTML page, text, an object, nothing):
+    transient, like a 5xx."""
+
+
+class ForeignRedirect(requests.RequestException):
+    """The portal redirected to another host: not followed, so the app token stays home."""
+
+
+class PortalAdapter(HTTPAdapter):
+    """requests' transport for one portal: each response whole within `deadline` seconds of
+    the request, redirects kept on the portal's host, a 200 to a query checked to be a JSON
+    list of objects before sodapy reads it."""
+
+    # Bytes read at most per socket read: each returns as soon as anything arrived.
+    CHUNK = 1 << 16
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def send(self, request: Any, stream: bool = False, **kwargs: Any) -> Any:  # type: ignore[override]
+        began = time.monotonic()
+        response = super().send(request, stream=True, **kwargs)
+        url = _shown_url(request.url)
+        if response.is_redirect:
+            target = urljoin(request.url, response.headers.get("Location", ""))
+            if urlparse(target).hostname != urlparse(request.url).hostname:
+                response.close()
+                raise ForeignRedirect(
+                    f"{url}: the portal redirected to {_shown_url(target)}, another host; "
+                    "not followed, so the app token stays with the portal",
+                    response=response,
+                )
+        chunks = []
+        while chunk := response.raw.read1(self.CHUNK, decode_content=True):
+            chunks.append(chunk)
+            waited = time.monotonic() - began
+            if waited > self.deadline:
+                response.close()
+                raise requests.Timeout(
+                    f"{url}: no complete answer after {waited:.0f} s (the deadline is "
+                    f"{self.deadline:g} s)"
+                )
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+        if response.status_code == 200 and "/resource/" in (request.path_url or ""):
+            _check_rows(response, url)
+        return response
+
+
+def _check_rows(response: Any, url: str) -> None:
+    """Raise BadResponse unless the body is a JSON list of objects."""
+    body: bytes = response.content
+    try:
+        rows = json.loads(body) if body.strip() else None
+    except ValueError:
+        rows = None
+    if not (isinstance(rows, list) and all(isinstance(row, dict) for row in rows)):
+        kind = response.headers.get("Content-Type", "no content type")
+        shown = redact(body[:200].decode("utf-8", errors="replace"))
+        raise BadResponse(
+            f"{url}: HTTP 200 ({kind}) but not a JSON list of records: {shown!r}",
+            response=response,
+        )
+
+
+def _shown_url(url: str) -> str:
+    """A URL as messages show it: no query (it may hold an app token), scrubbed."""
+    parsed = urlparse(url)
+    return redact(f"{parsed.scheme}://{parsed.netloc}{parsed.path}")
+
+
+def socrata_client(
+    contract: Contract, token: str | None, timeout: float, deadline: float = 300.0
+) -> Any:
     """A sodapy client for the contract's portal, or for `SOCRATA_BASE_URL` when set."""
     from sodapy import Socrata
 
@@ -93,11 +179,13 @@ def socrata_client(contract: Contract, token: str | None, timeout: float) -> Any
         domain, scheme = parsed.netloc, parsed.scheme or "http"
     else:
         domain, scheme = contract.portal, "https"
-    adapter = {"prefix": f"{scheme}://", "adapter": HTTPAdapter()}
+    adapter = {"prefix": f"{scheme}://", "adapter": PortalAdapter(deadline)}
     return Socrata(domain, token, session_adapter=adapter, timeout=timeout)
 
 
 def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, ForeignRedirect):
+        return False
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         status = exc.response.status_code
         return status == 429 or status >= 500
@@ -107,20 +195,23 @@ def _is_transient(exc: Exception) -> bool:
             requests.ConnectionError,
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
+            BadResponse,
             json.JSONDecodeError,
         ),
     )
 
 
 def _portal_message(exc: Exception) -> str:
+    """What went wrong, in the portal's words when it sent any, scrubbed of secrets."""
     response = getattr(exc, "response", None)
-    if response is not None:
-        try:
-            body = response.json()
-            return f"HTTP {response.status_code} {body.get('code', '')}: {body.get('message', '')}"
-        except ValueError:
-            return f"HTTP {response.status_code}: {response.text[:300]}"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, BadResponse | ForeignRedirect) or response is None:
+        return redact(f"{type(exc).__name__}: {exc}")
+    try:
+        body = response.json()
+        text = f"HTTP {response.status_code} {body.get('code', '')}: {body.get('message', '')}"
+    except (ValueError, AttributeError):
+        text = f"HTTP {response.status_code}: {response.text[:300]}"
+    return redact(text)
 
 
 class SocrataClient:
@@ -139,7 +230,9 @@ class SocrataClient:
         self.pages = 0
         self.retries = 0
         self._sleep = sleep
-        self._client = socrata_client(contract, app_token(), self.policy.timeout_seconds)
+        self._client = socrata_client(
+            contract, app_token(), self.policy.timeout_seconds, self.policy.deadline_seconds
+        )
 
     def __enter__(self) -> SocrataClient:
         return self
@@ -158,8 +251,9 @@ class SocrataClient:
                 rows: list[dict[str, Any]] = self._client.get(self.contract.dataset_id, **params)
             except Exception as exc:
                 if not _is_transient(exc):
+                    refused = "refused" if getattr(exc, "response", None) is not None else "failed"
                     raise PortalError(
-                        f"{describe}: the portal refused the query: {_portal_message(exc)}"
+                        f"{describe}: the portal {refused} the query: {_portal_message(exc)}"
                     ) from None
                 if attempt + 1 >= policy.attempts:
                     raise PortalError(

@@ -44,6 +44,15 @@ READ_BLOCK_BYTES = 8 << 20
 WRITE_CHUNK_ROWS = 50_000
 
 
+def json_line(value: Any) -> bytes:
+    """One NDJSON line, UTF-8. A string UTF-8 cannot encode (a lone surrogate, which a portal's
+    JSON may carry as an escape) stays escaped, so the record is kept and typing rejects it."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
 def local_file(source: Source) -> Path | None:
     """The source as a file on this machine's disk, if it is one."""
     return source if isinstance(source, Path) else source.local_path
@@ -78,9 +87,7 @@ class PartWriter:
         for record in records:
             if self._handle is None:
                 self._handle = self._stack.enter_context(self.root.open_write(self._key()))
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-            self._handle.write(line.encode())
-            self._handle.write(b"\n")
+            self._handle.write(json_line(record))
             self._rows += 1
             if self._rows == self.part_rows:
                 self._finish_part()
@@ -276,6 +283,6 @@ def write_rejects(rows: Iterator[dict[str, Any]], target: Source) -> int:
     count = 0
     with target.open("wb") as handle:
         for row in rows:
-            handle.write((json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode())
+            handle.write(json_line(row))
             count += 1
     return count

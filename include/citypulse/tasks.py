@@ -19,6 +19,7 @@ from citypulse.contracts import Contract, contract_by_id, load_contracts
 from citypulse.exceptions import (
     ContractError,
     ManifestError,
+    ParamsError,
     PortalError,
     RunFilesMissing,
     StorageError,
@@ -33,6 +34,7 @@ from citypulse.windows import Window, window_for_dates, window_for_interval
 log = logging.getLogger(__name__)
 # Errors that say what is wrong and that no retry can fix unless they say they are transient.
 _OPERATOR_ERRORS = (
+    ParamsError,
     PortalError,
     ValidationFailed,
     ContractError,
@@ -58,13 +60,27 @@ def failing_fast() -> Iterator[None]:
 
 
 def run_window(contract: Contract, context: dict[str, Any]) -> Window:
-    """The run's window: Params `start_date`/`end_date` if given, else the data interval."""
+    """The run's window: Params `start_date`/`end_date` if given, else the data interval.
+    ParamsError when they ask for no window, or one longer than the contract allows."""
     params = context.get("params") or {}
     start, end = params.get("start_date"), params.get("end_date")
     if start or end:
         if not start:
-            raise ValueError("params: end_date needs start_date")
-        return window_for_dates(start, end or start, contract.timezone)
+            raise ParamsError("params: end_date needs start_date")
+        try:
+            window = window_for_dates(start, end or start, contract.timezone)
+        except ValueError as exc:
+            raise ParamsError(f"params: {exc}") from None
+        days = (window.end - window.start).days
+        if days > contract.max_window_days:
+            raise ParamsError(
+                f"params: {start} .. {end} is {days:,} days, more than the "
+                f"{contract.max_window_days:,} one run of {contract.dag_id} may load "
+                "(max_window_days). Backfill it instead, one run a day: python -m "
+                f"citypulse.backfill --dag-id {contract.dag_id} --from-date {start} "
+                f"--to-date {end}"
+            )
+        return window
     interval_start = context.get("data_interval_start")
     interval_end = context.get("data_interval_end")
     if interval_start is None or interval_end is None or interval_start == interval_end:
@@ -103,9 +119,9 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
 
     started = time.time()
     contract = contract_by_id(dag_id)
-    window = run_window(contract, context)
     root = StorageRoot.configured()
     with failing_fast():
+        window = run_window(contract, context)
         root.check()  # before any portal request: a bad root fails here, naming itself
     incremental = absorbs_changes(context) and contract.incremental is not None
     watermark = current_watermark(contract) if incremental else None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from citypulse.exceptions import WarehouseError
+from citypulse.secrets import remember
 from citypulse.settings import PGSERVER_DIR, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def warehouse_dsn() -> str:
             f"connection '{WAREHOUSE_CONN_ID}' has type {conn.conn_type!r}; "
             "CityPulse needs a postgres connection"
         )
+    remember(conn.password)
     return _dsn_from_connection(conn)
 
 
@@ -103,7 +105,12 @@ def connect(dsn: str | None = None) -> Iterator[Any]:
         yield conn
         conn.commit()
     except BaseException:
-        conn.rollback()
+        try:
+            conn.rollback()
+        except psycopg2.Error as rollback_error:
+            # The connection died with the error being raised (the server stopped): nothing
+            # was committed, and the error worth reporting is that one, not the rollback's.
+            log.warning("rollback after a failed transaction failed too: %s", rollback_error)
         raise
     finally:
         conn.close()

@@ -67,14 +67,16 @@ class Fault:
     least `min_offset`; with `aggregate` True (False) only aggregate (row) queries; `skip`
     lets that many matching requests pass first. `delay` sleeps first; then `drop` closes the
     connection without a response, or `status` answers with that error (plus `Retry-After`
-    when `retry_after` is set). Otherwise the request is answered, `short` cuts the answer to
-    that many rows (a proxy or portal hiccup), and `insert` puts those records into the
-    dataset right after answering (the portal publishing while a client pages; `insert_key`
-    makes a record with an existing key replace it). `times=None` never runs out.
+    when `retry_after` is set; any text, even an invalid one), or `redirect` answers 302 to that
+    URL, or `body` answers 200 with that raw body. Otherwise the request is answered, `short`
+    cuts the answer to that many rows (a proxy or portal hiccup), and `insert` puts those
+    records into the dataset right after answering (the portal publishing while a client
+    pages; `insert_key` makes a record with an existing key replace it). `drip` sends the
+    answer a byte at a time, that many seconds apart. `times=None` never runs out.
     """
 
     status: int | None = None
-    retry_after: int | None = None
+    retry_after: int | str | None = None
     delay: float = 0.0
     drop: bool = False
     code: str | None = None
@@ -87,11 +89,29 @@ class Fault:
     insert_key: str | None = None
     aggregate: bool | None = None
     skip: int = 0
+    # A 302 to this URL (another host, say) instead of an answer.
+    redirect: str | None = None
+    # A 200 with this body (an HTML proxy page, text, an object, nothing) instead of rows.
+    body: str | None = None
+    content_type: str = "application/json"
+    # Seconds between the bytes of the answer (a portal that drips).
+    drip: float = 0.0
 
     def __post_init__(self) -> None:
-        effects = (self.status is not None, self.drop, self.delay > 0, self.short is not None)
-        if not any(effects) and not self.insert:
-            raise ValueError("a Fault needs a status, a delay, drop=True, short or insert")
+        effects = (
+            self.status is not None,
+            self.drop,
+            self.delay > 0,
+            self.short is not None,
+            bool(self.insert),
+            self.redirect is not None,
+            self.body is not None,
+            self.drip > 0,
+        )
+        if not any(effects):
+            raise ValueError(
+                "a Fault needs a status, a delay, drop=True, short, insert, redirect, body or drip"
+            )
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"fault status must be an HTTP error (4xx/5xx), got {self.status}")
         if self.times is not None and self.times < 1:
@@ -106,7 +126,7 @@ class Fault:
         kind = self.aggregate is None or self.aggregate == aggregate
         return wanted and kind and offset >= self.min_offset
 
-    def body(self) -> dict[str, Any]:
+    def error_body(self) -> dict[str, Any]:
         """Return the Socrata-like JSON error body for a status fault."""
         status = self.status or 500
         code, message = _DEFAULT_FAULT_BODIES.get(status, ("error", f"HTTP {status}"))
@@ -502,7 +522,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.server.standin.log_request(record)
         if self._pending is not None:
-            self._send(*self._pending)
+            self._send(*self._pending, drip=fault.drip if fault is not None else 0.0)
         logger.info(
             "GET %s -> %s (%s rows, %.0f ms%s)",
             _redact(self.path),
@@ -529,8 +549,15 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {}
                 if fault.retry_after is not None:
                     headers["Retry-After"] = str(fault.retry_after)
-                self._pending = (fault.status, fault.body(), headers)
+                self._pending = (fault.status, fault.error_body(), headers)
                 return fault.status, None
+            if fault.redirect is not None:
+                self._pending = (302, b"", {"Location": fault.redirect})
+                return 302, None
+            if fault.body is not None:
+                raw = fault.body.encode("utf-8")
+                self._pending = (200, raw, {"Content-Type": fault.content_type})
+                return 200, None
         if extension not in ("json", ""):
             error = {"code": "not_acceptable", "error": True, "message": "Only .json is served"}
             self._pending = (406, error, {})
@@ -612,15 +639,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- output ---------------------------------------------------------------------------
 
-    def _send(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        drip: float = 0.0,
+    ) -> None:
+        """Answer with JSON (or `payload` as it is when bytes); `drip`: a byte at a time."""
+        headers = dict(headers or {})
+        if isinstance(payload, bytes):
+            body = payload
+        else:
+            try:
+                body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            except UnicodeEncodeError:  # a lone surrogate: sent as its escape, as JSON allows
+                body = json.dumps(payload, separators=(",", ":")).encode()
         self.send_response(status)
-        self.send_header("Content-Type", JSON_CONTENT_TYPE)
+        self.send_header("Content-Type", headers.pop("Content-Type", JSON_CONTENT_TYPE))
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if drip <= 0:
+            self.wfile.write(body)
+            return
+        for i in range(len(body)):
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
+            self.server.standin.wait(drip)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silence http.server's own access line: `_soda` logs a redacted one."""
@@ -736,6 +784,12 @@ def _describe(fault: Fault | None) -> str | None:
         return str(fault.status)
     if fault.short is not None:
         return f"short page of {fault.short}"
+    if fault.redirect is not None:
+        return f"redirect to {fault.redirect}"
+    if fault.body is not None:
+        return f"200 with a {fault.content_type} body"
+    if fault.drip > 0:
+        return f"drip a byte every {fault.drip:g}s"
     if fault.insert:
         return f"{len(fault.insert)} record(s) inserted"
     return f"delay {fault.delay:g}s"
