@@ -62,4 +62,7 @@ def test_a_duplicate_dag_id_is_an_error_for_both_files(tmp_path: Path) -> None:
         (tmp_path / name).write_text(NYC.read_text())
     loaded, errors = load_contracts(tmp_path)
     assert loaded == []
-    assert len(errors) == 1 and "nyc_311" in str(errors[0])
+    (error,) = errors
+    assert "a.yaml and" in str(error) and "b.yaml: each claims dag_id 'nyc_311', table" in str(
+        error
+    )

@@ -440,7 +440,7 @@ def test_two_contracts_claiming_one_table_are_both_refused_naming_both_files(
     assert [c.dag_id for c in contracts] == ["chicago_crime"]
     (error,) = errors
     assert "nyc_311.yaml" in str(error) and "zz_copy.yaml" in str(error)
-    assert "both claim table 'nyc_311'" in str(error)
+    assert "each claims table 'nyc_311'" in str(error)
 
 
 def test_a_database_error_during_a_load_is_reported_as_itself(fresh_warehouse: str) -> None:

@@ -290,7 +290,7 @@ def test_odd_json_values_are_rejected_with_a_reason_not_a_crash(
     assert batch.frame[contract.key].notna().all()
 
 
-def test_offsets_mixed_in_one_column_are_read_as_their_utc_times(
+def test_offsets_mixed_in_one_local_time_column_are_read_as_the_citys_local_times(
     contracts: list[Contract], tmp_path: Path
 ) -> None:
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
@@ -305,11 +305,11 @@ def test_offsets_mixed_in_one_column_are_read_as_their_utc_times(
     fast, slow = both_paths(contract, records, tmp_path / "offsets.ndjson")
     assert_same(contract, fast, slow)
     stamps = [str(v) for v in fast.frame[column.name][:4]]
-    assert stamps == [
+    assert stamps == [  # New York on 2025-10-13 is at -04:00
         "2025-10-13 12:00:00",
-        "2025-10-13 16:00:00",
-        "2025-10-13 06:30:00",
         "2025-10-13 12:00:00",
+        "2025-10-13 02:30:00",
+        "2025-10-13 08:00:00",
     ]
 
 
@@ -374,13 +374,14 @@ def test_a_value_finer_than_microseconds_does_not_change_its_neighbours(
     fast, slow = both_paths(contract, records, tmp_path / "fine.ndjson")
     assert_same(contract, fast, slow)
     stamps = [str(v) for v in fast.frame["closed_date"][1:7]]
+    # closed_date is New York local time: a value with an offset is that instant there.
     assert stamps == [
         "2025-10-13 12:00:00.123457",  # rounded to microseconds, as PostgreSQL rounds
         "0500-10-13 12:00:00",
         "2300-01-01 00:00:00",
-        "1200-01-01 00:00:00",
-        "2025-10-13 12:00:00.123457",
-        "2025-10-13 11:00:00",
+        "1199-12-31 19:03:58",  # New York's local mean time then: -4:56:02
+        "2025-10-13 08:00:00.123457",
+        "2025-10-13 07:00:00",
     ]
     assert not any("closed_date" in r for rows in fast.reasons[1:7] for r in rows)
 

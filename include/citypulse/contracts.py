@@ -386,16 +386,18 @@ def load_contracts(
             errors.append(exc)
     # Two contracts of one DAG id, table or dataset would write one table twice over:
     # neither is trusted, and the error names both files.
-    clashing: set[Path] = set()
+    clashes: dict[tuple[Path, ...], list[str]] = {}
     for what, value_of in _UNIQUE_PER_CONTRACT.items():
         claimed: dict[str, list[Path]] = {}
         for path, contract in loaded:
             claimed.setdefault(value_of(contract), []).append(path)
         for value, paths in claimed.items():
             if len(paths) > 1:
-                clashing.update(paths)
-                files = " and ".join(str(p) for p in paths)
-                errors.append(ContractError(f"{files}: both claim {what} {value!r}"))
+                clashes.setdefault(tuple(paths), []).append(f"{what} {value!r}")
+    for group, shared in clashes.items():
+        files = " and ".join(str(p) for p in group)
+        errors.append(ContractError(f"{files}: each claims {', '.join(shared)}"))
+    clashing = {path for group in clashes for path in group}
     return [contract for path, contract in loaded if path not in clashing], errors
 
 

@@ -34,7 +34,7 @@ _MICROSECONDS = np.dtype("datetime64[us]")
 _FIRST, _LAST = np.datetime64("0001-01-01", "us"), np.datetime64("9999-12-31T23:59:59.999999")
 _SUBMICRO = r"\.[0-9]{7,}"
 # A timestamp text that names its offset (Z or +hh:mm, +hhmm, +hh).
-_ZONED = r"T.*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_ZONED = r"T.*(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$"
 # The longest key a row may have, in UTF-8 bytes: a B-tree index entry holds about 2,700.
 MAX_KEY_BYTES = 2_000
 _DIGITS = re.compile(r"[+-]?[0-9]+")
