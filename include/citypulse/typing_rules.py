@@ -48,8 +48,6 @@ class TypedBatch:
     reasons: list[list[str]]
     unknown_fields: set[str]
     absent_required: list[str]
-    # The latest change-column value seen (as the portal wrote it), for the watermark.
-    newest_change: str | None = None
     # Where the wire records are, to quote a rejected row's record as it was sent: the
     # decoded records themselves, or the extract parts (one record a non-blank line) and
     # how many records each holds.
@@ -370,11 +368,6 @@ def _type_records(
     frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
     batch.frame = frame
     batch.records = records
-    change = contract.change_column
-    if change is not None and len(frame):
-        parsed = np.flatnonzero(frame[change.name].notna().to_numpy())
-        values = [records[int(i)][change.wire_name] for i in parsed]
-        batch.newest_change = max(values) if values else None
     return batch
 
 
@@ -436,11 +429,6 @@ def type_table(contract: Contract, table: Any, window_rows: int | None = None) -
             for c in contract.columns
         }
         batch.frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
-        change = contract.change_column
-        if change is not None:
-            batch.newest_change = _newest(
-                table.column(change.wire_name), batch.frame[change.name].notna().to_numpy()
-            )
     return batch
 
 
@@ -478,15 +466,6 @@ def _reject_long_keys(contract: Contract, frame: pd.DataFrame, batch: TypedBatch
                 for size in long.values()
             ],
         )
-
-
-def _newest(wire: Any, parsed: np.ndarray) -> str | None:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    values = pc.filter(wire, pa.array(parsed))
-    newest = pc.max(values).as_py() if len(values) else None
-    return str(newest) if newest is not None else None
 
 
 def _arrow_column(column: Column, wire: Any, batch: TypedBatch, zone: str) -> pd.Series:
