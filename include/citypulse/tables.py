@@ -71,19 +71,29 @@ def ensure_table(cur: Any, contract: Contract) -> None:
             history, _definitions([*typed, *_nullable(STANDARD_COLUMNS), *HISTORY_COLUMNS])
         )
     )
-    for target, extra in ((table, STANDARD_COLUMNS), (history, _nullable(STANDARD_COLUMNS))):
-        for name, kind in [*typed, *extra, (CHANGED_AT, "timestamptz")]:
+    # Only what is missing: an ALTER TABLE, even one that changes nothing, takes a lock that
+    # waits for (and then blocks) every analyst's query on the table.
+    tables = (
+        (contract.table, STANDARD_COLUMNS),
+        (history_table(contract), _nullable(STANDARD_COLUMNS)),
+    )
+    for name, extra in tables:
+        present = _columns(cur, name)
+        target = sql.Identifier(SCHEMA, name)
+        for column, kind in [*typed, *extra, (CHANGED_AT, "timestamptz")]:
+            if column not in present:
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                        target, sql.Identifier(column), sql.SQL(kind)
+                    )
+                )
+        if name == contract.table and present.get(CHANGED_AT) is None:
+            # Rows loaded from now on say when their content changed; older rows stay NULL.
             cur.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                    target, sql.Identifier(name), sql.SQL(kind)
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT now()").format(
+                    target, sql.Identifier(CHANGED_AT)
                 )
             )
-    # Rows loaded from now on say when their content changed; older rows stay NULL.
-    cur.execute(
-        sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT now()").format(
-            table, sql.Identifier(CHANGED_AT)
-        )
-    )
     for name, target, expression in (
         (f"{contract.table}_event_time_idx", table, sql.SQL("event_time")),
         (f"{contract.table}_h3_r7_idx", table, sql.SQL("h3_r7, event_time")),
@@ -99,6 +109,16 @@ def ensure_table(cur: Any, contract: Contract) -> None:
                 sql.Identifier(name), target, expression
             )
         )
+
+
+def _columns(cur: Any, table: str) -> dict[str, str | None]:
+    """The table's columns and their defaults."""
+    cur.execute(
+        "SELECT column_name, column_default FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s",
+        (SCHEMA, table),
+    )
+    return dict(cur.fetchall())
 
 
 def _definitions(columns: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> sql.Composed:
