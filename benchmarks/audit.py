@@ -1,12 +1,12 @@
 """Figure `audit`: what one partition audit costs per dataset, over a year of history.
 
-Per city, a year of generated records is served by the SODA stand-in and loaded into the
-warehouse (untimed). Timed with the function the `reconcile` task calls,
-`reconcile.audit`: once in the steady state (every day agrees: one grouped portal query,
-one grouped warehouse query, the comparison), and once after the portal edited one record on
-each of 3 old days (those days read again, validated, loaded and reconciled). The stand-in
-answers the grouped query in Python, so its share says little about a live portal's; the
-figure prints it apart.
+Per city, a year of generated records is served by the SODA stand-in and the same records,
+as the stand-in serves them (its row ids and `:updated_at` stamps), are loaded into the
+warehouse (untimed). Timed with the function the `reconcile` task calls, `reconcile.audit`:
+once in the steady state (every day agrees: one grouped portal query, one grouped warehouse
+query, the comparison), and once after the portal removed one record on each of 3 old days
+(those days read again, validated, loaded and reconciled). The stand-in answers the grouped
+query in Python, so its share says little about a live portal's; the figure prints it apart.
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ EDITED_DAYS = 3
 
 def serve_and_load(standin: Any, contract: Any, first: date, records_per_day: int | None) -> int:
     """The same well-formed records in the stand-in and in the warehouse; how many."""
-    from citypulse.model.sample_history import load_days, well_formed_records
+    from citypulse.load import load_typed_rows
+    from citypulse.model.sample_history import well_formed_records
     from citypulse.standin.catalog import declare_contracts
+    from citypulse.storage import StorageRoot
+    from citypulse.typing_rules import type_records
     from citypulse.warehouse import connect
+    from citypulse.windows import window_for_dates
 
     records = well_formed_records(
         contract, first, LAST_DAY, seed=11, records_per_day=records_per_day
@@ -36,28 +40,31 @@ def serve_and_load(standin: Any, contract: Any, first: date, records_per_day: in
     standin.clear(contract.dataset_id)
     declare_contracts(standin, [contract])
     standin.put(contract.dataset_id, records, key=contract.key_column.wire_name)
+    served = standin.records(contract.dataset_id)
+    batch = type_records(contract, served)
+    window = window_for_dates(first.isoformat(), LAST_DAY.isoformat(), contract.timezone)
     with connect() as conn:
-        load_days(conn, contract, first, LAST_DAY, seed=11, records_per_day=records_per_day)
-    return len(records)
+        load_typed_rows(
+            conn,
+            contract,
+            batch.frame[~batch.rejected_mask],
+            "bench_audit_history",
+            window,
+            StorageRoot(harness.workdir("audit-history").as_uri()),
+        )
+    return len(served)
 
 
-def edit_old_days(standin: Any, contract: Any, first: date) -> None:
-    """The portal edits one record on each of EDITED_DAYS old days (a new category, and a
-    newer change time where the change column is the dataset's own)."""
+def remove_from_old_days(standin: Any, contract: Any, first: date) -> None:
+    """The portal removes one record on each of EDITED_DAYS old days."""
     event, key = contract.event_column.wire_name, contract.key_column.wire_name
-    change = contract.change_column
     wanted = {(first + timedelta(days=7 * (i + 1))).isoformat() for i in range(EDITED_DAYS)}
-    edits, seen = [], set()
+    doomed: dict[str, str] = {}
     for record in standin.records(contract.dataset_id):
         day = str(record.get(event, ""))[:10]
-        if day in wanted and day not in seen:
-            seen.add(day)
-            edited = {k: v for k, v in record.items() if not k.startswith(":")}
-            edited[contract.incidents.category] = "EDITED FOR THE AUDIT FIGURE"
-            if change is not None and not change.wire_name.startswith(":"):
-                edited[change.wire_name] = "2030-01-01T00:00:00.000"
-            edits.append(edited)
-    standin.put(contract.dataset_id, edits, key=key)
+        if day in wanted and day not in doomed:
+            doomed[day] = str(record[key])
+    standin.delete(contract.dataset_id, key, list(doomed.values()))
 
 
 def city_figure(standin: Any, contract: Any, first: date, smoke: bool) -> dict[str, Any]:
@@ -70,7 +77,7 @@ def city_figure(standin: Any, contract: Any, first: date, smoke: bool) -> dict[s
     began = time.perf_counter()
     steady = reconcile.audit(contract, "bench_audit_steady", root, "bench/audit/steady")
     steady_s = time.perf_counter() - began
-    edit_old_days(standin, contract, first)
+    remove_from_old_days(standin, contract, first)
     began = time.perf_counter()
     repair = reconcile.audit(contract, "bench_audit_repair", root, "bench/audit/repair")
     repair_s = time.perf_counter() - began
@@ -82,7 +89,7 @@ def city_figure(standin: Any, contract: Any, first: date, smoke: bool) -> dict[s
         "portal_grouped_query_s": grouped,
         "repair_s": round(repair_s, 3),
         "repaired_days": repair.days_repaired,
-        "repaired_rows_updated": repair.rows_updated,
+        "repaired_rows_deleted": repair.rows_deleted,
         "repair_s_per_day": round(repair_s / max(repair.days_repaired, 1), 3),
     }
 

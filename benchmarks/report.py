@@ -285,7 +285,7 @@ def _audit(r: dict[str, Any]) -> list[str]:
     lines = [
         f"One partition audit (`reconcile.audit`) per city over {r['days']} days of history "
         f"({r['first_day']} .. {r['last_day']}): in the steady state (every day agrees), and "
-        f"after the portal edited one record on each of {r['edited_days']} old days. The "
+        f"after the portal removed one record on each of {r['edited_days']} old days. The "
         "grouped per-day query is answered by the stand-in's Python; a live portal's differs.",
         "",
         "| city | records | days checked | steady audit (s) | of which the grouped portal "
