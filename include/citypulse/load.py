@@ -339,32 +339,18 @@ def load_typed_rows(
     rows = write_accepted(frame, contract, root.object(accepted_key), run_id)
     write_rejects(iter(()), root.object(rejects_key))
     bounds = key_range(frame, contract)
-    manifest = RunManifest(
-        dag_id=contract.dag_id,
-        run_id=run_id,
-        prefix=prefix,
-        window_start=window.start,
-        window_end=window.end,
-        timezone=window.timezone,
-        started=time.time(),
-        incremental=False,
-        watermark_before=None,
-        extracted=Extracted(
-            parts=(),
-            rows=rows,
-            window_rows=rows,
-            change_rows=0,
-            pages=0,
-            retries=0,
-            portal_rows=rows,
-        ),
-        validated=Validated(
-            accepted=(Part(key=accepted_key, rows=rows),),
-            rejects=(Part(key=rejects_key, rows=0),),
-            report={},
-            key_range=None if bounds is None else (bounds[0], bounds[1]),
-        ),
+    extracted = Extracted(
+        parts=(), rows=rows, window_rows=rows, change_rows=0, pages=0, retries=0, portal_rows=rows
     )
+    validated = Validated(
+        accepted=(Part(key=accepted_key, rows=rows),),
+        rejects=(Part(key=rejects_key, rows=0),),
+        report={},
+        key_range=None if bounds is None else (bounds[0], bounds[1]),
+    )
+    manifest = RunManifest.of_window(
+        contract.dag_id, run_id, prefix, window, extracted, started=time.time()
+    ).with_validated(validated)
     return load_batch(conn, contract, manifest, root)
 
 

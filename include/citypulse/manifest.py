@@ -81,6 +81,33 @@ class RunManifest(_Frozen):
     extracted: Extracted
     validated: Validated | None = None
 
+    @classmethod
+    def of_window(
+        cls,
+        dag_id: str,
+        run_id: str,
+        prefix: str,
+        window: Window,
+        extracted: Extracted,
+        *,
+        started: float,
+        incremental: bool = False,
+        watermark_before: str | None = None,
+    ) -> RunManifest:
+        """The manifest of a window just extracted (not validated yet)."""
+        return cls(
+            dag_id=dag_id,
+            run_id=run_id,
+            prefix=prefix,
+            window_start=window.start,
+            window_end=window.end,
+            timezone=window.timezone,
+            started=started,
+            incremental=incremental,
+            watermark_before=watermark_before,
+            extracted=extracted,
+        )
+
     @property
     def window(self) -> Window:
         return Window(self.window_start, self.window_end, self.timezone)

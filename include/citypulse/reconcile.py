@@ -252,17 +252,8 @@ def repair_days(
 
     window = window_for_dates(first.isoformat(), last.isoformat(), contract.timezone)
     extracted = extract_window(contract, window, root, f"{prefix}/extract")
-    manifest = RunManifest(
-        dag_id=contract.dag_id,
-        run_id=run_id,
-        prefix=prefix,
-        window_start=window.start,
-        window_end=window.end,
-        timezone=window.timezone,
-        started=time.time(),
-        incremental=False,
-        watermark_before=None,
-        extracted=extracted,
+    manifest = RunManifest.of_window(
+        contract.dag_id, run_id, prefix, window, extracted, started=time.time()
     )
     manifest = manifest.with_validated(validate_run(contract, manifest, root))
     key = contract.key_column.wire_name

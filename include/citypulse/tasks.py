@@ -135,17 +135,15 @@ def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
             incremental=incremental,
             watermark=watermark,
         )
-    manifest = RunManifest(
-        dag_id=dag_id,
-        run_id=context["run_id"],
-        prefix=prefix,
-        window_start=window.start,
-        window_end=window.end,
-        timezone=window.timezone,
+    manifest = RunManifest.of_window(
+        dag_id,
+        context["run_id"],
+        prefix,
+        window,
+        extracted,
         started=started,
         incremental=incremental,
         watermark_before=watermark,
-        extracted=extracted,
     )
     return manifest.to_xcom()
 
