@@ -8,6 +8,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 
+def fresh_dataset(standin: Any, contract: Any) -> None:
+    """The contract's dataset in the stand-in, emptied and declared (its column types known,
+    so numbers sort as numbers before any record lands)."""
+    from citypulse.standin.catalog import declare_contracts
+
+    standin.clear(contract.dataset_id)
+    declare_contracts(standin, [contract])
+
+
+def task_tries(dag_run: Any) -> dict[str, tuple[str, int]]:
+    """Each task's state and the try it ended on."""
+    return {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+
+
 def seed_days(standin: Any, contract: Any, days: list[date], seed: int = 7) -> dict[date, Any]:
     """Generate and serve `days` of records; returns each day's GeneratedDay."""
     from citypulse.standin.generator import generate_day

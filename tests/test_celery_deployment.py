@@ -33,9 +33,8 @@ from typing import Any
 
 import pytest
 
-from citypulse.standin.catalog import declare_contracts
 from conftest import ROOT, _create_database, _drop_database, query
-from helpers import by_id, free_port, seed_days
+from helpers import by_id, free_port, fresh_dataset, seed_days
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -346,8 +345,7 @@ def test_two_workers_without_a_shared_disk_run_backfills_survive_a_clear_and_a_d
     served: dict[str, dict[date, Any]] = {}
     for city in CITIES:
         contract = by_id(contracts, city)
-        standin.clear(contract.dataset_id)
-        declare_contracts(standin, [contract])
+        fresh_dataset(standin, contract)
         served[city] = seed_days(standin, contract, [*DAYS, KILL_DAY], seed=71)
     airflow.wait(
         "the DAGs to be parsed",

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from citypulse.standin.catalog import declare_contracts
 from conftest import query
-from helpers import run_city_day, seed_days, task_states
+from helpers import fresh_dataset, run_city_day, seed_days, task_states
 
 pytestmark = [pytest.mark.integration]
 
@@ -43,8 +42,7 @@ def city_runs(
     for contract in contracts:
         # Only DAY is served: records of other days would (rightly) come in through the
         # rerun's incremental capture. Window filtering is proven in test_extract.py.
-        standin.clear(contract.dataset_id)
-        declare_contracts(standin, [contract])
+        fresh_dataset(standin, contract)
         generated = seed_days(standin, contract, [DAY])
         dag = dagbag.dags[contract.dag_id]
         first = run_city_day(dag, contract, DAY)

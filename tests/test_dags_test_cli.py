@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from citypulse.standin.catalog import declare_contracts
 from conftest import query
-from helpers import by_id, logical_date_for, seed_days
+from helpers import by_id, fresh_dataset, logical_date_for, seed_days
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,8 +52,7 @@ def test_one_test_runs_conf_does_not_become_the_next_ones_defaults(
     from helpers import run_city_day
 
     contract = by_id(contracts, "chicago_crime")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     first, second = DAY - timedelta(days=2), DAY - timedelta(days=1)
     seed_days(standin, contract, [first, second], seed=6)
     dag = dagbag.dags[contract.dag_id]

@@ -20,17 +20,12 @@ from typing import Any
 import pytest
 
 from citypulse.exceptions import ValidationFailed
-from citypulse.standin.catalog import declare_contracts
 from conftest import ROOT, query
-from helpers import by_id, run_city_day, seed_days
+from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_tries
 
 pytestmark = [pytest.mark.integration]
 
 DAY = date.today() - timedelta(days=40)
-
-
-def states(run: Any) -> dict[str, tuple[str, int]]:
-    return {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
 
 
 def test_a_refused_query_fails_at_once_and_loads_nothing(
@@ -58,7 +53,7 @@ def test_a_refused_query_fails_at_once_and_loads_nothing(
         run = run_city_day(dagbag.dags[contract.dag_id], contract, DAY)
     finally:
         standin.clear_faults()
-    task_states = states(run)
+    task_states = task_tries(run)
     assert str(run.state) == "failed"
     assert task_states["extract"] == ("failed", 1)  # no retries for a refused query
     assert task_states["load"][0] == "upstream_failed"
@@ -172,10 +167,9 @@ def test_an_empty_day_succeeds_with_zero_rows(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
     contract = by_id(contracts, "montgomery_traffic")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     run = run_city_day(dagbag.dags[contract.dag_id], contract, DAY)
-    assert {state for state, _ in states(run).values()} == {"success"}
+    assert {state for state, _ in task_tries(run).values()} == {"success"}
     assert query(
         fresh_warehouse,
         "SELECT extracted, loaded, rejected, inserted FROM citypulse.ingest_runs",
@@ -225,8 +219,7 @@ def test_a_window_is_never_green_with_rows_missing(
     from citypulse.standin.server import Fault
 
     contract = by_id(contracts, "nyc_311")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     served = generate_day(contract, DAY, seed=9, records=419).records
     standin.put(contract.dataset_id, served)
     late = [
@@ -246,7 +239,7 @@ def test_a_window_is_never_green_with_rows_missing(
     finally:
         standin.clear_faults()
     if fault == "short pages on every read":
-        assert str(run.state) == "failed" and states(run)["extract"][0] == "failed"
+        assert str(run.state) == "failed" and task_tries(run)["extract"][0] == "failed"
         assert query(fresh_warehouse, "SELECT to_regclass('citypulse.nyc_311')") == [(None,)]
         return
     audits = query(
@@ -268,8 +261,7 @@ def test_a_window_that_never_agrees_fails_with_both_counts_in_the_alert(
     from citypulse.standin.server import Fault
 
     contract = by_id(contracts, "nyc_311")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     standin.put(contract.dataset_id, generate_day(contract, DAY, seed=9, records=419).records)
     standin.add_fault(Fault(short=100, times=None, aggregate=False))
     try:

@@ -23,9 +23,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from citypulse.standin.catalog import declare_contracts
 from conftest import ROOT, query
-from helpers import by_id, run_city_day, task_states
+from helpers import by_id, fresh_dataset, run_city_day, task_states, task_tries
 
 pytestmark = [pytest.mark.integration]
 
@@ -81,8 +80,7 @@ def recorder() -> Iterator[Recorder]:
 @pytest.fixture
 def nyc(standin: Any, contracts: list[Any]) -> Iterator[Any]:
     contract = by_id(contracts, "nyc_311")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     standin.clear_faults()
     yield contract
     standin.clear_faults()
@@ -144,8 +142,7 @@ def test_a_key_longer_than_an_index_entry_quarantines_its_record(
     from citypulse.standin.generator import generate_day
 
     contract = by_id(contracts, "montgomery_traffic")  # keyed by Socrata's text row id
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     records = generate_day(contract, DAY, seed=62, records=200).records
     huge = secrets.token_hex(5_000)  # 10 KB that no compression shrinks
     records[3] = {**records[3], ":id": huge}
@@ -345,7 +342,7 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_token_stays_home(
     elsewhere = f"http://localhost:{recorder.port}/resource/{nyc.dataset_id}.json"
     standin.add_fault(Fault(redirect=elsewhere, times=None))
     run = run_city_day(dagbag.dags[nyc.dag_id], nyc, DAY)
-    states = {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+    states = task_tries(run)
     assert states["extract"] == ("failed", 1)  # at once: a retry would be redirected again
     assert recorder.requests == []  # nothing, token or not, went to the other host
     assert query(fresh_warehouse, "SELECT to_regclass('citypulse.nyc_311')") == [(None,)]
@@ -402,7 +399,7 @@ def test_a_window_no_run_may_load_fails_at_once_before_any_portal_request(
     standin.requests_log.clear()
     with caplog.at_level(logging.ERROR):
         run = dagbag.dags[nyc.dag_id].test(run_conf=conf)
-    states = {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+    states = task_tries(run)
     assert states["extract"] == ("failed", 1)
     assert said in caplog.text
     assert [r for r in standin.requests_log if r.path.startswith("/resource/")] == []

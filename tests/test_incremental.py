@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import query
-from helpers import by_id, run_city_day, seed_days, task_states
+from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_states
 
 pytestmark = [pytest.mark.integration]
 
@@ -59,10 +59,7 @@ def test_next_daily_run_absorbs_late_and_changed_records(
 ) -> None:
     contract = by_id(contracts, dag_id)
     key = contract.key_column.wire_name
-    standin.clear(contract.dataset_id)
-    from citypulse.standin.catalog import declare_contracts
-
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     day_before = seed_days(standin, contract, [DAY], seed=21)[DAY]
     dag = dagbag.dags[dag_id]
     assert set(task_states(run_city_day(dag, contract, DAY)).values()) == {"success"}
@@ -130,12 +127,10 @@ def test_an_edit_of_any_age_is_absorbed_and_removed_coordinates_leave_everything
     next daily run absorbs every change, whatever its age: the coordinates become NULL and
     leave `incidents`' cells and `hex_daily_counts`; each replaced version is kept in the
     history, and `<table>_changes` says what changed in that run."""
-    from citypulse.standin.catalog import declare_contracts
 
     contract = by_id(contracts, "chicago_crime")
     key = contract.key_column.wire_name
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     old_day = DAY - timedelta(days=3 * 365)
     served = seed_days(standin, contract, [old_day, DAY], seed=41)
     dag = dagbag.dags[contract.dag_id]

@@ -15,17 +15,15 @@ from typing import Any
 
 import pytest
 
-from citypulse.standin.catalog import declare_contracts
 from conftest import query
-from helpers import by_id, run_city_day, task_states
+from helpers import by_id, fresh_dataset, run_city_day, task_states
 from test_realdata import CHICAGO_DEC01, CHICAGO_DEC31, adapted
 
 pytestmark = [pytest.mark.realdata, pytest.mark.integration, pytest.mark.slow]
 
 
 def serve(standin: Any, contract: Any, records: list[dict[str, Any]]) -> None:
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     standin.put(contract.dataset_id, records, key="id")
 
 

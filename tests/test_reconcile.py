@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from citypulse.reconcile import DayCount, canonical, differing_days, stretches
-from citypulse.standin.catalog import declare_contracts
 from conftest import query
-from helpers import by_id, run_city_day, seed_days, task_states
+from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_states
 
 DAY = date.today() - timedelta(days=25)
 YEARS_AGO = DAY - timedelta(days=4 * 365)
@@ -92,8 +91,7 @@ def test_a_record_deleted_years_ago_is_found_and_marked_deleted(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
     contract = by_id(contracts, "chicago_crime")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     served = seed_days(standin, contract, [YEARS_AGO, DAY], seed=51)
     dag = dagbag.dags[contract.dag_id]
     load_days(dag, YEARS_AGO, YEARS_AGO)
@@ -149,8 +147,7 @@ def test_an_edit_no_daily_run_saw_is_found_by_its_days_newest_change(
     """Story: an edit the watermark moved past (a run that failed over it, a restored backup)
     shows as a change on the portal newer than any the warehouse holds for its day."""
     contract = by_id(contracts, "chicago_crime")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     served = seed_days(standin, contract, [YEARS_AGO], seed=52)[YEARS_AGO]
     dag = dagbag.dags[contract.dag_id]
     load_days(dag, YEARS_AGO, YEARS_AGO)
@@ -176,8 +173,7 @@ def test_a_dataset_whose_portal_re_stamps_every_row_is_repaired_by_counts(
     from citypulse.standin.generator import generate_day
 
     contract = by_id(contracts, "montgomery_traffic")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     added_day, removed_day = YEARS_AGO, YEARS_AGO + timedelta(days=1)
     served = seed_days(standin, contract, [added_day, removed_day], seed=53)
     dag = dagbag.dags[contract.dag_id]
@@ -217,13 +213,11 @@ def test_an_audit_that_would_delete_too_much_is_refused(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
     contract = by_id(contracts, "nyc_311")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     seed_days(standin, contract, [YEARS_AGO], seed=55)
     dag = dagbag.dags[contract.dag_id]
     load_days(dag, YEARS_AGO, YEARS_AGO)
-    standin.clear(contract.dataset_id)  # a portal answering with nothing
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)  # a portal answering with nothing
     quiet = (DAY + timedelta(days=3)).isoformat()
     run = dag.test(run_conf={"start_date": quiet, "end_date": quiet, "reconcile": True})
     states = task_states(run)

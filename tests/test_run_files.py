@@ -25,9 +25,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from citypulse import settings
-from citypulse.standin.catalog import declare_contracts
 from conftest import query
-from helpers import by_id, run_city_day, seed_days, task_states
+from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_states
 
 pytestmark = [pytest.mark.integration]
 
@@ -65,8 +64,7 @@ def test_a_city_day_runs_with_its_files_in_s3(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     contract = by_id(contracts, "chicago_crime")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     served = seed_days(standin, contract, [DAY], seed=61)[DAY]
     bucket = s3_server.bucket()
     monkeypatch.setattr(settings, "STORAGE_URL", s3_server.url(bucket))
@@ -91,8 +89,7 @@ def test_a_cleared_validate_or_load_reruns_and_expired_files_fail_at_once(
     from citypulse import tasks
 
     contract = by_id(contracts, "nyc_311")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     seed_days(standin, contract, [DAY], seed=62)
     context = context_for(contract, DAY, "scheduled__clear_me")
     extracted = tasks.extract(contract.dag_id, context)
@@ -129,8 +126,7 @@ def test_housekeeping_removes_expired_run_files_and_keeps_the_rest(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
     contract = by_id(contracts, "seattle_crime")
-    standin.clear(contract.dataset_id)
-    declare_contracts(standin, [contract])
+    fresh_dataset(standin, contract)
     seed_days(standin, contract, [DAY], seed=63)
     runs = local_runs(contract.dag_id)
     retention = settings.RUN_RETENTION_DAYS
