@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PYTHONPATH := $(CURDIR)/include
 
-.PHONY: venv test lint format demo stop bench clean
+.PHONY: venv browser test lint format demo stop bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,21 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: venv
+# Debian's Chromium for the UI tests (tests/test_ui.py drives it with Playwright). Installed
+# where apt-get runs as root; elsewhere those tests skip, saying why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the UI tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+			|| (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
+			|| echo "could not install chromium: the browser tests will skip"; \
+	else \
+		echo "no Chromium at $(CHROMIUM) and no root apt-get: the browser tests will skip"; \
+	fi
+
+test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

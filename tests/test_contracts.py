@@ -46,6 +46,9 @@ def test_the_four_contracts_load_in_a_stable_order(contracts: list[Any]) -> None
         (lambda r: r.update(schedule="@daily; rm -rf"), "schedule"),
         (lambda r: r.update(surprise=1), "surprise"),
         (lambda r: r["columns"].append({"name": "event_time"}), "(top level)"),
+        (lambda r: r["dashboard"][0].update(view="no_such_view"), "(top level)"),
+        (lambda r: r["dashboard"][0].update(kind="pie"), "dashboard[0].kind"),
+        (lambda r: r["dashboard"][1].pop("series"), "dashboard[1]"),
     ],
 )
 def test_invalid_contracts_name_the_field(tmp_path: Path, change: Any, field: str) -> None:
@@ -66,3 +69,9 @@ def test_a_duplicate_dag_id_is_an_error_for_both_files(tmp_path: Path) -> None:
     assert "a.yaml and" in str(error) and "b.yaml: each claims dag_id 'nyc_311', table" in str(
         error
     )
+
+
+def test_a_chart_names_the_view_file_it_lacks(tmp_path: Path) -> None:
+    path = write_variant(tmp_path, lambda r: r["dashboard"][0].update(view="no_such_view"))
+    with pytest.raises(ContractError, match=r"views/nyc_311/no_such_view\.sql"):
+        load_contract(path)

@@ -1,4 +1,4 @@
-"""The UI plugin: pipeline health from the warehouse, behind Airflow's login."""
+"""The UI plugin's registration: its app, its Browse entries and the run tab."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import ROOT
 @pytest.fixture(scope="module")
 def plugin() -> Any:
     spec = importlib.util.spec_from_file_location(
-        "citypulse_health", ROOT / "plugins" / "citypulse_health.py"
+        "citypulse_ui", ROOT / "plugins" / "citypulse_ui.py"
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -21,54 +21,36 @@ def plugin() -> Any:
     return module
 
 
-def test_plugin_registers_app_and_nav_entry(plugin: Any) -> None:
+def test_plugin_mounts_one_app_under_citypulse(plugin: Any) -> None:
     (app,) = plugin.CityPulsePlugin.fastapi_apps
     assert app["url_prefix"] == "/citypulse"
-    (view,) = plugin.CityPulsePlugin.external_views
-    assert not view["href"].startswith("/")  # relative, so it works behind a proxy
+    paths = {route.path for route in app["app"].routes}
+    assert {"/health", "/map", "/charts", "/runs/{dag_id}/{run_id}", "/api/health"} <= paths
 
 
-def test_health_needs_a_login(plugin: Any) -> None:
+def test_every_page_is_reachable_from_the_ui(plugin: Any) -> None:
+    views = plugin.CityPulsePlugin.external_views
+    nav = {v["href"] for v in views if v["destination"] == "nav"}
+    assert nav == {"citypulse/health", "citypulse/map", "citypulse/charts"}
+    (tab,) = [v for v in views if v["destination"] == "dag_run"]
+    # The UI fills these in for the run the tab is opened on.
+    assert tab["href"] == "citypulse/runs/{DAG_ID}/{RUN_ID}"
+    # Relative: the UI resolves them against its own base URL, so they work behind a proxy.
+    assert not any(v["href"].startswith("/") for v in views)
+    assert len({v["url_route"] for v in views}) == len(views)
+
+
+def test_static_files_stay_inside_their_folder() -> None:
     from fastapi.testclient import TestClient
 
-    response = TestClient(plugin.app).get("/health")
-    assert response.status_code in (401, 403)
+    from citypulse.ui.app import app, get_user
 
-
-def test_health_reports_each_loaded_city(plugin: Any, warehouse: str, contracts: list[Any]) -> None:
-    from fastapi.testclient import TestClient
-
-    from citypulse.tables import ensure_schema
-    from citypulse.views import build_views
-    from citypulse.warehouse import connect
-
-    with connect() as conn, conn.cursor() as cur:
-        ensure_schema(cur)
-        build_views(cur, contracts[0], contracts)
-        cur.execute(
-            "INSERT INTO citypulse.ingest_runs (dag_id, run_id, window_start, window_end, "
-            "timezone, extracted, loaded, rejected, inserted, updated, unchanged, seconds) "
-            "VALUES ('plugin_city', 'r1', '2025-01-01', '2025-01-02', 'UTC', 3, 2, 1, 2, 0, 0, 1)"
-        )
-    plugin.app.dependency_overrides[plugin.get_user] = lambda: object()
+    app.dependency_overrides[get_user] = lambda: object()
     try:
-        client = TestClient(plugin.app)
-        rows = client.get("/health").json()
-        page = client.get("/").text
+        client = TestClient(app)
+        assert client.get("/static/citypulse.js").status_code == 200
+        assert client.get("/static/../app.py").status_code == 404
+        assert client.get("/static/..%2Fapp.py").status_code == 404
+        assert client.get("/static/vendor/chart.js-4.6.1/LICENSE.md").status_code == 404
     finally:
-        plugin.app.dependency_overrides.clear()
-    mine = [r for r in rows if r["city"] == "plugin_city"]
-    assert mine == [
-        {
-            "city": "plugin_city",
-            "last_success_at": mine[0]["last_success_at"],
-            "last_window_start": "2025-01-01 00:00:00",
-            "last_loaded": "2",
-            "last_rejected": "1",
-            "runs": "1",
-            "rows_in_table": None,
-            "rows_rejected": "1",
-            "event_lag": None,
-        }
-    ]
-    assert "plugin_city" in page
+        app.dependency_overrides.clear()

@@ -19,7 +19,7 @@ from pydantic.functional_validators import AfterValidator
 
 from citypulse.column_types import COLUMN_TYPES, column_type
 from citypulse.exceptions import ContractError
-from citypulse.settings import CONTRACTS_DIR, IDENTIFIER_PATTERN
+from citypulse.settings import CONTRACTS_DIR, IDENTIFIER_PATTERN, SQL_DIR
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 # libyaml's safe loader when available: contracts are parsed on every DAG-file parse.
@@ -214,6 +214,31 @@ class Reconcile(_Strict):
     )
 
 
+class Chart(_Strict):
+    """One chart of the city's dashboard in the UI, drawn from one of the city's views.
+
+    `bar`: `value` per `x` (stacked by `series` when set), the `limit` largest `x`;
+    `line`: `value` per `x` in `x` order (a date or number); `heatmap`: `value` per `x` and
+    `series` (e.g. hour by weekday). Values are summed per `x` (and `series`).
+    """
+
+    title: str
+    view: Identifier = Field(description="a view of include/sql/views/<dag_id>/")
+    kind: Literal["bar", "line", "heatmap"]
+    x: Identifier
+    value: Identifier
+    series: Identifier | None = None
+    limit: int = Field(15, ge=1, le=200)
+    percent: bool = Field(False, description="the value is a share (0..1): shown as a percent")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _heatmap_has_rows(self) -> Chart:
+        if self.kind == "heatmap" and self.series is None:
+            raise ValueError("a heatmap needs `series` (its rows)")
+        return self
+
+
 class Contract(_Strict):
     """A city dataset's data contract."""
 
@@ -262,6 +287,9 @@ class Contract(_Strict):
         description="wire fields known and deliberately not loaded (no drift warning)",
     )
     sample: DatasetSample = Field(default_factory=lambda: DatasetSample())
+    dashboard: list[Chart] = Field(
+        default_factory=list, description="the city's charts in the UI (CityPulse > Charts)"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -314,6 +342,12 @@ class Contract(_Strict):
         for coordinate in (self.latitude, self.longitude):
             if column_type(by_name[coordinate].type).family != "number":
                 raise ValueError(f"{coordinate} must be a 'double precision' column")
+        for i, chart in enumerate(self.dashboard):
+            if not (SQL_DIR / "views" / self.dag_id / f"{chart.view}.sql").is_file():
+                raise ValueError(
+                    f"dashboard[{i}] ({chart.title}) draws view {chart.view!r}, which has no "
+                    f"file include/sql/views/{self.dag_id}/{chart.view}.sql"
+                )
         return self
 
     def column(self, name: str) -> Column:

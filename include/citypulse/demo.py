@@ -291,6 +291,10 @@ def _start() -> None:
         print(f"{dag_id:<20}{runs:>6}{extracted:>11}{rows:>8}{rejected:>10}")
     print()
     say(f"Airflow UI: http://localhost:{API_PORT}  login: admin / {admin_password()}")
+    say("CityPulse pages (in the UI under Browse; every city run also has a Validation tab):")
+    for name, route in (("health", "citypulse_health"), ("hotspot map", "citypulse_map")):
+        say(f"  {name:<12} http://localhost:{API_PORT}/plugin/{route}")
+    say(f"  {'charts':<12} http://localhost:{API_PORT}/plugin/citypulse_charts")
     say(f"warehouse tables and views: schema '{SCHEMA}'; logs in {DATA_DIR}")
     say("Airflow keeps running; `make stop` stops it.")
 

@@ -6,6 +6,8 @@ task fails at once: no retry can fix a refused query or a misconfiguration).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CityPulseError(Exception):
     """Base class of every CityPulse error."""
@@ -25,6 +27,11 @@ class PortalError(CityPulseError):
 
 class ValidationFailed(CityPulseError):
     """A batch failed validation: too many rejects or a required column is missing."""
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        # The validation report that made the batch fail (ValidationReport.as_dict()).
+        self.report = report
 
 
 class WarehouseError(CityPulseError):

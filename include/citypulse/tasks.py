@@ -170,13 +170,19 @@ def require_objects(manifest: RunManifest, root: StorageRoot, parts: list[Part],
 def validate(dag_id: str, upstream: Any) -> dict[str, Any]:
     """Type and validate the extract parts; write the accepted rows and the rejects."""
     from citypulse.validate import validate_run
+    from citypulse.validation_reports import record_validation
 
     manifest = read_manifest(upstream, "validate")
     contract = contract_by_id(dag_id)
     root = StorageRoot.configured()
     require_objects(manifest, root, list(manifest.extracted.parts), "validate")
     with failing_fast():
-        validated = validate_run(contract, manifest, root)
+        try:
+            validated = validate_run(contract, manifest, root)
+        except ValidationFailed as exc:
+            record_validation(manifest, passed=False, report=exc.report, message=str(exc))
+            raise
+    record_validation(manifest, passed=True, report=validated.report, message=None)
     return manifest.with_validated(validated).to_xcom()
 
 

@@ -193,14 +193,17 @@ def enforce(contract: Contract, batch: TypedBatch, report: ValidationReport) -> 
         raise ValidationFailed(
             f"{contract.dag_id}: required column(s) {batch.absent_required} are missing from "
             f"every record the portal sent (schema drift at {contract.portal}/"
-            f"{contract.dataset_id}?); nothing was loaded"
+            f"{contract.dataset_id}?); nothing was loaded",
+            report=report.as_dict(),
         )
     if report.rejected_share > contract.reject_threshold:
         reasons = "; ".join(f"{reason} ({count})" for reason, count in report.top_reasons[:5])
         raise ValidationFailed(
             f"{contract.dag_id}: {report.rejected:,} of {report.extracted:,} records "
             f"({report.rejected_share:.1%}) failed validation, above the contract's "
-            f"{contract.reject_threshold:.0%} threshold; nothing was loaded. Top reasons: {reasons}"
+            f"{contract.reject_threshold:.0%} threshold; nothing was loaded. "
+            f"Top reasons: {reasons}",
+            report=report.as_dict(),
         )
     if batch.unknown_fields:
         log.warning(

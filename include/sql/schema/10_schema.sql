@@ -90,3 +90,18 @@ CREATE TABLE IF NOT EXISTS {schema}.partition_days (
     verified_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (dag_id, day)
 );
+
+-- Every validation of a city run, passed or failed: each expectation's verdict and counts and
+-- the reject reasons (the UI's Validation tab of a run). A failed one is the only record of
+-- why nothing loaded.
+CREATE TABLE IF NOT EXISTS {schema}.validation_reports (
+    id          bigserial   PRIMARY KEY,
+    dag_id      text        NOT NULL,
+    run_id      text        NOT NULL,
+    passed      boolean     NOT NULL,
+    message     text,
+    report      jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS validation_reports_run_idx
+    ON {schema}.validation_reports (dag_id, run_id);
