@@ -54,3 +54,23 @@ def test_static_files_stay_inside_their_folder() -> None:
         assert client.get("/static/vendor/chart.js-4.6.1/LICENSE.md").status_code == 404
     finally:
         app.dependency_overrides.clear()
+
+
+def test_an_unreachable_warehouse_is_a_503_that_says_so(
+    monkeypatch: pytest.MonkeyPatch, airflow_db: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from citypulse.ui.app import app, get_user
+    from helpers import free_port
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE", f"postgresql://nobody@127.0.0.1:{free_port()}/citypulse"
+    )
+    app.dependency_overrides[get_user] = lambda: object()
+    try:
+        response = TestClient(app).get("/api/health")
+    finally:
+        app.dependency_overrides.clear()
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("cannot connect to the warehouse")

@@ -18,9 +18,10 @@ from typing import Any
 
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from citypulse.contracts import Contract
+from citypulse.exceptions import WarehouseError
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -34,6 +35,12 @@ PAGES = {
 }
 
 app = FastAPI(title="CityPulse", dependencies=[Depends(get_user)])
+
+
+@app.exception_handler(WarehouseError)
+async def warehouse_down(_request: Request, exc: WarehouseError) -> JSONResponse:
+    """The warehouse is unreachable: say so (503), not a bare 500."""
+    return JSONResponse({"detail": str(exc)}, status_code=503)
 
 
 @cache

@@ -31,7 +31,10 @@ function add(parent, ...children) {
 
 async function getJSON(path) {
   const response = await fetch(path, { credentials: "same-origin" });
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    const detail = await response.json().then((body) => body.detail, () => null);
+    throw new Error(detail ? `${detail} (${response.status})` : `${path}: ${response.status} ${response.statusText}`);
+  }
   return response.json();
 }
 
@@ -229,12 +232,18 @@ function rejectSection(report) {
 
 /* ---- The hotspot map --------------------------------------------------------------------- */
 
-async function mapPage(root) {
+/* A page about one city: its header, a city picker (reloads with ?city=), and its data. */
+async function cityPage(root, title, subtitle, api) {
   const cities = await getJSON("api/cities");
   const city = root.dataset.city || cities[0]?.dag_id;
-  const data = await getJSON(`api/map/${encodeURIComponent(city)}`);
-  root.replaceChildren(header("Hotspot map", "The published forecast per H3 hexagon, beside last week's incidents"),
+  const data = await getJSON(`api/${api}/${encodeURIComponent(city)}`);
+  root.replaceChildren(header(title, subtitle),
     citySelect(cities, city, (next) => { location.search = `?city=${encodeURIComponent(next)}`; }));
+  return data;
+}
+
+async function mapPage(root) {
+  const data = await cityPage(root, "Hotspot map", "The published forecast per H3 hexagon, beside last week's incidents", "map");
   if (!data.cells.length) {
     root.append(el("p", { class: "notice", id: "no-forecast", text: `No forecast is published for ${data.title} yet: the weekly hotspot_retrain DAG writes one once the city has enough history.` }));
     return;
@@ -356,11 +365,7 @@ function modelTable(models) {
 /* ---- The source projects' charts --------------------------------------------------------- */
 
 async function chartsPage(root) {
-  const cities = await getJSON("api/cities");
-  const city = root.dataset.city || cities[0]?.dag_id;
-  const charts = await getJSON(`api/charts/${encodeURIComponent(city)}`);
-  root.replaceChildren(header("City charts", "The source projects' questions, from the warehouse's views"),
-    citySelect(cities, city, (next) => { location.search = `?city=${encodeURIComponent(next)}`; }));
+  const charts = await cityPage(root, "City charts", "The source projects' questions, from the warehouse's views", "charts");
   const grid = el("div", { class: "grid" });
   root.append(grid);
   for (const chart of charts) grid.append(chartCard(chart));
