@@ -432,6 +432,7 @@ def test_two_contracts_claiming_one_table_are_both_refused_naming_both_files(
     copy = (tmp_path / "nyc_311.yaml").read_text()
     copy = copy.replace("dag_id: nyc_311", "dag_id: nyc_311_again")
     copy = copy.replace("dataset_id: erm2-nwe9", "dataset_id: abcd-1234")
+    copy = copy.split("\ndashboard:")[0]  # its charts draw nyc_311's views, which it has none of
     (tmp_path / "zz_copy.yaml").write_text(copy)
     contracts, errors = load_contracts(tmp_path)
     assert [c.dag_id for c in contracts] == ["chicago_crime"]
