@@ -7,7 +7,7 @@ scikit-learn and h3 load inside the tasks (`citypulse.model.tasks`).
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from citypulse.model.config import (  # noqa: E402
     H3_COLUMNS,
     HORIZON_DAYS,
     MIN_TRAIN_DAYS,
+    TOP_SHARE,
 )
 
 DAG_ID = "hotspot_retrain"
@@ -37,6 +38,10 @@ SCHEDULE = "0 12 * * 1"
 _specs = sorted(city_dag_specs()[0], key=lambda c: c.dag_id)
 CITY_IDS = [c.dag_id for c in _specs]
 CITY_ASSETS = [table_asset(c.table) for c in _specs]
+# The earliest city's history start: a run (or backtest) for any day the data covers creates
+# task instances; before it Airflow marks a run successful without running anything.
+# catchup is off, so unpausing schedules only the latest week, never these years.
+START = min((c.start_date for c in _specs), default=date(2001, 1, 1))
 
 DOC_MD = f"""# Weekly hotspot retrain
 
@@ -46,17 +51,30 @@ hex-day counts in the training window (at least 1).
 
 Per city (a mapped task group, so one city's trouble does not stop the others):
 
+Everything is evaluated **as of** a local day: the param `as_of` (a backtest), else the run's
+date. Only events before that day count, each record in the version the warehouse held then.
+
 1. `check_freshness` reads `citypulse.ingest_runs` and `citypulse.incidents`; a city whose data
-   ends more than `max_staleness_days` before yesterday (local time) is **skipped** with a
-   `HOTSPOT_RETRAIN_SKIPPED` warning.
-2. `train` builds features from `citypulse.hex_daily_counts` (lags 1 and 7, 7- and 28-day means,
-   long-run mean, neighbour means, weekday, public holiday; each from days before the row's
-   day), splits by time (train, then the last `test_days`), evaluates the persistence and
-   trailing-mean baselines, logistic regression and the `model_kind` candidate, registers them
-   in `citypulse.model_runs` and promotes the candidate only if it beats both baselines on PR
-   AUC and is within `champion_tolerance` of the current champion on the same test days.
-3. `predict` writes the champion's probabilities for the next {HORIZON_DAYS} days per hexagon to
-   `citypulse.hotspot_predictions`; `citypulse.hotspot_map` adds each hexagon's GeoJSON shape.
+   ends more than `max_staleness_days` before the day before `as_of` (local time) is
+   **skipped** with a `HOTSPOT_RETRAIN_SKIPPED` warning.
+2. `train` reads the records known then (`citypulse.incident_versions`) and checks the
+   **gates**: the share of records with a hexagon in every training and test window must reach
+   `min_coverage`, every test window must hold `min_test_positives` hotspot hex-days, else the
+   city is skipped naming the figure and the threshold (stored in `citypulse.retrain_gates`).
+   It builds features (lags 1 and 7, 7- and 28-day means, long-run mean, neighbour means,
+   weekday, public holiday; each from days before the row's day) and evaluates, on `folds`
+   consecutive test windows of `test_days` (rolling origin, each after `training_days` of
+   training), the persistence, trailing-mean and kernel-density baselines, logistic regression
+   and the `model_kind` candidate; flags use a threshold tuned on training rows; PAI and PEI
+   at {TOP_SHARE:.0%} of the hexagons. All go to `citypulse.model_runs` (mean, spread and
+   per-fold values). The candidate is **published** only if its PR AUC lift over the best
+   baseline holds across folds (lower end of the 90 % interval above zero), it scores
+   `chance_factor` times chance, and is within `champion_tolerance` of the current champion;
+   otherwise the best baseline is published. `citypulse.hotspot_publication` says which and why.
+3. `predict` replaces the forecast rows of the next {HORIZON_DAYS} days with the published model's
+   (flag, probability, expected count) in `citypulse.hotspot_predictions`;
+   `citypulse.hotspot_map` adds each hexagon's GeoJSON shape. `publish=false` (a backtest)
+   records the decision and changes nothing published.
 
 `report` logs the metrics table of the run. Scheduled weekly ({SCHEDULE}, UTC); the city
 tables are declared as inlets (lineage) rather than as the schedule, because every city loads
@@ -68,7 +86,7 @@ with DAG(
     description="Weekly H3 hotspot model per city: baselines, registry, next-week forecast",
     doc_md=DOC_MD,
     schedule=CronTriggerTimetable(SCHEDULE, timezone="UTC"),
-    start_date=datetime(2025, 1, 6, tzinfo=UTC),
+    start_date=datetime(START.year, START.month, START.day, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["citypulse", "h3", "model"],
@@ -88,6 +106,13 @@ with DAG(
             uniqueItems=True,
             description="Cities (city DAG ids) to retrain.",
         ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Evaluate as on this local day (YYYY-MM-DD): only data known before it "
+            "counts. Empty: the run's date.",
+        ),
         "training_days": Param(
             DEFAULTS.training_days,
             type="integer",
@@ -100,7 +125,14 @@ with DAG(
             type="integer",
             minimum=7,
             maximum=90,
-            description="Days in the test window: the most recent loaded days.",
+            description="Days in each fold's test window.",
+        ),
+        "folds": Param(
+            DEFAULTS.folds,
+            type="integer",
+            minimum=1,
+            maximum=12,
+            description="Consecutive test windows (rolling origin) ending on the last known day.",
         ),
         "h3_resolution": Param(
             DEFAULTS.h3_resolution,
@@ -119,7 +151,8 @@ with DAG(
             type="integer",
             minimum=0,
             maximum=60,
-            description="Skip a city whose data ends more than this many days before yesterday.",
+            description="Skip a city whose data ends more than this many days before the day "
+            "before as_of.",
         ),
         "champion_tolerance": Param(
             DEFAULTS.champion_tolerance,
@@ -134,6 +167,31 @@ with DAG(
             exclusiveMinimum=0.5,
             exclusiveMaximum=1,
             description="Quantile of training hex-day counts that makes the hotspot threshold.",
+        ),
+        "min_coverage": Param(
+            DEFAULTS.min_coverage,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Skip a city unless this share of records has a hexagon in every "
+            "training and test window.",
+        ),
+        "min_test_positives": Param(
+            DEFAULTS.min_test_positives,
+            type="integer",
+            minimum=0,
+            description="Skip a city with fewer hotspot hex-days in any fold's test window.",
+        ),
+        "chance_factor": Param(
+            DEFAULTS.chance_factor,
+            type="number",
+            minimum=1,
+            description="A candidate's PR AUC must be at least this many times chance.",
+        ),
+        "publish": Param(
+            DEFAULTS.publish,
+            type="boolean",
+            description="Publish the decision and forecast; false: a backtest that only records.",
         ),
     },
     on_failure_callback=on_failure_alert,
