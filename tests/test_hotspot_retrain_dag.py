@@ -240,7 +240,7 @@ def test_every_trained_city_publishes_its_candidate_or_best_baseline(
     for city, (kind, run) in published.items():
         candidate = registered[(city, "hist_gradient_boosting")]
         if kind == "hist_gradient_boosting":
-            assert "promoted, the lift holds" in run["decision"]
+            assert "published, the lift holds" in run["decision"]
         else:  # refused: the best baseline by mean PR AUC is published, and says why
             assert run["role"] == "baseline" and "refused" in candidate["decision"]
             baselines = {k: m["metrics"]["pr_auc"] for (c, k), m in registered.items()
@@ -284,7 +284,7 @@ def test_a_backtest_reaches_a_past_day_and_publishes_nothing(
     registered = model_runs(model_warehouse, run.run_id)
     candidate = registered[("nyc_311", "hist_gradient_boosting")]
     assert candidate["test_end"] == LAST_DAY  # the day before as_of, not the data's last
-    assert candidate["decision"].startswith("backtest, not published:")
+    assert candidate["decision"].startswith("backtest (publish false), nothing published")
     assert not any(m["promoted_at"] for m in registered.values())
     assert prediction_rows(model_warehouse) == runs["predictions_after_second"]
 

@@ -44,16 +44,18 @@ class Gates:
     test_positives: tuple[int, ...] = ()  # per fold, oldest first; empty until labelled
 
     def problem(self) -> str | None:
-        """Why the city must not be trained, naming the measured value and the threshold."""
-        for window in self.coverage:
-            share = window.coverage
-            if share is None or share < self.min_coverage:
-                measured = "no records" if share is None else f"{share:.3g}"
-                return (
-                    f"coordinate coverage {measured} ({window.located:,} of {window.records:,} "
-                    f"records have a hexagon) in {window.window} {window.first}..{window.last} "
-                    f"is below min_coverage {self.min_coverage:.3g}"
-                )
+        """Why the city must not be trained, naming the measured value and the threshold (the
+        worst window of coverage, the first fold short of hotspots)."""
+        below = [w for w in self.coverage if (w.coverage or 0.0) < self.min_coverage]
+        if below:
+            worst = min(below, key=lambda w: w.coverage or 0.0)
+            measured = "none" if worst.coverage is None else f"{worst.coverage:.3g}"
+            return (
+                f"coordinate coverage {measured} ({worst.located:,} of {worst.records:,} records "
+                f"have a hexagon) in {worst.window} {worst.first}..{worst.last} is below "
+                f"min_coverage {self.min_coverage:.3g} ({len(below)} of {len(self.coverage)} "
+                "windows are)"
+            )
         for fold, positives in enumerate(self.test_positives, start=1):
             if positives < self.min_test_positives:
                 return (

@@ -122,13 +122,13 @@ def decide(
     if not verdict.qualifies:
         return Decision(
             verdict.best_baseline,
-            f"{candidate} refused, {verdict.reason}; published the best baseline "
-            f"{verdict.best_baseline}",
+            f"{candidate} refused, {verdict.reason}; the best baseline "
+            f"{verdict.best_baseline} is published",
             evidence,
         )
     evidence.update(candidate_last_fold=candidate_score, champion_last_fold=champion_score)
     if champion_score is None or candidate_score is None:
-        return Decision(candidate, f"{candidate} promoted, {verdict.reason}", evidence)
+        return Decision(candidate, f"{candidate} published, {verdict.reason}", evidence)
     if candidate_score < champion_score - config.champion_tolerance:
         return Decision(
             None,
@@ -139,7 +139,7 @@ def decide(
         )
     return Decision(
         candidate,
-        f"{candidate} promoted, {verdict.reason}; within {config.champion_tolerance:.3g} of the "
+        f"{candidate} published, {verdict.reason}; within {config.champion_tolerance:.3g} of the "
         f"champion's {champion_score:.3g} on the newest fold",
         evidence,
     )

@@ -197,6 +197,15 @@ def record_gates(
 
 def run_metrics(cur: Any, dag_run_id: str) -> list[dict[str, Any]]:
     """Every model a retrain run registered, per city, baselines first."""
-    cur.execute(render("model/run_metrics.sql"), {"dag_run_id": dag_run_id})
+    return _rows(cur, "model/run_metrics.sql", dag_run_id)
+
+
+def run_gates(cur: Any, dag_run_id: str) -> list[dict[str, Any]]:
+    """Every city's gate figures of a retrain run."""
+    return _rows(cur, "model/run_gates.sql", dag_run_id)
+
+
+def _rows(cur: Any, relative: str, dag_run_id: str) -> list[dict[str, Any]]:
+    cur.execute(render(relative), {"dag_run_id": dag_run_id})
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -214,7 +214,7 @@ def apply(
     backtest run with `publish` false: there the decision is only recorded)."""
     candidate = ids[config.model_kind]
     if not config.publish:
-        reason = f"backtest, not published: {decision.reason}"
+        reason = f"backtest (publish false), nothing published; the decision: {decision.reason}"
         registry.record_decision(cur, candidate, reason, decision.evidence)
         return
     if decision.published is not None:

@@ -109,15 +109,16 @@ def predict(trained: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
 def report(context: dict[str, Any]) -> list[dict[str, Any]]:
     """Log the run's metrics table (city x model) and which cities were not retrained."""
     from citypulse.model import registry
-    from citypulse.model.report import metrics_table
+    from citypulse.model.report import run_summary
 
     with connect() as conn, conn.cursor() as cur:
         rows = registry.run_metrics(cur, context["run_id"])
+        gates = registry.run_gates(cur, context["run_id"])
     trained = {r["city"] for r in rows}
     missing = sorted(set(config_of(context).cities) - trained)
     if missing:
         log.warning("HOTSPOT_RETRAIN_SKIPPED cities not retrained this run: %s", missing)
-    log.info("hotspot retrain metrics:\n%s", metrics_table(rows))
+    log.info("hotspot retrain metrics:\n%s", run_summary(rows, gates))
     return [
         {
             "city": r["city"],
