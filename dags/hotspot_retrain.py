@@ -21,12 +21,10 @@ from citypulse.alerts import on_failure_alert  # noqa: E402
 from citypulse.dag_specs import city_dag_specs  # noqa: E402
 from citypulse.factory import table_asset  # noqa: E402
 from citypulse.model.config import (  # noqa: E402
-    CANDIDATE_KINDS,
     DEFAULTS,
-    H3_COLUMNS,
     HORIZON_DAYS,
-    MIN_TRAIN_DAYS,
     TOP_SHARE,
+    param_schemas,
 )
 
 DAG_ID = "hotspot_retrain"
@@ -42,6 +40,19 @@ CITY_ASSETS = [table_asset(c.table) for c in _specs]
 # task instances; before it Airflow marks a run successful without running anything.
 # catchup is off, so unpausing schedules only the latest week, never these years.
 START = min((c.start_date for c in _specs), default=date(2001, 1, 1))
+# Every Param as RetrainConfig declares it (type, bounds, default, description); `cities` also
+# lists the known cities.
+PARAMS = {
+    name: Param(schema.pop("default", None), **schema) for name, schema in param_schemas().items()
+}
+PARAMS["cities"] = Param(
+    CITY_IDS,
+    type="array",
+    items={"type": "string", "enum": CITY_IDS},
+    minItems=1,
+    uniqueItems=True,
+    description=PARAMS["cities"].description,
+)
 
 DOC_MD = f"""# Weekly hotspot retrain
 
@@ -97,103 +108,7 @@ with DAG(
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
     },
-    params={
-        "cities": Param(
-            CITY_IDS,
-            type="array",
-            items={"type": "string", "enum": CITY_IDS},
-            minItems=1,
-            uniqueItems=True,
-            description="Cities (city DAG ids) to retrain.",
-        ),
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Evaluate as on this local day (YYYY-MM-DD): only data known before it "
-            "counts. Empty: the run's date.",
-        ),
-        "training_days": Param(
-            DEFAULTS.training_days,
-            type="integer",
-            minimum=MIN_TRAIN_DAYS,
-            maximum=730,
-            description="Days in the training window, before the test window.",
-        ),
-        "test_days": Param(
-            DEFAULTS.test_days,
-            type="integer",
-            minimum=7,
-            maximum=90,
-            description="Days in each fold's test window.",
-        ),
-        "folds": Param(
-            DEFAULTS.folds,
-            type="integer",
-            minimum=1,
-            maximum=12,
-            description="Consecutive test windows (rolling origin) ending on the last known day.",
-        ),
-        "h3_resolution": Param(
-            DEFAULTS.h3_resolution,
-            type="integer",
-            enum=sorted(H3_COLUMNS),
-            description="H3 resolution of the hexagons (7: ~5 km², 8: ~0.7 km²).",
-        ),
-        "model_kind": Param(
-            DEFAULTS.model_kind,
-            type="string",
-            enum=list(CANDIDATE_KINDS),
-            description="The candidate model that may be promoted.",
-        ),
-        "max_staleness_days": Param(
-            DEFAULTS.max_staleness_days,
-            type="integer",
-            minimum=0,
-            maximum=60,
-            description="Skip a city whose data ends more than this many days before the day "
-            "before as_of.",
-        ),
-        "champion_tolerance": Param(
-            DEFAULTS.champion_tolerance,
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="How much lower than the champion's PR AUC a candidate may score.",
-        ),
-        "hotspot_quantile": Param(
-            DEFAULTS.hotspot_quantile,
-            type="number",
-            exclusiveMinimum=0.5,
-            exclusiveMaximum=1,
-            description="Quantile of training hex-day counts that makes the hotspot threshold.",
-        ),
-        "min_coverage": Param(
-            DEFAULTS.min_coverage,
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="Skip a city unless this share of records has a hexagon in every "
-            "training and test window.",
-        ),
-        "min_test_positives": Param(
-            DEFAULTS.min_test_positives,
-            type="integer",
-            minimum=0,
-            description="Skip a city with fewer hotspot hex-days in any fold's test window.",
-        ),
-        "chance_factor": Param(
-            DEFAULTS.chance_factor,
-            type="number",
-            minimum=1,
-            description="A candidate's PR AUC must be at least this many times chance.",
-        ),
-        "publish": Param(
-            DEFAULTS.publish,
-            type="boolean",
-            description="Publish the decision and forecast; false: a backtest that only records.",
-        ),
-    },
+    params=PARAMS,
     on_failure_callback=on_failure_alert,
 ) as dag:
 

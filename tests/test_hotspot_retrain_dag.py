@@ -172,6 +172,9 @@ def test_dag_shape(dag: Any, contracts: list[Any]) -> None:
         ("training_days", 3),
         ("as_of", 20221224),
         ("folds", 0),
+        ("hotspot_quantile", 1.0),
+        ("min_coverage", 1.5),
+        ("publish", "yes"),
     ],
 )
 def test_params_reject_invalid_values(dag: Any, name: str, value: Any) -> None:
@@ -180,6 +183,15 @@ def test_params_reject_invalid_values(dag: Any, name: str, value: Any) -> None:
     param = copy.deepcopy(dag.params.get_param(name))
     with pytest.raises(ParamValidationError):
         param.resolve(value)
+
+
+def test_params_are_the_configs_fields(dag: Any) -> None:
+    from citypulse.model.config import DEFAULTS, RetrainConfig
+
+    for name in RetrainConfig.model_fields:
+        if name != "cities":
+            assert dag.params[name] == getattr(DEFAULTS, name), name
+    assert copy.deepcopy(dag.params.get_param("as_of")).resolve("2022-12-24") == "2022-12-24"
 
 
 def test_first_run_trains_every_city_and_registers_every_model(

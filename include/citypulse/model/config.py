@@ -45,24 +45,72 @@ class CitySkipped(Exception):
 
 
 class RetrainConfig(BaseModel):
-    """One run's settings; every field is a DAG Param of the same name."""
+    """One run's settings; every field is a DAG Param of the same name, with the same bounds
+    and description (`param_schemas`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    cities: list[str] = Field(default_factory=list)
-    as_of: date | None = None  # evaluate as on this local day; None: the run's date
-    training_days: int = Field(42, ge=MIN_TRAIN_DAYS, le=730)
-    test_days: int = Field(14, ge=7, le=90)  # each fold's test window
-    folds: int = Field(4, ge=1, le=12)
-    h3_resolution: Literal[7, 8] = 7
-    model_kind: ModelKind = "hist_gradient_boosting"
-    max_staleness_days: int = Field(3, ge=0, le=60)
-    champion_tolerance: float = Field(0.02, ge=0, le=1)
-    hotspot_quantile: float = Field(0.9, gt=0.5, lt=1)
-    min_coverage: float = Field(0.8, ge=0, le=1)
-    min_test_positives: int = Field(10, ge=0)
-    chance_factor: float = Field(2.0, ge=1)
-    publish: bool = True
+    cities: list[str] = Field(default_factory=list, description="Cities (city DAG ids) to retrain.")
+    as_of: date | None = Field(
+        None,
+        description="Evaluate as on this local day (YYYY-MM-DD): only data known before it "
+        "counts. Empty: the run's date.",
+    )
+    training_days: int = Field(
+        42,
+        ge=MIN_TRAIN_DAYS,
+        le=730,
+        description="Days in each fold's training window, before its test window.",
+    )
+    test_days: int = Field(14, ge=7, le=90, description="Days in each fold's test window.")
+    folds: int = Field(
+        4,
+        ge=1,
+        le=12,
+        description="Consecutive test windows (rolling origin) ending on the last known day.",
+    )
+    h3_resolution: Literal[7, 8] = Field(
+        7, description="H3 resolution of the hexagons (7: ~5 km², 8: ~0.7 km²)."
+    )
+    model_kind: ModelKind = Field(
+        "hist_gradient_boosting", description="The candidate model that may be published."
+    )
+    max_staleness_days: int = Field(
+        3,
+        ge=0,
+        le=60,
+        description="Skip a city whose data ends more than this many days before the day "
+        "before as_of.",
+    )
+    champion_tolerance: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="How much lower than the champion's PR AUC a candidate may score.",
+    )
+    hotspot_quantile: float = Field(
+        0.9,
+        gt=0.5,
+        lt=1,
+        description="Quantile of training hex-day counts that makes the hotspot threshold.",
+    )
+    min_coverage: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Skip a city unless this share of records has a hexagon in every "
+        "training and test window.",
+    )
+    min_test_positives: int = Field(
+        10, ge=0, description="Skip a city with fewer hotspot hex-days in any test window."
+    )
+    chance_factor: float = Field(
+        2.0, ge=1, description="A candidate's PR AUC must be at least this many times chance."
+    )
+    publish: bool = Field(
+        True,
+        description="Publish the decision and forecast; false: a backtest that only records.",
+    )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> RetrainConfig:
@@ -80,3 +128,21 @@ class RetrainConfig(BaseModel):
 
 
 DEFAULTS = RetrainConfig()
+
+
+def param_schemas() -> dict[str, dict[str, Any]]:
+    """Each field's JSON schema (type, bounds, default, description), in field order: what
+    the DAG declares as its Params, so a bound is written once."""
+    properties = RetrainConfig.model_json_schema()["properties"]
+    return {name: _plain(schema) for name, schema in properties.items()}
+
+
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    """Without pydantic's titles; `anyOf: [X, null]` as `type: [X's type, "null"]` (the form
+    Airflow's trigger page renders as an optional field)."""
+    plain = {k: v for k, v in schema.items() if k not in ("title", "anyOf")}
+    options = schema.get("anyOf", [])
+    if len(options) == 2 and {"type": "null"} in options:
+        inner = next(o for o in options if o != {"type": "null"})
+        plain.update({**inner, "type": [inner["type"], "null"]})
+    return plain
