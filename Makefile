@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PYTHONPATH := $(CURDIR)/include
 
-.PHONY: venv browser test lint format demo stop bench clean
+.PHONY: venv browser test lint format demo stop bench backtest-chicago clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ stop: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks
+
+# Reload the real Chicago carjackings (../shared/realdata) through the chicago_crime DAG into a
+# fresh database, backtest the hotspot model on them and rewrite README's table of the figures.
+backtest-chicago: venv
+	CITYPULSE_WRITE_README=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_backtest_chicago.py
 
 clean: stop
 	rm -rf .citypulse .airflow

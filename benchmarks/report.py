@@ -259,11 +259,12 @@ def _retrain(r: dict[str, Any]) -> list[str]:
     if "skipped" in r:
         return [f"Skipped: {r['skipped']}"]
     lines = [
-        f"Feature building (`retrain.load_features`) and training (`retrain.evaluate_models`: "
-        f"{', '.join(r['models'])}) per city on {r['days']} loaded days "
+        f"Feature building (`retrain.load_known`) and the rolling-origin evaluation "
+        f"(`backtest.run_backtest`, {r.get('folds', 1)} folds of {r.get('test_days', 14)} test "
+        f"days: {', '.join(r['models'])}) per city on {r['days']} loaded days "
         f"(history loaded by `sample_history` beforehand, untimed: {r['history_load_s']} s).",
         "",
-        "| city | hex-days | train / test rows | features (s) | training (s) |",
+        "| city | hex-days | train / test rows (all folds) | features (s) | training (s) |",
         "|---|---|---|---|---|",
     ]
     for city, c in r["cities"].items():
@@ -307,7 +308,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "parse": ("3. `parse`: what parsing `dags/` costs", _parse),
     "validate": ("4. `validate`: Great Expectations against plain pandas", _validate),
     "dag_day": ("5. `dag_day`: one city day through `dag.test()`", _dag_day),
-    "retrain": ("6. `retrain`: features and training, 4 cities x 365 days", _retrain),
+    "retrain": ("6. `retrain`: features and 6-fold evaluation, 4 cities x 365 days", _retrain),
     "audit": ("7. `audit`: one partition audit per dataset", _audit),
 }
 

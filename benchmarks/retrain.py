@@ -1,12 +1,13 @@
-"""Figure `retrain`: feature building plus training of the hotspot model, 4 cities x 365 days
-of hex-days: seconds and peak RSS.
+"""Figure `retrain`: feature building plus the rolling-origin evaluation of the hotspot model
+(6 folds of 28 test days), 4 cities x 365 days of hex-days: seconds and peak RSS.
 
 The history is loaded first (untimed, in a process of its own so it does not count in this
 one's peak RSS) with `citypulse.model.sample_history`, the way the retrain demo seeds the
 warehouse. Timed per city, with the functions the retrain DAG's tasks
-call: `retrain.load_features` (SQL hex-day counts, ring and calendar features) and
-`retrain.evaluate_models` (baselines, the reference and the candidate model). Skips with a
-reason while `citypulse.model` does not exist.
+call: `retrain.load_known` (the records known as of the day after the data, SQL hex-day
+counts, ring, kernel-density and calendar features, daily coverage) and
+`backtest.run_backtest` (baselines, the reference and the candidate model on every fold).
+Skips with a reason while `citypulse.model` does not exist.
 """
 
 from __future__ import annotations
@@ -28,22 +29,24 @@ SMOKE_RECORDS_PER_DAY = 40
 
 def city_figure(contract: Any, config: Any, first: date, dsn: str) -> dict[str, Any]:
     from citypulse.model import features, retrain
+    from citypulse.model.backtest import run_backtest
     from citypulse.model.config import CitySkipped
 
     try:
-        windows = features.plan_windows(first, LAST_DAY, config)
+        folds = features.plan_folds(first, LAST_DAY, config)
         began = time.perf_counter()
-        frame = retrain.load_features(contract, windows, config, dsn)
-        data = features.split(frame, windows, config.hotspot_quantile)
+        frame, _ = retrain.load_known(contract, features.feature_span(folds), config, None, dsn)
+        splits = [features.split(frame, fold, config.hotspot_quantile) for fold in folds]
         built = time.perf_counter()
-        retrain.evaluate_models(data, config)
+        run_backtest(splits, folds, config)
         trained = time.perf_counter()
     except CitySkipped as exc:
         return {"skipped": str(exc)}
     return {
         "hex_days": len(frame),
-        "train_rows": len(data.train),
-        "test_rows": len(data.test),
+        "folds": len(folds),
+        "train_rows": sum(len(s.train) for s in splits),
+        "test_rows": sum(len(s.test) for s in splits),
         "features_s": round(built - began, 3),
         "training_s": round(trained - built, 3),
     }
@@ -73,8 +76,10 @@ def run(smoke: bool) -> dict[str, Any]:
     weeks = SMOKE_WEEKS if smoke else FULL_WEEKS
     first = LAST_DAY - timedelta(days=7 * weeks - 1)
     contracts = sorted(load_contracts()[0], key=lambda c: c.dag_id)[: 1 if smoke else None]
-    # Train on every loaded day after the warm-up, test on the last two weeks.
-    config = RetrainConfig(training_days=730, test_days=14)
+    # Six folds of 28 test days (smoke: two of 7), each training on every earlier loaded day
+    # after the warm-up.
+    folds, test_days = (2, 7) if smoke else (6, 28)
+    config = RetrainConfig(training_days=730, test_days=test_days, folds=folds)
     with harness.fresh_database("retrain") as dsn:
         history_s = load_history(weeks, smoke)
         rss_before = harness.peak_rss_mb()
@@ -86,6 +91,8 @@ def run(smoke: bool) -> dict[str, Any]:
         "first_day": first.isoformat(),
         "last_day": LAST_DAY.isoformat(),
         "models": config.model_kinds(),
+        "folds": folds,
+        "test_days": test_days,
         "cities": cities,
         "total_s": round(total_s, 3),
         "history_load_s": history_s,

@@ -7,7 +7,7 @@ scikit-learn and h3 load inside the tasks (`citypulse.model.tasks`).
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,10 @@ from citypulse.alerts import on_failure_alert  # noqa: E402
 from citypulse.dag_specs import city_dag_specs  # noqa: E402
 from citypulse.factory import table_asset  # noqa: E402
 from citypulse.model.config import (  # noqa: E402
-    CANDIDATE_KINDS,
     DEFAULTS,
-    H3_COLUMNS,
     HORIZON_DAYS,
-    MIN_TRAIN_DAYS,
+    TOP_SHARE,
+    param_schemas,
 )
 
 DAG_ID = "hotspot_retrain"
@@ -37,6 +36,23 @@ SCHEDULE = "0 12 * * 1"
 _specs = sorted(city_dag_specs()[0], key=lambda c: c.dag_id)
 CITY_IDS = [c.dag_id for c in _specs]
 CITY_ASSETS = [table_asset(c.table) for c in _specs]
+# The earliest city's history start: a run (or backtest) for any day the data covers creates
+# task instances; before it Airflow marks a run successful without running anything.
+# catchup is off, so unpausing schedules only the latest week, never these years.
+START = min((c.start_date for c in _specs), default=date(2001, 1, 1))
+# Every Param as RetrainConfig declares it (type, bounds, default, description); `cities` also
+# lists the known cities.
+PARAMS = {
+    name: Param(schema.pop("default", None), **schema) for name, schema in param_schemas().items()
+}
+PARAMS["cities"] = Param(
+    CITY_IDS,
+    type="array",
+    items={"type": "string", "enum": CITY_IDS},
+    minItems=1,
+    uniqueItems=True,
+    description=PARAMS["cities"].description,
+)
 
 DOC_MD = f"""# Weekly hotspot retrain
 
@@ -46,17 +62,30 @@ hex-day counts in the training window (at least 1).
 
 Per city (a mapped task group, so one city's trouble does not stop the others):
 
+Everything is evaluated **as of** a local day: the param `as_of` (a backtest), else the run's
+date. Only events before that day count, each record in the version the warehouse held then.
+
 1. `check_freshness` reads `citypulse.ingest_runs` and `citypulse.incidents`; a city whose data
-   ends more than `max_staleness_days` before yesterday (local time) is **skipped** with a
-   `HOTSPOT_RETRAIN_SKIPPED` warning.
-2. `train` builds features from `citypulse.hex_daily_counts` (lags 1 and 7, 7- and 28-day means,
-   long-run mean, neighbour means, weekday, public holiday; each from days before the row's
-   day), splits by time (train, then the last `test_days`), evaluates the persistence and
-   trailing-mean baselines, logistic regression and the `model_kind` candidate, registers them
-   in `citypulse.model_runs` and promotes the candidate only if it beats both baselines on PR
-   AUC and is within `champion_tolerance` of the current champion on the same test days.
-3. `predict` writes the champion's probabilities for the next {HORIZON_DAYS} days per hexagon to
-   `citypulse.hotspot_predictions`; `citypulse.hotspot_map` adds each hexagon's GeoJSON shape.
+   ends more than `max_staleness_days` before the day before `as_of` (local time) is
+   **skipped** with a `HOTSPOT_RETRAIN_SKIPPED` warning.
+2. `train` reads the records known then (`citypulse.incident_versions`) and checks the
+   **gates**: the share of records with a hexagon in every training and test window must reach
+   `min_coverage`, every test window must hold `min_test_positives` hotspot hex-days, else the
+   city is skipped naming the figure and the threshold (stored in `citypulse.retrain_gates`).
+   It builds features (lags 1 and 7, 7- and 28-day means, long-run mean, neighbour means,
+   weekday, public holiday; each from days before the row's day) and evaluates, on `folds`
+   consecutive test windows of `test_days` (rolling origin, each after `training_days` of
+   training), the persistence, trailing-mean and kernel-density baselines, logistic regression
+   and the `model_kind` candidate; flags use a threshold tuned on training rows; PAI and PEI
+   at {TOP_SHARE:.0%} of the hexagons. All go to `citypulse.model_runs` (mean, spread and
+   per-fold values). The candidate is **published** only if its PR AUC lift over the best
+   baseline holds across folds (lower end of the 90 % interval above zero), it scores
+   `chance_factor` times chance, and is within `champion_tolerance` of the current champion;
+   otherwise the best baseline is published. `citypulse.hotspot_publication` says which and why.
+3. `predict` replaces the forecast rows of the next {HORIZON_DAYS} days with the published model's
+   (flag, probability, expected count) in `citypulse.hotspot_predictions`;
+   `citypulse.hotspot_map` adds each hexagon's GeoJSON shape. `publish=false` (a backtest)
+   records the decision and changes nothing published.
 
 `report` logs the metrics table of the run. Scheduled weekly ({SCHEDULE}, UTC); the city
 tables are declared as inlets (lineage) rather than as the schedule, because every city loads
@@ -68,7 +97,7 @@ with DAG(
     description="Weekly H3 hotspot model per city: baselines, registry, next-week forecast",
     doc_md=DOC_MD,
     schedule=CronTriggerTimetable(SCHEDULE, timezone="UTC"),
-    start_date=datetime(2025, 1, 6, tzinfo=UTC),
+    start_date=datetime(START.year, START.month, START.day, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["citypulse", "h3", "model"],
@@ -79,63 +108,7 @@ with DAG(
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
     },
-    params={
-        "cities": Param(
-            CITY_IDS,
-            type="array",
-            items={"type": "string", "enum": CITY_IDS},
-            minItems=1,
-            uniqueItems=True,
-            description="Cities (city DAG ids) to retrain.",
-        ),
-        "training_days": Param(
-            DEFAULTS.training_days,
-            type="integer",
-            minimum=MIN_TRAIN_DAYS,
-            maximum=730,
-            description="Days in the training window, before the test window.",
-        ),
-        "test_days": Param(
-            DEFAULTS.test_days,
-            type="integer",
-            minimum=7,
-            maximum=90,
-            description="Days in the test window: the most recent loaded days.",
-        ),
-        "h3_resolution": Param(
-            DEFAULTS.h3_resolution,
-            type="integer",
-            enum=sorted(H3_COLUMNS),
-            description="H3 resolution of the hexagons (7: ~5 km², 8: ~0.7 km²).",
-        ),
-        "model_kind": Param(
-            DEFAULTS.model_kind,
-            type="string",
-            enum=list(CANDIDATE_KINDS),
-            description="The candidate model that may be promoted.",
-        ),
-        "max_staleness_days": Param(
-            DEFAULTS.max_staleness_days,
-            type="integer",
-            minimum=0,
-            maximum=60,
-            description="Skip a city whose data ends more than this many days before yesterday.",
-        ),
-        "champion_tolerance": Param(
-            DEFAULTS.champion_tolerance,
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="How much lower than the champion's PR AUC a candidate may score.",
-        ),
-        "hotspot_quantile": Param(
-            DEFAULTS.hotspot_quantile,
-            type="number",
-            exclusiveMinimum=0.5,
-            exclusiveMaximum=1,
-            description="Quantile of training hex-day counts that makes the hotspot threshold.",
-        ),
-    },
+    params=PARAMS,
     on_failure_callback=on_failure_alert,
 ) as dag:
 

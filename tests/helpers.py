@@ -66,3 +66,31 @@ def worker_hostname() -> str:
     import os
 
     return os.environ.get("CITYPULSE_TEST_HOSTNAME") or socket.getfqdn()
+
+
+def write_incident_counts(
+    dsn: str, rows: list[tuple[str, str | None, str | None, date, int]]
+) -> None:
+    """Stand in for the `incident_versions` view with a table: for each (city, h3_r8, h3_r7,
+    local_day, n), n records that were always current (loaded at -infinity, never replaced)."""
+    import psycopg2
+    from psycopg2.extras import execute_values
+
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS citypulse")
+        cur.execute("DROP TABLE IF EXISTS citypulse.incident_versions")
+        cur.execute(
+            "CREATE TABLE citypulse.incident_versions (city text, source_key text, "
+            "local_day date, h3_r8 text, h3_r7 text, valid_from timestamptz, "
+            "valid_to timestamptz)"
+        )
+        cur.execute(
+            "CREATE TEMP TABLE counts (city text, h3_r8 text, h3_r7 text, local_day date, n int)"
+        )
+        execute_values(cur, "INSERT INTO counts VALUES %s", rows, page_size=5000)
+        cur.execute(
+            "INSERT INTO citypulse.incident_versions SELECT c.city, "
+            "concat_ws('/', c.h3_r8, c.local_day, k), c.local_day, c.h3_r8, c.h3_r7, "
+            "'-infinity', 'infinity' FROM counts c, generate_series(1, c.n) k"
+        )
+    conn.close()

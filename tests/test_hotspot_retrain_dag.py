@@ -1,7 +1,9 @@
 """User story: every Monday `hotspot_retrain` retrains each fresh city's hotspot model on the
-warehouse's hex-day counts, proves it against honest baselines, keeps a registry of every
-model in PostgreSQL, and publishes the champion's forecast for the next week as map-ready
-GeoJSON; a city whose data went stale is skipped with a warning while the others still train.
+warehouse's hex-day counts, proves it against honest baselines over several folds, keeps a
+registry of every model in PostgreSQL, and publishes the candidate's forecast for the next
+week as map-ready GeoJSON only when its lift holds (else the best baseline's, and says so);
+a city whose data went stale is skipped with a warning while the others still train; a
+backtest run as of a past day reaches it whatever the run's logical date.
 
 Real parts: PostgreSQL, the Airflow metadata DB and `dag.test()`; eight weeks of generated
 records for all four cities go in through the city DAGs' typing and load code.
@@ -27,8 +29,11 @@ RECORDS_PER_DAY = 200
 FIRST_RUN = datetime(2025, 11, 10, 12, tzinfo=UTC)
 SECOND_RUN = FIRST_RUN + timedelta(days=7)
 STALE_CITY = "seattle_crime"  # gets no data for the second week
-# Eight weeks = 28 warm-up days + 14 training days + 14 test days.
-CONF = {"training_days": 14, "test_days": 14}
+# Eight weeks = 28 warm-up days + 14 training days + 2 folds of 7 test days.
+CONF = {"training_days": 14, "test_days": 7, "folds": 2}
+# A backtest as of an earlier day, run with a logical date before the old start_date.
+BACKTEST_RUN = datetime(2024, 12, 30, 12, tzinfo=UTC)
+BACKTEST_CONF = {**CONF, "cities": ["nyc_311"], "as_of": "2025-11-10", "publish": False}
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +69,14 @@ def runs(dag: Any, model_warehouse: str, contracts: list[Any]) -> dict[str, Any]
         records_per_day=RECORDS_PER_DAY,
     )
     second_run = dag.test(logical_date=SECOND_RUN, run_conf=CONF)
+    predictions_after_second = prediction_rows(model_warehouse)
+    backtest = dag.test(logical_date=BACKTEST_RUN, run_conf=BACKTEST_CONF)
     return {
         "first": first_run,
         "second": second_run,
+        "backtest": backtest,
         "predictions_after_first": predictions_after_first,
+        "predictions_after_second": predictions_after_second,
     }
 
 
@@ -135,14 +144,22 @@ def test_dag_shape(dag: Any, contracts: list[Any]) -> None:
     assert dag.params["cities"] == CITIES
     assert set(dag.params.keys()) == {
         "cities",
+        "as_of",
         "training_days",
         "test_days",
+        "folds",
         "h3_resolution",
         "model_kind",
         "max_staleness_days",
         "champion_tolerance",
         "hotspot_quantile",
+        "min_coverage",
+        "min_test_positives",
+        "chance_factor",
+        "publish",
     }
+    # Any day a city's data covers has task instances (the earliest city starts in 2001).
+    assert dag.start_date == datetime(2001, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -153,6 +170,11 @@ def test_dag_shape(dag: Any, contracts: list[Any]) -> None:
         ("h3_resolution", 9),
         ("model_kind", "neural_net"),
         ("training_days", 3),
+        ("as_of", 20221224),
+        ("folds", 0),
+        ("hotspot_quantile", 1.0),
+        ("min_coverage", 1.5),
+        ("publish", "yes"),
     ],
 )
 def test_params_reject_invalid_values(dag: Any, name: str, value: Any) -> None:
@@ -163,6 +185,15 @@ def test_params_reject_invalid_values(dag: Any, name: str, value: Any) -> None:
         param.resolve(value)
 
 
+def test_params_are_the_configs_fields(dag: Any) -> None:
+    from citypulse.model.config import DEFAULTS, RetrainConfig
+
+    for name in RetrainConfig.model_fields:
+        if name != "cities":
+            assert dag.params[name] == getattr(DEFAULTS, name), name
+    assert copy.deepcopy(dag.params.get_param("as_of")).resolve("2022-12-24") == "2022-12-24"
+
+
 def test_first_run_trains_every_city_and_registers_every_model(
     runs: dict[str, Any], model_warehouse: str
 ) -> None:
@@ -171,7 +202,13 @@ def test_first_run_trains_every_city_and_registers_every_model(
     assert set(city_states(run, "check_freshness", CITIES).values()) == {"success"}
     assert set(city_states(run, "train", CITIES).values()) == {"success"}
     registered = model_runs(model_warehouse, run.run_id)
-    kinds = ["hist_gradient_boosting", "logistic_regression", "persistence", "trailing_mean"]
+    kinds = [
+        "hist_gradient_boosting",
+        "kernel_density",
+        "logistic_regression",
+        "persistence",
+        "trailing_mean",
+    ]
     for city in CITIES:
         assert sorted(k for c, k in registered if c == city) == kinds
         candidate = registered[(city, "hist_gradient_boosting")]
@@ -184,10 +221,13 @@ def test_first_run_trains_every_city_and_registers_every_model(
             assert (folder / "model.joblib").is_file() and (folder / "metadata.json").is_file()
         windows = {(m["train_start"], m["train_end"], m["test_start"], m["test_end"])
                    for (c, _), m in registered.items() if c == city}  # fmt: skip
-        assert windows == {(date(2025, 10, 13), date(2025, 10, 26), date(2025, 10, 27), LAST_DAY)}
+        # The newest fold's windows; the older fold tested on 10-27..11-02.
+        assert windows == {(date(2025, 10, 20), date(2025, 11, 2), date(2025, 11, 3), LAST_DAY)}
         metrics = candidate["metrics"]
         for name in ("precision", "recall", "f1", "roc_auc", "pr_auc", "top10_capture", "pai"):
             assert metrics[name] is not None, name
+            assert len(metrics["folds"]) == 2 and metrics["sd"][name] is not None, name
+        assert 0 < metrics["pei"] <= 1
 
 
 def test_tree_model_beats_persistence_on_pr_auc(runs: dict[str, Any], model_warehouse: str) -> None:
@@ -198,26 +238,67 @@ def test_tree_model_beats_persistence_on_pr_auc(runs: dict[str, Any], model_ware
         assert tree > persistence, city
 
 
-def test_champions_forecast_the_next_week_per_hex(
+def test_every_trained_city_publishes_its_candidate_or_best_baseline(
     runs: dict[str, Any], model_warehouse: str
 ) -> None:
     registered = model_runs(model_warehouse, runs["first"].run_id)
-    # Champions of the first run may have been retired by the second: ask who was promoted.
-    promoted = {c: m["id"] for (c, _), m in registered.items() if m["promoted_at"]}
-    assert promoted, "at least one city's candidate should become champion"
+    # Published models of the first run may have been retired by the second: ask who was.
+    published = {c: (k, m) for (c, k), m in registered.items() if m["promoted_at"]}
+    assert sorted(published) == CITIES
     predictions = runs["predictions_after_first"]
-    assert {r[0] for r in predictions} == set(promoted)
+    assert {r[0] for r in predictions} == set(CITIES)
     expected_days = {LAST_DAY + timedelta(days=d) for d in range(1, 8)}
-    predict_states = city_states(runs["first"], "predict", CITIES)
-    for city in CITIES:
-        assert predict_states[city] == ("success" if city in promoted else "skipped")
-    for city, run_id in promoted.items():
+    assert set(city_states(runs["first"], "predict", CITIES).values()) == {"success"}
+    for city, (kind, run) in published.items():
+        candidate = registered[(city, "hist_gradient_boosting")]
+        if kind == "hist_gradient_boosting":
+            assert "published, the lift holds" in run["decision"]
+        else:  # refused: the best baseline by mean PR AUC is published, and says why
+            assert run["role"] == "baseline" and "refused" in candidate["decision"]
+            baselines = {k: m["metrics"]["pr_auc"] for (c, k), m in registered.items()
+                         if c == city and m["role"] == "baseline"}  # fmt: skip
+            assert kind == max(baselines, key=baselines.__getitem__)
+            assert run["decision"] == candidate["decision"]
         rows = [r for r in predictions if r[0] == city]
         assert {r[2] for r in rows} == expected_days
-        assert {r[4] for r in rows} == {run_id}
+        assert {r[4] for r in rows} == {run["id"]}
         cells = {r[1] for r in rows}
         assert len(rows) == 7 * len(cells)
         assert all(0.0 <= r[3] <= 1.0 for r in rows)
+
+
+def test_publication_view_names_the_published_model_per_city(
+    runs: dict[str, Any], model_warehouse: str
+) -> None:
+    rows = query(
+        model_warehouse,
+        "SELECT city, resolution, model_run_id, model_kind, role, decision, as_of, test_end, "
+        "metrics, baselines FROM citypulse.hotspot_publication ORDER BY city",
+    )
+    assert [r[0] for r in rows] == CITIES
+    champions = dict(
+        query(model_warehouse, "SELECT city, id FROM citypulse.model_runs WHERE promoted")
+    )
+    for city, resolution, run_id, _, role, decision, as_of, test_end, metrics, baselines in rows:
+        assert run_id == champions[city] and resolution == 7 and role in {"candidate", "baseline"}
+        assert decision and metrics["pr_auc"] is not None
+        assert sorted(baselines) == ["kernel_density", "persistence", "trailing_mean"]
+        assert as_of == test_end + timedelta(days=1)
+
+
+def test_a_backtest_reaches_a_past_day_and_publishes_nothing(
+    runs: dict[str, Any], model_warehouse: str
+) -> None:
+    run = runs["backtest"]
+    assert str(run.state) == "success", states(run)
+    assert city_states(run, "train", ["nyc_311"]) == {"nyc_311": "success"}
+    assert city_states(run, "predict", ["nyc_311"]) == {"nyc_311": "skipped"}
+    registered = model_runs(model_warehouse, run.run_id)
+    candidate = registered[("nyc_311", "hist_gradient_boosting")]
+    assert candidate["test_end"] == LAST_DAY  # the day before as_of, not the data's last
+    assert candidate["decision"].startswith("backtest (publish false), nothing published")
+    assert not any(m["promoted_at"] for m in registered.values())
+    assert prediction_rows(model_warehouse) == runs["predictions_after_second"]
 
 
 def test_hotspot_map_gives_geojson_hexagons(runs: dict[str, Any], model_warehouse: str) -> None:
@@ -272,21 +353,31 @@ def test_one_champion_per_city_and_decisions_recorded(
     assert len(predictions) == len({(r[0], r[1], r[2]) for r in predictions})  # no duplicates
 
 
-def test_publishing_the_forecast_again_replaces_rows(
+def test_publishing_the_forecast_again_leaves_no_stale_row(
     runs: dict[str, Any], model_warehouse: str, contracts: list[Any]
 ) -> None:
     from citypulse.model.config import RetrainConfig
     from citypulse.model.features import plan_windows
     from citypulse.model.retrain import publish_forecast
 
-    city = query(model_warehouse, "SELECT min(city) FROM citypulse.model_runs WHERE promoted")[0][0]
+    city = "nyc_311"
     contract = next(c for c in contracts if c.dag_id == city)
-    ((last,),) = query(
-        model_warehouse, "SELECT max(test_end) FROM citypulse.model_runs WHERE city = %s", (city,)
+    ((last, champion),) = query(
+        model_warehouse,
+        "SELECT test_end, id FROM citypulse.model_runs WHERE city = %s AND promoted",
+        (city,),
     )
     config = RetrainConfig(**CONF)
     windows = plan_windows(LAST_DAY - timedelta(days=7 * WEEKS - 1), last, config)  # as the DAG
     before = prediction_rows(model_warehouse)
-    published = publish_forecast(contract, config, windows, model_warehouse)
+    # A row an earlier model wrote for a hexagon this forecast does not cover.
+    query(
+        model_warehouse,
+        "INSERT INTO citypulse.hotspot_predictions (city, h3_cell, resolution, day, probability, "
+        "predicted_hotspot, model_run_id, features_as_of) VALUES (%s, 'stale-cell', 7, %s, 0.9, "
+        "true, %s, %s)",
+        (city, last + timedelta(days=3), champion, last),
+    )
+    published = publish_forecast(contract, config, windows, None, model_warehouse)
     assert published["predictions"] > 0
     assert prediction_rows(model_warehouse) == before

@@ -2,7 +2,7 @@
 equals what the counts before that day give, the hotspot threshold comes from training days
 only, and test days come strictly after training days.
 
-The warehouse's `hex_daily_counts` is replaced by a table of hand-made counts, so every
+The warehouse's `incident_versions` is replaced by a table of hand-made records, so every
 expected value can be computed here from plain Python dictionaries.
 """
 
@@ -15,6 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+from helpers import write_incident_counts
 
 CITY = "test_city"
 FIRST = date(2025, 3, 3)  # a Monday
@@ -31,7 +33,7 @@ def neighbours_of(cell: str) -> list[str]:
 
 def make_counts(seed: int = 3) -> dict[tuple[str, date], int]:
     """Counts for the centre cell, four of its six neighbours and one cell far away; about a
-    third of the hex-days have no incidents (and so no row in hex_daily_counts)."""
+    third of the hex-days have no incidents (and so no record)."""
     rng = random.Random(seed)
     cells = [CENTRE, *neighbours_of(CENTRE)[:4], "872a10725ffffff"]
     counts = {}
@@ -45,26 +47,15 @@ def make_counts(seed: int = 3) -> dict[tuple[str, date], int]:
 
 
 def write_counts(dsn: str, counts: dict[tuple[str, date], int]) -> None:
-    """Stand in for the `hex_daily_counts` view with a table of the given counts."""
-    import psycopg2
-    from psycopg2.extras import execute_values
-
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("CREATE SCHEMA IF NOT EXISTS citypulse")
-        cur.execute("DROP TABLE IF EXISTS citypulse.hex_daily_counts")
-        cur.execute(
-            "CREATE TABLE citypulse.hex_daily_counts (city text, h3_r8 text, h3_r7 text, "
-            "local_day date, incidents bigint)"
-        )
-        # Two resolution-8 children per count, to check that the r7 sum is taken.
-        rows = []
-        for (cell, day), n in counts.items():
-            rows.append((CITY, f"r8a-{cell}", cell, day, n - n // 2))
-            if n // 2:
-                rows.append((CITY, f"r8b-{cell}", cell, day, n // 2))
-        rows.append(("other_city", "x", CENTRE, FIRST, 1000))  # another city never leaks in
-        execute_values(cur, "INSERT INTO citypulse.hex_daily_counts VALUES %s", rows)
-    conn.close()
+    """Stand in for the warehouse's records with the given counts per (cell, day)."""
+    # Two resolution-8 children per count, to check that the r7 sum is taken.
+    rows: list[tuple[str, str | None, str | None, date, int]] = []
+    for (cell, day), n in counts.items():
+        rows.append((CITY, f"r8a-{cell}", cell, day, n - n // 2))
+        if n // 2:
+            rows.append((CITY, f"r8b-{cell}", cell, day, n // 2))
+    rows.append(("other_city", "x", CENTRE, FIRST, 1000))  # another city never leaks in
+    write_incident_counts(dsn, rows)
 
 
 @pytest.fixture

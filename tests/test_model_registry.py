@@ -1,10 +1,11 @@
-"""The model registry promotes a candidate that beats both baselines and the champion (within
-the tolerance) and refuses a worse one; one champion per city; artifacts are versioned.
+"""The model registry records every model, the decisions and gate figures, keeps one published
+model per city (retiring the previous one), and versions artifacts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ WINDOWS = {
     "test_start": "2025-09-26",
     "test_end": "2025-10-09",
 }
-BASELINES = {"persistence": {"pr_auc": 0.30}, "trailing_mean": {"pr_auc": 0.50}}
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def model_run(dag_run_id: str, pr_auc: float, kind: str = "random_forest") -> An
     )
 
 
-def register_and_decide(dsn: str, dag_run_id: str, pr_auc: float, tolerance: float = 0.02) -> Any:
-    """What a retrain does for its candidate, with the champion's score as recorded."""
+def register_and_publish(dsn: str, dag_run_id: str, pr_auc: float, publish: bool) -> int:
+    """What a retrain does with its candidate once `promotion` has decided."""
     import psycopg2
 
     from citypulse.model import registry
@@ -61,11 +61,13 @@ def register_and_decide(dsn: str, dag_run_id: str, pr_auc: float, tolerance: flo
         registry.lock_city(cur, "nyc_311")
         run_id = registry.record(cur, model_run(dag_run_id, pr_auc))
         previous = registry.champion(cur, "nyc_311", 7)
-        score = None if previous is None else previous.metrics["pr_auc"]
-        decision = registry.decide({"pr_auc": pr_auc}, BASELINES, score, tolerance)
-        registry.apply_decision(cur, run_id, decision, previous)
+        evidence = {"lift_low": 0.01 if publish else -0.01}
+        if publish:
+            registry.publish(cur, run_id, "promoted: the lift holds", evidence, previous)
+        else:
+            registry.record_decision(cur, run_id, "refused: the lift does not hold", evidence)
     conn.close()
-    return run_id, decision
+    return run_id
 
 
 def champions(dsn: str) -> list[tuple[Any, ...]]:
@@ -74,13 +76,12 @@ def champions(dsn: str) -> list[tuple[Any, ...]]:
     )
 
 
-def test_promotes_a_better_candidate_and_refuses_a_worse_one(registry_dsn: str) -> None:
-    first, decision = register_and_decide(registry_dsn, "week1", 0.60)
-    assert decision.promote and "no champion yet" in decision.reason
+def test_publishing_retires_the_previous_model_and_a_refusal_changes_nothing(
+    registry_dsn: str,
+) -> None:
+    first = register_and_publish(registry_dsn, "week1", 0.60, publish=True)
     assert champions(registry_dsn) == [(first, "week1")]
-
-    better, decision = register_and_decide(registry_dsn, "week2", 0.65)
-    assert decision.promote
+    better = register_and_publish(registry_dsn, "week2", 0.65, publish=True)
     assert champions(registry_dsn) == [(better, "week2")]
     (retired,) = query(
         registry_dsn,
@@ -90,45 +91,30 @@ def test_promotes_a_better_candidate_and_refuses_a_worse_one(registry_dsn: str) 
     )
     assert retired == (False, True, True)
 
-    worse, decision = register_and_decide(registry_dsn, "week3", 0.55)
-    assert not decision.promote and "worse than the champion" in decision.reason
+    worse = register_and_publish(registry_dsn, "week3", 0.55, publish=False)
     assert champions(registry_dsn) == [(better, "week2")]
     (row,) = query(
         registry_dsn,
-        "SELECT promoted, promoted_at, decision FROM citypulse.model_runs WHERE id = %s",
+        "SELECT promoted, promoted_at, decision, evidence FROM citypulse.model_runs WHERE id = %s",
         (worse,),
     )
-    assert row[:2] == (False, None) and row[2].startswith("refused")
+    assert row == (False, None, "refused: the lift does not hold", {"lift_low": -0.01})
 
 
-def test_refuses_a_candidate_that_does_not_beat_both_baselines(registry_dsn: str) -> None:
-    _, decision = register_and_decide(registry_dsn, "week1", 0.45)
-    assert not decision.promote and "trailing_mean" in decision.reason
-    assert champions(registry_dsn) == []
+def test_gate_figures_are_stored_per_run_and_city(registry_dsn: str) -> None:
+    import psycopg2
 
+    from citypulse.model import registry
 
-@pytest.mark.parametrize(
-    ("candidate", "champion", "promote"),
-    [
-        (0.60, None, True),  # beats both baselines, nobody to beat
-        (0.50, None, False),  # ties the trailing mean: not better
-        (0.29, None, False),  # worse than persistence
-        (0.59, 0.60, True),  # within the 0.02 tolerance of the champion
-        (0.57, 0.60, False),  # worse than the champion by more than the tolerance
-        (0.70, 0.60, True),
-    ],
-)
-def test_decision_rule(candidate: float, champion: float | None, promote: bool) -> None:
-    from citypulse.model.registry import decide
-
-    assert decide({"pr_auc": candidate}, BASELINES, champion, 0.02).promote is promote
-
-
-def test_decision_without_pr_auc_refuses() -> None:
-    from citypulse.model.registry import decide
-
-    assert not decide({"pr_auc": None}, BASELINES, None, 0.02).promote
-    assert not decide({"pr_auc": 0.9}, {"persistence": {"pr_auc": 0.1}}, None, 0.02).promote
+    with psycopg2.connect(registry_dsn) as conn, conn.cursor() as cur:
+        for reason in ("coverage 0.1 is below min_coverage 0.8", None):  # a retry replaces
+            registry.record_gates(
+                cur, "run-a", "nyc_311", 7, date(2022, 12, 24), {"coverage": []}, reason
+            )
+    conn.close()
+    assert query(
+        registry_dsn, "SELECT dag_run_id, city, as_of, passed, reason FROM citypulse.retrain_gates"
+    ) == [("run-a", "nyc_311", date(2022, 12, 24), True, None)]
 
 
 def test_a_retried_task_updates_its_row_and_two_champions_cannot_exist(registry_dsn: str) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from helpers import write_incident_counts
+
 CITY = "test_city"
 FIRST = date(2025, 3, 3)
 DAYS = 70
@@ -35,22 +37,7 @@ def synthetic_counts(seed: int = 11) -> list[tuple[str, date, int]]:
 
 
 def write(dsn: str, rows: list[tuple[str, date, int]]) -> None:
-    import psycopg2
-    from psycopg2.extras import execute_values
-
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("CREATE SCHEMA IF NOT EXISTS citypulse")
-        cur.execute("DROP TABLE IF EXISTS citypulse.hex_daily_counts")
-        cur.execute(
-            "CREATE TABLE citypulse.hex_daily_counts (city text, h3_r8 text, h3_r7 text, "
-            "local_day date, incidents bigint)"
-        )
-        execute_values(
-            cur,
-            "INSERT INTO citypulse.hex_daily_counts VALUES %s",
-            [(CITY, cell, cell, day, n) for cell, day, n in rows],
-        )
-    conn.close()
+    write_incident_counts(dsn, [(CITY, cell, cell, day, n) for cell, day, n in rows])
 
 
 @pytest.fixture
@@ -62,16 +49,16 @@ def counts_dsn(fresh_warehouse: str) -> Iterator[str]:
 def train_all(dsn: str, model_kind: str) -> tuple[dict[str, Any], Any]:
     import psycopg2
 
+    from citypulse.model.backtest import evaluate_fold
     from citypulse.model.config import RetrainConfig
     from citypulse.model.features import build_features, plan_windows, split
-    from citypulse.model.retrain import evaluate_models
 
     config = RetrainConfig(training_days=28, test_days=14, model_kind=model_kind)
     windows = plan_windows(FIRST, FIRST + timedelta(days=DAYS - 1), config)
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         frame = build_features(cur, CITY, "h3_r7", windows, {date(2025, 4, 18)})
     conn.close()
-    evaluation = evaluate_models(split(frame, windows, config.hotspot_quantile), config)
+    evaluation = evaluate_fold(split(frame, windows, config.hotspot_quantile), windows, config)
     return evaluation.metrics, evaluation
 
 
@@ -79,16 +66,23 @@ def train_all(dsn: str, model_kind: str) -> tuple[dict[str, Any], Any]:
 def test_same_data_gives_the_same_metrics(counts_dsn: str, model_kind: str) -> None:
     import numpy as np
 
-    from citypulse.model.models import model_scores
+    from citypulse.model.models import probabilities
 
     first, evaluation = train_all(counts_dsn, model_kind)
     second, again = train_all(counts_dsn, model_kind)
     assert first == second
-    assert list(first) == ["persistence", "trailing_mean", "logistic_regression", model_kind]
+    assert list(first) == [
+        "persistence",
+        "trailing_mean",
+        "kernel_density",
+        "logistic_regression",
+        model_kind,
+    ]
+    assert evaluation.thresholds == again.thresholds
     test = evaluation.split.test
     np.testing.assert_array_equal(
-        model_scores(evaluation.estimators[model_kind], test).score,
-        model_scores(again.estimators[model_kind], test).score,
+        probabilities(evaluation.estimators[model_kind], test),
+        probabilities(again.estimators[model_kind], test),
     )
     # The warehouse returning rows in another physical order changes nothing either.
     write(counts_dsn, list(reversed(synthetic_counts())))
@@ -102,7 +96,8 @@ def test_learned_models_beat_persistence_on_a_persistent_hotspot(counts_dsn: str
         assert metrics[kind]["pr_auc"] > metrics["persistence"]["pr_auc"], kind
         assert metrics[kind]["roc_auc"] > 0.5
     for values in metrics.values():
-        assert set(values) >= {"precision", "recall", "f1", "roc_auc", "pr_auc", "pai"}
+        assert set(values) >= {"precision", "recall", "f1", "roc_auc", "pr_auc", "pai", "pei"}
+        assert 0 < values["pei"] <= 1
 
 
 def _frame(incidents: list[list[int]], scores: list[list[float]]) -> tuple[Any, Any]:
@@ -150,14 +145,43 @@ def test_evaluate_perfect_and_single_class_scores() -> None:
     assert none["roc_auc"] is None and none["pr_auc"] is None and none["positives"] == 0
 
 
-def test_baselines_are_yesterday_and_the_trailing_mean() -> None:
+def test_baselines_score_expected_counts_and_flag_at_a_threshold_tuned_on_training() -> None:
+    import numpy as np
     import pandas as pd
 
-    from citypulse.model.models import baseline_scores
+    from citypulse.model.models import baseline_score, flag_threshold
 
-    frame = pd.DataFrame({"lag_1": [0.0, 2.0, 5.0], "mean_28": [0.5, 3.5, 1.0]})
-    persistence = baseline_scores("persistence", frame, threshold=2.0)
-    assert persistence.score.tolist() == [0.0, 1.0, 1.0]
-    trailing = baseline_scores("trailing_mean", frame, threshold=2.0)
-    assert trailing.score.tolist() == [0.5, 3.5, 1.0]
-    assert trailing.predicted.tolist() == [False, True, False]
+    frame = pd.DataFrame(
+        {"lag_1": [0.0, 2.0, 5.0], "mean_28": [0.5, 3.5, 1.0], "kernel_density": [0.2, 1.0, 3.0]}
+    )
+    assert baseline_score("persistence", frame).tolist() == [0.0, 2.0, 5.0]
+    assert baseline_score("trailing_mean", frame).tolist() == [0.5, 3.5, 1.0]
+    assert baseline_score("kernel_density", frame).tolist() == [0.2, 1.0, 3.0]
+    # Best F1 on training rows: hotspots are the rows scoring 0.6 and above.
+    truth = np.array([0, 0, 0, 1, 1, 0, 1])
+    score = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.5, 0.9])
+    assert flag_threshold(truth, score) == pytest.approx(0.6)
+    assert flag_threshold(np.zeros(3, dtype=int), np.ones(3)) == float("inf")
+
+
+def test_kernel_density_smooths_the_28_day_means_over_two_rings() -> None:
+    import math
+
+    import h3
+    import pandas as pd
+
+    from citypulse.model.features import add_kernel_density
+
+    ring1, ring2 = sorted(h3.grid_ring(CENTRE, 1)), sorted(h3.grid_ring(CENTRE, 2))
+    day = pd.Timestamp(FIRST)
+    frame = pd.DataFrame(
+        {
+            "h3_cell": [CENTRE, ring1[0], ring2[0]],
+            "local_day": [day] * 3,
+            "mean_28": [6.0, 3.0, 1.0],
+        }
+    )
+    out = add_kernel_density(frame).set_index("h3_cell")
+    w1, w2 = math.exp(-0.5), math.exp(-2.0)
+    total = 1 + 6 * w1 + 12 * w2  # every hexagon of the two rings, seen or not
+    assert out.loc[CENTRE, "kernel_density"] == pytest.approx((6 + 3 * w1 + 1 * w2) / total)

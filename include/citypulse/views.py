@@ -2,6 +2,8 @@
 
 `incidents` unions every contract's table through the contract's `incidents:` mapping;
 `hex_daily_counts` counts incidents per H3 cell and local day on top of it;
+`incident_versions` unions every version of every record (its local day, cells and the span it
+was current), so the hotspot model can read the warehouse as it was on a past date;
 `pipeline_health` summarises the audit per city for operators.
 """
 
@@ -53,6 +55,22 @@ def incidents_view(contracts: list[Contract]) -> sql.Composed:
     )
 
 
+def incident_versions_view(contracts: list[Contract]) -> sql.Composed:
+    """CREATE OR REPLACE VIEW incident_versions: each contract's `<table>_versions`, unioned."""
+    branches = [
+        sql.SQL(sql_text("views/common/incident_versions_branch.sql")).format(
+            schema=sql.Identifier(SCHEMA),
+            versions=sql.Identifier(f"{c.table}_versions"),
+            city=sql.Literal(c.dag_id),
+            key=sql.Identifier(c.key),
+        )
+        for c in sorted(contracts, key=lambda c: c.dag_id)
+    ]
+    return sql.SQL("CREATE OR REPLACE VIEW {}.incident_versions AS\n{}").format(
+        sql.Identifier(SCHEMA), sql.SQL("\nUNION ALL\n").join(branches)
+    )
+
+
 def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list[str]:
     """(Re)create the city's views and the cross-city views; returns the views built."""
     ensure_schema(cur)
@@ -64,10 +82,14 @@ def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list
         cur.execute(render(relative, table=contract.table))
         built.append(relative.rsplit("/", 1)[1].removesuffix(".sql"))
     built += history_views(cur, contract)
+    for other in contracts:  # every city's versions view, for the union below
+        if other.dag_id != contract.dag_id:
+            history_views(cur, other)
     cur.execute(incidents_view(contracts))
+    cur.execute(incident_versions_view(contracts))
     cur.execute(render("views/common/hex_daily_counts.sql"))
     cur.execute(render("views/common/pipeline_health.sql"))
-    built += ["incidents", "hex_daily_counts", "pipeline_health"]
+    built += ["incidents", "incident_versions", "hex_daily_counts", "pipeline_health"]
     grant_reader(cur)
     return built
 

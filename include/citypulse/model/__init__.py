@@ -2,9 +2,10 @@
 honest baselines, and a model registry in PostgreSQL.
 
 Modules, in pipeline order: `config` (the run's settings, validated from DAG Params),
-`freshness`, `features`, `models`, `metrics`, `registry`, `predict`, `report`; `retrain` runs
-them for one city, `tasks` adapts it to the Airflow context of the `hotspot_retrain` DAG, and
-`sample_history` loads weeks of generated data for demos and tests. Only `config` is light
-enough to import when Airflow parses `dags/`; the others pull in pandas, scikit-learn, h3 or
-psycopg2.
+`freshness`, `features` (the records known as of a day, folds), `gates` (coverage and volume),
+`models`, `metrics`, `backtest` (every model on every fold), `promotion` (candidate or best
+baseline), `registry`, `predict`, `report`; `retrain` runs them for one city, `tasks` adapts
+it to the Airflow context of the `hotspot_retrain` DAG, and `sample_history` loads weeks of
+generated data for demos and tests. Only `config` is light enough to import when Airflow
+parses `dags/`; the others pull in pandas, scikit-learn, h3 or psycopg2.
 """

@@ -6,13 +6,16 @@ Light on purpose (pydantic only): the DAG file imports it at parse time for Para
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # Models every run evaluates. Baselines are rules, the reference is always trained so the
 # logistic regression of the source project stays comparable; the candidate is `model_kind`.
-BASELINE_KINDS = ("persistence", "trailing_mean")
+# `kernel_density` is the police analysts' off-the-shelf method (recent incidents smoothed
+# over neighbouring hexagons).
+BASELINE_KINDS = ("persistence", "trailing_mean", "kernel_density")
 REFERENCE_KIND = "logistic_regression"
 CANDIDATE_KINDS = ("random_forest", "hist_gradient_boosting", "logistic_regression")
 ModelKind = Literal["random_forest", "hist_gradient_boosting", "logistic_regression"]
@@ -27,9 +30,12 @@ FEATURES = COUNT_FEATURES + CALENDAR_FEATURES
 WARMUP_DAYS = 28
 MIN_TRAIN_DAYS = 14
 HORIZON_DAYS = 7  # predictions cover the next week
-TOP_SHARE = 0.10  # the predictive accuracy index flags this share of hexes per day
-DECISION_THRESHOLD = 0.5  # probability above which a learned model flags a hotspot
+TOP_SHARE = 0.10  # PAI and PEI flag this share of the hexagons each day
+DECISION_THRESHOLD = 0.5  # only for artifacts saved before flag thresholds were tuned
 SEED = 20_251_013  # every estimator's random_state
+KDE_RINGS = 2  # kernel density: incidents of hexagons up to this many rings away count...
+KDE_BANDWIDTH = 1.0  # ...with weight exp(-d^2 / (2 * bandwidth^2)), d in rings
+LIFT_CONFIDENCE = 0.90  # two-sided across-fold t interval of the lift over the best baseline
 
 H3_COLUMNS = {7: "h3_r7", 8: "h3_r8"}  # hex_daily_counts column per resolution
 
@@ -39,18 +45,72 @@ class CitySkipped(Exception):
 
 
 class RetrainConfig(BaseModel):
-    """One run's settings; every field is a DAG Param of the same name."""
+    """One run's settings; every field is a DAG Param of the same name, with the same bounds
+    and description (`param_schemas`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    cities: list[str] = Field(default_factory=list)
-    training_days: int = Field(42, ge=MIN_TRAIN_DAYS, le=730)
-    test_days: int = Field(14, ge=7, le=90)
-    h3_resolution: Literal[7, 8] = 7
-    model_kind: ModelKind = "hist_gradient_boosting"
-    max_staleness_days: int = Field(3, ge=0, le=60)
-    champion_tolerance: float = Field(0.02, ge=0, le=1)
-    hotspot_quantile: float = Field(0.9, gt=0.5, lt=1)
+    cities: list[str] = Field(default_factory=list, description="Cities (city DAG ids) to retrain.")
+    as_of: date | None = Field(
+        None,
+        description="Evaluate as on this local day (YYYY-MM-DD): only data known before it "
+        "counts. Empty: the run's date.",
+    )
+    training_days: int = Field(
+        42,
+        ge=MIN_TRAIN_DAYS,
+        le=730,
+        description="Days in each fold's training window, before its test window.",
+    )
+    test_days: int = Field(14, ge=7, le=90, description="Days in each fold's test window.")
+    folds: int = Field(
+        4,
+        ge=1,
+        le=12,
+        description="Consecutive test windows (rolling origin) ending on the last known day.",
+    )
+    h3_resolution: Literal[7, 8] = Field(
+        7, description="H3 resolution of the hexagons (7: ~5 km², 8: ~0.7 km²)."
+    )
+    model_kind: ModelKind = Field(
+        "hist_gradient_boosting", description="The candidate model that may be published."
+    )
+    max_staleness_days: int = Field(
+        3,
+        ge=0,
+        le=60,
+        description="Skip a city whose data ends more than this many days before the day "
+        "before as_of.",
+    )
+    champion_tolerance: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="How much lower than the champion's PR AUC a candidate may score.",
+    )
+    hotspot_quantile: float = Field(
+        0.9,
+        gt=0.5,
+        lt=1,
+        description="Quantile of training hex-day counts that makes the hotspot threshold.",
+    )
+    min_coverage: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Skip a city unless this share of records has a hexagon in every "
+        "training and test window.",
+    )
+    min_test_positives: int = Field(
+        10, ge=0, description="Skip a city with fewer hotspot hex-days in any test window."
+    )
+    chance_factor: float = Field(
+        2.0, ge=1, description="A candidate's PR AUC must be at least this many times chance."
+    )
+    publish: bool = Field(
+        True,
+        description="Publish the decision and forecast; false: a backtest that only records.",
+    )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> RetrainConfig:
@@ -68,3 +128,21 @@ class RetrainConfig(BaseModel):
 
 
 DEFAULTS = RetrainConfig()
+
+
+def param_schemas() -> dict[str, dict[str, Any]]:
+    """Each field's JSON schema (type, bounds, default, description), in field order: what
+    the DAG declares as its Params, so a bound is written once."""
+    properties = RetrainConfig.model_json_schema()["properties"]
+    return {name: _plain(schema) for name, schema in properties.items()}
+
+
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    """Without pydantic's titles; `anyOf: [X, null]` as `type: [X's type, "null"]` (the form
+    Airflow's trigger page renders as an optional field)."""
+    plain = {k: v for k, v in schema.items() if k not in ("title", "anyOf")}
+    options = schema.get("anyOf", [])
+    if len(options) == 2 and {"type": "null"} in options:
+        inner = next(o for o in options if o != {"type": "null"})
+        plain.update({**inner, "type": [inner["type"], "null"]})
+    return plain

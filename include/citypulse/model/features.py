@@ -1,8 +1,11 @@
 """Hex-day features of one city, from the warehouse only, and the time split.
 
-Counts, lags and rolling means come from one SQL statement (zero-filled grid, window
-functions); the neighbour means join a cell -> k-ring-1 table built once per cell with h3;
-calendar features are vectorised. Every feature of day D uses counts of days before D only.
+Counts are read as the warehouse knew them at an instant (`known_counts.sql`: the as-of
+day's start in a backtest); lags and rolling means come from one SQL statement (zero-filled
+grid, window functions); the neighbour means and the kernel density join a cell -> k-ring
+table built once per cell with h3; calendar features are vectorised. Every feature of day D
+uses counts of days before D only. A run evaluates `folds` consecutive test windows
+(rolling origin), each after its own training window.
 """
 
 from __future__ import annotations
@@ -10,13 +13,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from citypulse.model.config import MIN_TRAIN_DAYS, WARMUP_DAYS, CitySkipped, RetrainConfig
+from citypulse.model.config import (
+    KDE_BANDWIDTH,
+    KDE_RINGS,
+    MIN_TRAIN_DAYS,
+    WARMUP_DAYS,
+    CitySkipped,
+    RetrainConfig,
+)
 from citypulse.sqlfiles import render
 
 KEY = ["h3_cell", "local_day"]
@@ -72,6 +82,27 @@ def plan_windows(first_loaded: date, last_day: date, config: RetrainConfig) -> W
     )
 
 
+def plan_folds(first_loaded: date, last_day: date, config: RetrainConfig) -> list[Windows]:
+    """`folds` consecutive test windows of `test_days` ending on `last_day`, oldest first, each
+    after its own training window (rolling origin); CitySkipped if the oldest cannot train."""
+    span = timedelta(days=config.test_days)
+    folds = []
+    for back in range(config.folds - 1, -1, -1):
+        try:
+            folds.append(plan_windows(first_loaded, last_day - back * span, config))
+        except CitySkipped as exc:
+            raise CitySkipped(f"{config.folds} folds of {config.test_days} days: {exc}") from None
+    return folds
+
+
+def feature_span(folds: list[Windows]) -> Windows:
+    """One window from the oldest fold's warm-up to the newest fold's test end."""
+    first, last = folds[0], folds[-1]
+    return Windows(
+        first.feature_start, first.train_start, last.train_end, last.test_start, last.test_end
+    )
+
+
 def holiday_dates(contract: Any, years: Iterable[int]) -> set[date]:
     """Public holidays of the contract's calendar (`holidays: {country, subdiv}` if it has one,
     else US federal ones), from the maintained `holidays` package."""
@@ -89,23 +120,40 @@ def _field(calendar: Any, name: str) -> Any:
     return calendar.get(name) if isinstance(calendar, dict) else getattr(calendar, name, None)
 
 
-def hex_day_counts(
+def known_counts(
     cur: Any,
     city: str,
     h3_column: str,
     first_day: date,
     last_observed: date,
-    last_day: date,
-) -> pd.DataFrame:
-    """The SQL part: zero-filled counts with lags, rolling and long-run means, sorted."""
+    known_at: datetime | None,
+) -> None:
+    """Keep the city's records per day and hexagon as known at `known_at` (None: now) in a
+    temporary table, for `hex_day_counts` and `daily_coverage` in the same transaction."""
     cur.execute(
-        render("model/hex_day_features.sql", cell=h3_column),
+        render("model/known_counts.sql", cell=h3_column),
         {
             "city": city,
             "first_day": first_day,
             "last_observed": last_observed,
-            "last_day": last_day,
+            "known_at": known_at or datetime.now(UTC),
         },
+    )
+
+
+def daily_coverage(cur: Any) -> pd.DataFrame:
+    """(local_day, records, located) of the counts `known_counts` kept, days with records."""
+    cur.execute(render("model/daily_coverage.sql"))
+    frame = pd.DataFrame(cur.fetchall(), columns=["local_day", "records", "located"])
+    frame["local_day"] = pd.to_datetime(frame["local_day"])
+    return frame.astype({"records": int, "located": "Int64"}).fillna({"located": 0})
+
+
+def hex_day_counts(cur: Any, first_day: date, last_observed: date, last_day: date) -> pd.DataFrame:
+    """The SQL part: zero-filled counts with lags, rolling and long-run means, sorted."""
+    cur.execute(
+        render("model/hex_day_features.sql"),
+        {"first_day": first_day, "last_observed": last_observed, "last_day": last_day},
     )
     columns = [d[0] for d in cur.description]
     frame = pd.DataFrame(cur.fetchall(), columns=columns)
@@ -115,19 +163,22 @@ def hex_day_counts(
     return frame
 
 
-def neighbours(cells: Iterable[str]) -> pd.DataFrame:
-    """(h3_cell, neighbour) for the k-ring 1 of each cell, without the cell itself."""
+def neighbours(cells: Iterable[str], rings: int = 1) -> pd.DataFrame:
+    """(h3_cell, neighbour, distance) for rings 1 .. `rings` of each cell, without the cell."""
     import h3
 
     pairs = [
-        (cell, other) for cell in sorted(set(cells)) for other in sorted(h3.grid_ring(cell, 1))
+        (cell, other, distance)
+        for cell in sorted(set(cells))
+        for distance in range(1, rings + 1)
+        for other in sorted(h3.grid_ring(cell, distance))
     ]
-    return pd.DataFrame(pairs, columns=["h3_cell", "neighbour"])
+    return pd.DataFrame(pairs, columns=["h3_cell", "neighbour", "distance"])
 
 
 def add_ring_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean of the neighbours' `lag_1` and `mean_7`; neighbours never seen count as zeros."""
-    edges = neighbours(frame["h3_cell"].unique())
+    edges = neighbours(frame["h3_cell"].unique()).drop(columns="distance")
     ring_size = edges.groupby("h3_cell").size().rename("ring_size")
     values = frame[["h3_cell", "local_day", "lag_1", "mean_7"]].rename(
         columns={"h3_cell": "neighbour"}
@@ -150,6 +201,24 @@ def add_ring_features(frame: pd.DataFrame) -> pd.DataFrame:
     return merged.sort_values(KEY, ignore_index=True)
 
 
+def add_kernel_density(frame: pd.DataFrame) -> pd.DataFrame:
+    """`kernel_density`: the 28-day mean count of the cell and of every hexagon within
+    KDE_RINGS rings, weighted by a Gaussian kernel of the ring distance (expected incidents
+    per day); hexagons never seen count as zeros."""
+    edges = neighbours(frame["h3_cell"].unique(), KDE_RINGS)
+    edges["weight"] = np.exp(-(edges["distance"] ** 2) / (2 * KDE_BANDWIDTH**2))
+    total = 1.0 + edges.groupby("h3_cell")["weight"].sum().rename("total_weight")
+    values = frame[["h3_cell", "local_day", "mean_28"]].rename(columns={"h3_cell": "neighbour"})
+    joined = edges.merge(values, on="neighbour", how="inner")
+    joined["weighted"] = joined["mean_28"] * joined["weight"]
+    around = joined.groupby(KEY, sort=False)["weighted"].sum().rename("around").reset_index()
+    merged = frame.merge(around, on=KEY, how="left").join(total, on="h3_cell")
+    own = merged["mean_28"]
+    merged["kernel_density"] = (own + merged["around"].fillna(0.0)) / merged["total_weight"]
+    merged["kernel_density"] = merged["kernel_density"].where(own.notna())
+    return merged.drop(columns=["around", "total_weight"]).sort_values(KEY, ignore_index=True)
+
+
 def add_calendar(frame: pd.DataFrame, holidays: set[date]) -> pd.DataFrame:
     """Day of week (Monday 0) and public holiday (0/1) of each row's local day."""
     days = frame["local_day"].dt
@@ -165,12 +234,13 @@ def build_features(
     h3_column: str,
     windows: Windows,
     holidays: set[date],
+    known_at: datetime | None = None,
 ) -> pd.DataFrame:
-    """Every hex-day of the windows plus the serving day, with all features, sorted."""
-    frame = hex_day_counts(
-        cur, city, h3_column, windows.feature_start, windows.test_end, windows.serving_day
-    )
-    frame = add_ring_features(frame)
+    """Every hex-day of the windows plus the serving day, with all features, sorted, from the
+    records known at `known_at` (None: now)."""
+    known_counts(cur, city, h3_column, windows.feature_start, windows.test_end, known_at)
+    frame = hex_day_counts(cur, windows.feature_start, windows.test_end, windows.serving_day)
+    frame = add_kernel_density(add_ring_features(frame))
     return add_calendar(frame, holidays)
 
 

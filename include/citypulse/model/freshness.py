@@ -1,14 +1,16 @@
 """Is a city's data fresh enough to train on? Read from the load audit and the incidents.
 
 A city is fresh when its loads reach (nearly) up to yesterday, in the city's own timezone,
-relative to the retrain run's date, and its newest event is as recent. Only whole loaded days
+relative to the retrain run's date or its `as_of` day (a backtest: staleness is judged
+against that day, and events from it on are not known yet), and its newest event is as
+recent. Only whole loaded days
 are used for training: a day not loaded yet is unknown, not a day without incidents.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +24,7 @@ class Freshness:
 
     city: str
     timezone: str
-    reference: datetime  # aware: the run's logical date (or run-after)
+    reference: datetime  # aware: the as-of day's local midnight, or the run's logical date
     last_success_at: datetime | None
     first_loaded_day: date | None
     last_loaded_day: date | None
@@ -78,6 +80,11 @@ def _iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def as_of_instant(day: date, timezone: str) -> datetime:
+    """The start of a local day: what a run `as_of` that day knows is what was known then."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
+
+
 def read_freshness(cur: Any, city: str, timezone: str, reference: datetime) -> Freshness:
     """The city's freshness from `ingest_runs` and `incidents` (absent tables mean no data)."""
     cur.execute(
@@ -86,6 +93,8 @@ def read_freshness(cur: Any, city: str, timezone: str, reference: datetime) -> F
     )
     if not cur.fetchone()[0]:
         return Freshness(city, timezone, reference, None, None, None, None)
-    cur.execute(render("model/freshness.sql"), {"city": city})
+    local_today = reference.astimezone(ZoneInfo(timezone)).date()
+    before = datetime.combine(local_today, time(0))  # naive local, as event_time_local
+    cur.execute(render("model/freshness.sql"), {"city": city, "before": before})
     last_success_at, first_day, last_day, newest = cur.fetchone()
     return Freshness(city, timezone, reference, last_success_at, first_day, last_day, newest)

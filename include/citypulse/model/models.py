@@ -1,8 +1,11 @@
 """The models: two rule baselines and the learned ones, each scoring hex-days.
 
-Baselines need no fitting: `persistence` says a hexagon is a hotspot today if it was one
-yesterday; `trailing_mean` scores by the last 28 days' mean count. Learned models are
+Baselines need no fitting; each scores a hex-day by an expected count: `persistence` by
+yesterday's count, `trailing_mean` by the last 28 days' mean, `kernel_density` by that mean
+smoothed over the hexagons around (features.add_kernel_density). Learned models are
 scikit-learn pipelines with a fixed `random_state`, so the same rows give the same model.
+Every model flags a hex-day when its score reaches a threshold tuned on the training rows
+(best F1 there), never a fixed cut-off.
 """
 
 from __future__ import annotations
@@ -16,15 +19,20 @@ import pandas as pd
 from citypulse.model.config import (
     BASELINE_KINDS,
     COUNT_FEATURES,
-    DECISION_THRESHOLD,
     FEATURES,
     SEED,
 )
 
-TRAILING_MEAN_FEATURE = "mean_28"
+# The expected count (per day) each baseline scores by.
+BASELINE_COLUMNS = {
+    "persistence": "lag_1",
+    "trailing_mean": "mean_28",
+    "kernel_density": "kernel_density",
+}
 BASELINE_RULES = {
-    "persistence": "score = 1 if lag_1 >= threshold else 0 (yesterday's label)",
-    "trailing_mean": f"score = {TRAILING_MEAN_FEATURE}; hotspot if it is >= threshold",
+    "persistence": "score = yesterday's count (lag_1)",
+    "trailing_mean": "score = the 28-day mean count (mean_28)",
+    "kernel_density": "score = 28-day mean counts within 2 rings, Gaussian kernel (1 ring)",
 }
 
 # Hyperparameters per learned kind, recorded in the registry with each run.
@@ -55,15 +63,28 @@ class Scores:
     predicted: np.ndarray
 
 
-def baseline_scores(kind: str, frame: pd.DataFrame, threshold: float) -> Scores:
-    """Scores of a rule baseline, from the same lagged features the models see."""
-    if kind == "persistence":
-        yesterday = (frame["lag_1"].to_numpy(dtype=float) >= threshold).astype(float)
-        return Scores(yesterday, yesterday.astype(bool))
-    if kind == "trailing_mean":
-        mean = frame[TRAILING_MEAN_FEATURE].to_numpy(dtype=float)
-        return Scores(mean, mean >= threshold)
-    raise ValueError(f"unknown baseline {kind!r}; expected one of {BASELINE_KINDS}")
+def baseline_score(kind: str, frame: pd.DataFrame) -> np.ndarray:
+    """A rule baseline's expected count per row, from the same lagged features models see."""
+    column = BASELINE_COLUMNS.get(kind)
+    if column is None:
+        raise ValueError(f"unknown baseline {kind!r}; expected one of {BASELINE_KINDS}")
+    return np.nan_to_num(frame[column].to_numpy(dtype=float), nan=0.0)
+
+
+def flag_threshold(truth: np.ndarray, score: np.ndarray) -> float:
+    """The score at or above which a row is flagged: the best F1 on (training) rows; +inf
+    (flag nothing) when they hold no hotspot."""
+    from sklearn.metrics import precision_recall_curve
+
+    if not truth.any():
+        return float("inf")
+    precision, recall, thresholds = precision_recall_curve(truth, score)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def flagged(score: np.ndarray, threshold: float) -> Scores:
+    return Scores(score, score >= threshold)
 
 
 def make_estimator(kind: str) -> Any:
@@ -115,10 +136,9 @@ def fit(kind: str, train: pd.DataFrame) -> Any:
     return estimator
 
 
-def model_scores(estimator: Any, frame: pd.DataFrame) -> Scores:
-    """Hotspot probabilities of a fitted estimator and its calls at DECISION_THRESHOLD."""
+def probabilities(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
+    """Hotspot probabilities of a fitted estimator."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        probability = estimator.predict_proba(feature_matrix(frame))[:, 1]
-    return Scores(probability, probability >= DECISION_THRESHOLD)
+        return np.asarray(estimator.predict_proba(feature_matrix(frame))[:, 1], dtype=float)

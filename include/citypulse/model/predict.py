@@ -1,9 +1,12 @@
-"""The champion's forecast for the next days per hexagon, and the hexagons' GeoJSON shapes.
+"""The published model's forecast for the next days per hexagon, and the hexagons' shapes.
 
 Forecasts start from the serving day's features (the day after the data: every count it uses
 is known). Each of the next HORIZON_DAYS days reuses those count features with its own day of
 week and holiday flag, so the forecast for day 7 leans on counts a week old: read it as
-"where hotspots are likely this week", sharpest for the first day.
+"where hotspots are likely this week", sharpest for the first day. A row is flagged when the
+model's score reaches the threshold tuned on its training rows; a published baseline also
+says the incidents it expects, and its probability is the Poisson chance of reaching the
+hotspot threshold at that expected count.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from psycopg2.extras import execute_values
 
-from citypulse.model.config import HORIZON_DAYS
+from citypulse.model import models
+from citypulse.model.config import BASELINE_KINDS, DECISION_THRESHOLD, HORIZON_DAYS
 from citypulse.model.features import add_calendar
-from citypulse.model.models import model_scores
+from citypulse.model.registry import Champion, load_artifact
 from citypulse.sqlfiles import render
 
 
@@ -30,17 +35,33 @@ def forecast_frame(serving: pd.DataFrame, holidays: set[date], horizon: int) -> 
 
 
 def forecast(
-    estimator: Any, serving: pd.DataFrame, holidays: set[date], horizon: int = HORIZON_DAYS
+    model: Champion, serving: pd.DataFrame, holidays: set[date], horizon: int = HORIZON_DAYS
 ) -> pd.DataFrame:
-    """(h3_cell, local_day, probability, predicted_hotspot) for the next `horizon` days."""
+    """(h3_cell, local_day, probability, predicted_hotspot, expected_count) for the next
+    `horizon` days, from the published model (a baseline rule or a saved estimator)."""
+    from scipy.stats import poisson
+
     rows = forecast_frame(serving, holidays, horizon)
-    scores = model_scores(estimator, rows)
+    threshold = model.params.get("flag_threshold")
+    if model.model_kind in BASELINE_KINDS:
+        expected = models.baseline_score(model.model_kind, rows)
+        probability = poisson.sf(model.label_threshold - 1, expected)
+        score = expected
+    else:
+        if model.artifact_path is None:
+            raise ValueError(f"model run {model.id} ({model.model_kind}) has no artifact")
+        estimator, metadata = load_artifact(model.artifact_path)
+        threshold = metadata.get("flag_threshold", DECISION_THRESHOLD)
+        probability = score = models.probabilities(estimator, rows)
+        expected = np.full(len(rows), np.nan)
+    cut = float("inf") if threshold is None else float(threshold)
     return pd.DataFrame(
         {
             "h3_cell": rows["h3_cell"],
             "local_day": rows["local_day"].dt.date,
-            "probability": scores.score.astype(float),
-            "predicted_hotspot": scores.predicted,
+            "probability": np.clip(np.asarray(probability, dtype=float), 0.0, 1.0),
+            "predicted_hotspot": score >= cut,
+            "expected_count": expected,
         }
     )
 
@@ -68,7 +89,7 @@ def upsert_cells(cur: Any, cells: list[str], resolution: int) -> int:
     return len(rows)
 
 
-def upsert_predictions(
+def replace_predictions(
     cur: Any,
     city: str,
     resolution: int,
@@ -76,19 +97,35 @@ def upsert_predictions(
     features_as_of: date,
     predictions: pd.DataFrame,
 ) -> int:
-    """Write the forecast; a rerun for the same days replaces its rows instead of adding."""
+    """Write the forecast after deleting every row of its days (any model, any hexagon), in
+    the caller's transaction: a rerun leaves no stale row beside the new ones."""
+    if predictions.empty:
+        return 0
+    days = predictions["local_day"]
+    cur.execute(
+        render("model/replace_predictions.sql"),
+        {"city": city, "resolution": resolution, "first": days.min(), "last": days.max()},
+    )
     rows = [
-        (city, cell, resolution, day, float(p), bool(flag), model_run_id, features_as_of)
-        for cell, day, p, flag in zip(
+        (
+            city,
+            cell,
+            resolution,
+            day,
+            float(p),
+            bool(flag),
+            model_run_id,
+            features_as_of,
+            None if np.isnan(count) else float(count),
+        )
+        for cell, day, p, flag, count in zip(
             predictions["h3_cell"],
-            predictions["local_day"],
+            days,
             predictions["probability"],
             predictions["predicted_hotspot"],
+            predictions["expected_count"],
             strict=True,
         )
     ]
-    if rows:
-        execute_values(
-            cur, render("model/upsert_predictions.sql").as_string(cur), rows, page_size=2000
-        )
+    execute_values(cur, render("model/insert_predictions.sql").as_string(cur), rows, page_size=2000)
     return len(rows)

@@ -3,8 +3,8 @@
 Every evaluated model gets a row; learned ones also an artifact under the key
 `models/<city>/<model_kind>/v<id>/` of the storage root (`CITYPULSE_STORAGE_URL`; the row id
 is the version), so `predict` loads what `train` saved whichever worker either ran on.
-A candidate becomes the city's champion only if it beats both baselines on PR AUC and is not
-worse than the current champion, scored on the same test window, by more than a tolerance.
+`promotion` decides which model a city publishes (the candidate or its run's best baseline);
+this module records the decision, the gate figures and the published ("promoted") row.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from psycopg2 import sql
 from psycopg2.extras import Json
 
-from citypulse.model.config import BASELINE_KINDS
+from citypulse.settings import SCHEMA
 from citypulse.sqlfiles import render
 from citypulse.storage import MODELS_PREFIX, StorageRoot
 from citypulse.tables import DDL_LOCK
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 
 ARTIFACT_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-HEADLINE = "pr_auc"
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class ModelRun:
     windows: dict[str, str]  # Windows.as_dict()
     label_threshold: float
     metrics: dict[str, Any]
+    as_of: date | None = None
 
 
 @dataclass(frozen=True)
@@ -50,20 +51,17 @@ class Champion:
     id: int
     dag_run_id: str
     model_kind: str
+    role: str
     artifact_path: str | None
     metrics: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
+    label_threshold: float
+    params: dict[str, Any]
 
 
 def ensure_registry(cur: Any) -> None:
     """Create the registry tables and the map view if missing (idempotent, serialised)."""
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-    cur.execute(render("model/10_registry.sql"))
+    cur.execute(render("model/10_registry.sql", schema_name=sql.Literal(SCHEMA)))
 
 
 def lock_city(cur: Any, city: str) -> None:
@@ -89,6 +87,7 @@ def record(cur: Any, run: ModelRun) -> int:
             "test_end": date.fromisoformat(windows["test_end"]),
             "label_threshold": run.label_threshold,
             "metrics": Json(run.metrics),
+            "as_of": run.as_of,
         },
     )
     return int(cur.fetchone()[0])
@@ -153,56 +152,60 @@ def champion(cur: Any, city: str, resolution: int) -> Champion | None:
     return None if row is None else Champion(*row)
 
 
-def decide(
-    candidate: dict[str, Any],
-    baselines: dict[str, dict[str, Any]],
-    champion_score: float | None,
-    tolerance: float,
-) -> Decision:
-    """Promote only if the candidate beats every baseline on PR AUC and is within `tolerance`
-    of the champion's PR AUC (both scored on the same test window)."""
-    score = candidate.get(HEADLINE)
-    if score is None:
-        return Decision(False, "refused: the candidate has no PR AUC (no hotspots in the test)")
-    for kind in BASELINE_KINDS:
-        other = baselines.get(kind, {}).get(HEADLINE)
-        if other is None:
-            return Decision(False, f"refused: baseline {kind} has no PR AUC to compare with")
-        if score <= other:
-            return Decision(
-                False, f"refused: PR AUC {score:.4f} does not beat baseline {kind} ({other:.4f})"
-            )
-    beaten = ", ".join(f"{k} {baselines[k][HEADLINE]:.4f}" for k in BASELINE_KINDS)
-    if champion_score is None:
-        return Decision(True, f"promoted: PR AUC {score:.4f} beats {beaten}; no champion yet")
-    if score < champion_score - tolerance:
-        return Decision(
-            False,
-            f"refused: PR AUC {score:.4f} is worse than the champion's {champion_score:.4f} "
-            f"by more than {tolerance:.4f}",
-        )
-    return Decision(
-        True,
-        f"promoted: PR AUC {score:.4f} beats {beaten} and is within {tolerance:.4f} of "
-        f"the champion's {champion_score:.4f}",
+def publish(
+    cur: Any, run_id: int, reason: str, evidence: dict[str, Any], previous: Champion | None
+) -> None:
+    """Make a model the city's published one, retiring the previous; note why."""
+    if previous is not None and previous.id != run_id:
+        cur.execute(render("model/retire_champion.sql"), {"id": previous.id})
+    cur.execute(
+        render("model/promote.sql"), {"id": run_id, "decision": reason, "evidence": Json(evidence)}
+    )
+    log.info("model run %s published: %s", run_id, reason)
+
+
+def record_decision(cur: Any, run_id: int, reason: str, evidence: dict[str, Any]) -> None:
+    cur.execute(
+        render("model/record_decision.sql"),
+        {"id": run_id, "decision": reason, "evidence": Json(evidence)},
     )
 
 
-def apply_decision(cur: Any, run_id: int, decision: Decision, previous: Champion | None) -> None:
-    """Record the decision on the candidate's row; on promotion retire the previous champion."""
-    if decision.promote:
-        if previous is not None and previous.id != run_id:
-            cur.execute(render("model/retire_champion.sql"), {"id": previous.id})
-        cur.execute(render("model/promote.sql"), {"id": run_id, "decision": decision.reason})
-    else:
-        cur.execute(
-            render("model/record_decision.sql"), {"id": run_id, "decision": decision.reason}
-        )
-    log.info("model run %s: %s", run_id, decision.reason)
+def record_gates(
+    cur: Any,
+    dag_run_id: str,
+    city: str,
+    resolution: int,
+    as_of: date,
+    figures: dict[str, Any],
+    reason: str | None,
+) -> None:
+    """Store a city's gate figures for the run; `reason` is why it failed (None: passed)."""
+    cur.execute(
+        render("model/record_gates.sql"),
+        {
+            "dag_run_id": dag_run_id,
+            "city": city,
+            "resolution": resolution,
+            "as_of": as_of,
+            "passed": reason is None,
+            "reason": reason,
+            "figures": Json(figures),
+        },
+    )
 
 
 def run_metrics(cur: Any, dag_run_id: str) -> list[dict[str, Any]]:
     """Every model a retrain run registered, per city, baselines first."""
-    cur.execute(render("model/run_metrics.sql"), {"dag_run_id": dag_run_id})
+    return _rows(cur, "model/run_metrics.sql", dag_run_id)
+
+
+def run_gates(cur: Any, dag_run_id: str) -> list[dict[str, Any]]:
+    """Every city's gate figures of a retrain run."""
+    return _rows(cur, "model/run_gates.sql", dag_run_id)
+
+
+def _rows(cur: Any, relative: str, dag_run_id: str) -> list[dict[str, Any]]:
+    cur.execute(render(relative), {"dag_run_id": dag_run_id})
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -5,7 +5,7 @@ city DAG per day would take minutes; this does what the DAG's validate and load 
 the generator's well-formed records (type, stage, COPY + upsert with an audit row, build the
 views), several days per load, so eight weeks of four cities load in seconds.
 
-    python -m citypulse.model.sample_history --weeks 12
+    python -m citypulse.model.sample_history --weeks 20
 """
 
 from __future__ import annotations
@@ -110,7 +110,12 @@ def load_history(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weeks", type=int, default=12, help="how many weeks of history")
+    parser.add_argument(
+        "--weeks",
+        type=int,
+        default=20,
+        help="how many weeks of history (the retrain's defaults need 14)",
+    )
     parser.add_argument(
         "--last",
         type=date.fromisoformat,

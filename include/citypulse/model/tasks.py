@@ -38,7 +38,8 @@ def config_of(context: dict[str, Any]) -> RetrainConfig:
 
 
 def reference_time(context: dict[str, Any]) -> datetime:
-    """The instant freshness is judged against: the logical date, else the run's run-after."""
+    """The run's instant: the logical date, else the run's run-after (an `as_of` param
+    replaces it per city: retrain.reference_for)."""
     logical = context.get("logical_date")
     if logical is not None:
         return logical
@@ -66,10 +67,12 @@ def ensure_registry() -> None:
 
 
 def check_freshness(city: str, context: dict[str, Any]) -> dict[str, Any]:
-    from citypulse.model.retrain import fresh_city
+    from citypulse.model.retrain import fresh_city, reference_for
 
+    contract, config = contract_by_id(city), config_of(context)
+    reference = reference_for(contract, config, reference_time(context))
     with skipping_city(city):
-        freshness = fresh_city(contract_by_id(city), config_of(context), reference_time(context))
+        freshness = fresh_city(contract, config, reference)
     log.info("%s is fresh: %s", city, freshness.as_dict())
     return freshness.as_dict()
 
@@ -98,28 +101,32 @@ def predict(trained: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
 
     city = trained["city"]
     windows = Windows(**{k: date.fromisoformat(v) for k, v in trained["windows"].items()})
+    known_at = datetime.fromisoformat(trained["known_at"])
     with skipping_city(city):
-        return publish_forecast(contract_by_id(city), config_of(context), windows)
+        return publish_forecast(contract_by_id(city), config_of(context), windows, known_at)
 
 
 def report(context: dict[str, Any]) -> list[dict[str, Any]]:
     """Log the run's metrics table (city x model) and which cities were not retrained."""
     from citypulse.model import registry
-    from citypulse.model.report import metrics_table
+    from citypulse.model.report import run_summary
 
     with connect() as conn, conn.cursor() as cur:
         rows = registry.run_metrics(cur, context["run_id"])
+        gates = registry.run_gates(cur, context["run_id"])
     trained = {r["city"] for r in rows}
     missing = sorted(set(config_of(context).cities) - trained)
     if missing:
         log.warning("HOTSPOT_RETRAIN_SKIPPED cities not retrained this run: %s", missing)
-    log.info("hotspot retrain metrics:\n%s", metrics_table(rows))
+    log.info("hotspot retrain metrics:\n%s", run_summary(rows, gates))
     return [
         {
             "city": r["city"],
             "model_kind": r["model_kind"],
             "pr_auc": r["metrics"].get("pr_auc"),
+            "pr_auc_sd": (r["metrics"].get("sd") or {}).get("pr_auc"),
             "promoted": r["promoted"],
+            "decision": r["decision"],
         }
         for r in rows
     ]

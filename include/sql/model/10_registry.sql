@@ -3,8 +3,11 @@
 CREATE SCHEMA IF NOT EXISTS {schema};
 
 -- One row per model evaluated for a city in a retrain run: baselines, the logistic regression
--- reference and the candidate. `promoted` marks the city's current champion (one per city and
--- resolution); `promoted_at` stays set after a champion is replaced (`retired_at`).
+-- reference and the candidate. `promoted` marks the city's published model (one per city and
+-- resolution): the candidate when its lift held, else the run's best baseline; `promoted_at`
+-- stays set after it is replaced (`retired_at`). The windows are the newest fold's; `metrics`
+-- holds each metric's mean across folds, `sd` and `folds` (per-fold values); `as_of` is the
+-- day the run evaluated as (data known before it); `evidence` the figures of the decision.
 CREATE TABLE IF NOT EXISTS {schema}.model_runs (
     id              bigserial PRIMARY KEY,
     dag_run_id      text        NOT NULL,
@@ -28,9 +31,32 @@ CREATE TABLE IF NOT EXISTS {schema}.model_runs (
     UNIQUE (dag_run_id, city, resolution, model_kind),
     CHECK (train_start <= train_end AND train_end < test_start AND test_start <= test_end)
 );
+-- Columns added since the table was first created (only when missing: ALTER TABLE locks).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = {schema_name}
+                   AND table_name = 'model_runs' AND column_name = 'as_of') THEN
+        ALTER TABLE {schema}.model_runs ADD COLUMN as_of date, ADD COLUMN evidence jsonb;
+    END IF;
+END
+$$;
 CREATE UNIQUE INDEX IF NOT EXISTS model_runs_one_champion
     ON {schema}.model_runs (city, resolution) WHERE promoted;
 CREATE INDEX IF NOT EXISTS model_runs_city_idx ON {schema}.model_runs (city, created_at);
+
+-- The gates of each city in each run (coverage of records with a hexagon per fold window,
+-- hotspot hex-days per test window) with their thresholds; `passed` false: not trained.
+CREATE TABLE IF NOT EXISTS {schema}.retrain_gates (
+    dag_run_id  text        NOT NULL,
+    city        text        NOT NULL,
+    resolution  smallint    NOT NULL,
+    as_of       date        NOT NULL,
+    passed      boolean     NOT NULL,
+    reason      text,
+    figures     jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dag_run_id, city, resolution)
+);
 
 -- Each hexagon's boundary as a GeoJSON Polygon (computed with h3 in Python: PostgreSQL has no h3).
 CREATE TABLE IF NOT EXISTS {schema}.hex_cells (
@@ -41,7 +67,11 @@ CREATE TABLE IF NOT EXISTS {schema}.hex_cells (
     boundary_geojson jsonb    NOT NULL
 );
 
--- The champion's forecast: probability that a hexagon is a hotspot on each of the next days.
+-- The published model's forecast per hexagon and day: `predicted_hotspot` is the flag (the
+-- model's score reaches the threshold tuned on its training rows); `probability` that the
+-- hexagon is a hotspot (a learned model's estimate; for a baseline, the Poisson chance of
+-- reaching the hotspot threshold at `expected_count`); `expected_count` the incidents a
+-- baseline expects (NULL for learned models). A rerun replaces every row of its days.
 CREATE TABLE IF NOT EXISTS {schema}.hotspot_predictions (
     city              text             NOT NULL,
     h3_cell           text             NOT NULL,
@@ -54,6 +84,14 @@ CREATE TABLE IF NOT EXISTS {schema}.hotspot_predictions (
     created_at        timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (city, resolution, day, h3_cell)
 );
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = {schema_name}
+                   AND table_name = 'hotspot_predictions' AND column_name = 'expected_count') THEN
+        ALTER TABLE {schema}.hotspot_predictions ADD COLUMN expected_count double precision;
+    END IF;
+END
+$$;
 
 -- Predictions with each hexagon's shape, ready for any map tool: `geometry` is a GeoJSON
 -- Polygon, `feature` a GeoJSON Feature (jsonb_agg them into a FeatureCollection).
@@ -81,7 +119,40 @@ SELECT p.city,
                'predicted_hotspot', p.predicted_hotspot,
                'model_kind', m.model_kind
            )
-       ) AS feature
+       ) AS feature,
+       p.expected_count
 FROM {schema}.hotspot_predictions p
 JOIN {schema}.hex_cells c ON c.h3_cell = p.h3_cell
 JOIN {schema}.model_runs m ON m.id = p.model_run_id;
+
+-- What each city publishes, one row per (city, resolution) with a published model:
+--   city, resolution, model_run_id, model_kind,
+--   role        'candidate' (its lift over the best baseline held) or 'baseline' (no
+--               candidate qualified: the best baseline of that run is published),
+--   decision    the decision in words, with its figures (evidence: the same as jsonb),
+--   as_of, train_start, train_end, test_start, test_end (the newest fold's windows),
+--   metrics     the published model's metrics (means across folds, `sd`, `folds`),
+--   baselines   jsonb (model_kind -> metrics) of the baselines of the same retrain run,
+--   dag_run_id, promoted_at, evidence.
+CREATE OR REPLACE VIEW {schema}.hotspot_publication AS
+SELECT m.city,
+       m.resolution,
+       m.id AS model_run_id,
+       m.model_kind,
+       m.role,
+       m.decision,
+       m.as_of,
+       m.train_start,
+       m.train_end,
+       m.test_start,
+       m.test_end,
+       m.metrics,
+       (SELECT jsonb_object_agg(b.model_kind, b.metrics ORDER BY b.model_kind)
+        FROM {schema}.model_runs b
+        WHERE b.dag_run_id = m.dag_run_id AND b.city = m.city
+          AND b.resolution = m.resolution AND b.role = 'baseline') AS baselines,
+       m.dag_run_id,
+       m.promoted_at,
+       m.evidence
+FROM {schema}.model_runs m
+WHERE m.promoted;

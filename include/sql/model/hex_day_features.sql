@@ -1,14 +1,11 @@
--- One row per (hexagon, local day) of a city, from the first to the last requested day.
--- Hexagons are those with any incident in the window; a hex-day without incidents is a real
+-- One row per (hexagon, local day) of a city, from the first to the last requested day, from
+-- the counts known_counts.sql kept. Hexagons are those with any incident in the window; a hex-day without incidents is a real
 -- zero. Days after `last_observed` have no count yet (NULL): only their features are known.
 -- Every feature of day D is computed from days strictly before D.
 WITH counts AS (
-    SELECT {cell} AS h3_cell, local_day, sum(incidents)::integer AS incidents
-    FROM {schema}.hex_daily_counts
-    WHERE city = %(city)s
-      AND local_day BETWEEN %(first_day)s AND %(last_observed)s
-      AND {cell} IS NOT NULL
-    GROUP BY 1, 2
+    SELECT h3_cell, local_day, records AS incidents
+    FROM pg_temp.cp_known_counts
+    WHERE h3_cell IS NOT NULL
 ), cells AS (
     SELECT DISTINCT h3_cell FROM counts
 ), days AS (

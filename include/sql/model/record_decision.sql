@@ -1,1 +1,1 @@
-UPDATE {schema}.model_runs SET decision = %(decision)s WHERE id = %(id)s;
+UPDATE {schema}.model_runs SET decision = %(decision)s, evidence = %(evidence)s WHERE id = %(id)s;

@@ -1,11 +1,11 @@
 -- Register one evaluated model of a retrain run; a retried task updates its own row.
 INSERT INTO {schema}.model_runs (
     dag_run_id, city, resolution, model_kind, role, params, train_start, train_end,
-    test_start, test_end, label_threshold, metrics
+    test_start, test_end, label_threshold, metrics, as_of
 ) VALUES (
     %(dag_run_id)s, %(city)s, %(resolution)s, %(model_kind)s, %(role)s, %(params)s,
     %(train_start)s, %(train_end)s, %(test_start)s, %(test_end)s, %(label_threshold)s,
-    %(metrics)s
+    %(metrics)s, %(as_of)s
 )
 ON CONFLICT (dag_run_id, city, resolution, model_kind) DO UPDATE SET
     role = EXCLUDED.role,
@@ -16,5 +16,6 @@ ON CONFLICT (dag_run_id, city, resolution, model_kind) DO UPDATE SET
     test_end = EXCLUDED.test_end,
     label_threshold = EXCLUDED.label_threshold,
     metrics = EXCLUDED.metrics,
+    as_of = EXCLUDED.as_of,
     created_at = now()
 RETURNING id;

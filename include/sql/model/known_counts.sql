@@ -1,0 +1,23 @@
+-- Records per (local day, hexagon) of one city as the warehouse knew them at %(known_at)s, into
+-- a temporary table the feature and coverage queries read (dropped at commit).
+-- Each record counts in the version current at that instant; a record first loaded later
+-- (a late arrival or a backfill: the warehouse holds no earlier view of it) counts in its
+-- first version, so an edit, a withdrawn coordinate or a deletion after the instant changes
+-- nothing. A record deleted before the instant does not count. `h3_cell` is NULL for a
+-- record without coordinates (it counts for coverage, not for features).
+DROP TABLE IF EXISTS pg_temp.cp_known_counts;
+CREATE TEMPORARY TABLE cp_known_counts ON COMMIT DROP AS
+WITH chosen AS (
+    SELECT DISTINCT ON (source_key) source_key, local_day, {cell} AS h3_cell, valid_to
+    FROM {schema}.incident_versions
+    WHERE city = %(city)s
+    ORDER BY source_key,
+             valid_from <= %(known_at)s DESC,
+             CASE WHEN valid_from <= %(known_at)s THEN valid_from END DESC,
+             valid_from
+)
+SELECT local_day, h3_cell, count(*)::integer AS records
+FROM chosen
+WHERE valid_to > %(known_at)s
+  AND local_day BETWEEN %(first_day)s AND %(last_observed)s
+GROUP BY 1, 2;
