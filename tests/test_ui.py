@@ -41,7 +41,8 @@ WEEKS = 8
 RECORDS_PER_DAY = 120
 FRESH, FAILING, LATE, DRIFTING = "chicago_crime", "nyc_311", "montgomery_traffic", "seattle_crime"
 LATE_BY_DAYS = 4
-RETRAIN_CONF = {"training_days": 14, "test_days": 14}
+# 28 warm-up days + 14 training days + 2 folds of 7 test days = the 8 weeks of history.
+RETRAIN_CONF = {"training_days": 14, "test_days": 7, "folds": 2}
 
 
 def yesterday(contract: Any) -> date:
@@ -402,6 +403,13 @@ def test_browser_hotspot_map(page: Any, server: ApiServer, seeded: Seeded) -> No
     buttons.nth(3).click()
     assert canvas.get_attribute("data-day") == buttons.nth(3).get_attribute("data-day")
     assert frame.locator("#models tbody tr").count() >= 2
+    # Whether a candidate earned its place or a baseline stands in, the page says which.
+    (role,) = query(
+        seeded.warehouse,
+        "SELECT role FROM citypulse.hotspot_publication WHERE city = %s",
+        (FRESH,),
+    )
+    assert frame.locator("p.published").get_attribute("data-role") == role[0]
     shoot(page, "map")
 
 

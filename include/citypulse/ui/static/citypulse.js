@@ -249,10 +249,11 @@ async function mapPage(root) {
     return;
   }
   const published = data.published || {};
-  root.append(el("p", { class: "published" },
+  add(root, el("p", { class: "published", "data-role": published.role },
     published.role === "candidate"
       ? `Published: the champion ${published.model_kind}, features as of ${dayLabel(data.features_as_of)}.`
-      : `No candidate qualified: the best baseline (${published.model_kind}) is the published forecast, features as of ${dayLabel(data.features_as_of)}.`));
+      : `No candidate qualified: the best baseline (${published.model_kind}) is the published forecast, features as of ${dayLabel(data.features_as_of)}.`),
+    published.decision ? el("p", { class: "muted small", text: `Decision: ${published.decision}` }) : null);
   const days = data.days;
   const dayButtons = el("div", { class: "days-picker", role: "group", "aria-label": "Forecast day" },
     days.map((d, i) => el("button", { type: "button", "data-day": d, "aria-pressed": i === 0 ? "true" : "false", text: dayLabel(d) })));
@@ -356,10 +357,13 @@ function modelTable(models) {
       models.map((m) => [
         m.model_kind, m.role,
         el("td", { class: m.published ? "pass" : "", text: m.published ? "published" : "" }),
-        ...metricNames.map((k) => sig3(m.metrics?.[k])),
+        ...metricNames.map((k) => {
+          const spread = m.metrics?.sd?.[k];
+          return spread === undefined || spread === null ? sig3(m.metrics?.[k]) : `${sig3(m.metrics?.[k])} ± ${sig3(spread)}`;
+        }),
         m.decision ?? "",
       ])),
-    el("p", { class: "muted small", text: models[0] ? `Test window ${models[0].test_start} – ${models[0].test_end}.` : "" }));
+    el("p", { class: "muted small", text: models[0] ? `Means across the backtest folds (± their standard deviation); newest test window ${models[0].test_start} – ${models[0].test_end}.` : "" }));
 }
 
 /* ---- The source projects' charts --------------------------------------------------------- */
