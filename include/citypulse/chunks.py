@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from citypulse import staging, typing_rules
 from citypulse.contracts import Contract
-from citypulse.staging import Source, read_ndjson, read_wire_table
-from citypulse.typing_rules import TypedBatch, type_records, type_table
+from citypulse.staging import Source
+from citypulse.typing_rules import TypedBatch
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,14 @@ class ChunkReader:
         table = self._part_table(chunk)
         batch = None
         if table is not None:
-            window_rows = chunk.window_rows
-            batch = type_table(self.contract, table.slice(chunk.offset, chunk.rows), window_rows)
+            rows = table.slice(chunk.offset, chunk.rows)
+            batch = typing_rules.type_table(self.contract, rows, chunk.window_rows)
             if batch is not None:  # raw records are read back from the part by line
                 batch.sources, batch.source_rows = [chunk.source], [chunk.rows]
                 batch.first_line = chunk.offset
         if batch is None:
-            batch = type_records(self.contract, self._records_of(chunk), chunk.window_rows)
+            records = self._records_of(chunk)
+            batch = typing_rules.type_records(self.contract, records, chunk.window_rows)
         if chunk.ends_part:
             self._close()
         return batch
@@ -87,14 +89,14 @@ class ChunkReader:
         if chunk.source is not self._source:
             self._close()
             self._source = chunk.source
-            self._table = read_wire_table(chunk.source, self.contract)
+            self._table = staging.read_wire_table(chunk.source, self.contract)
             if self._table is not None and self._table.num_rows != chunk.part_rows:
                 raise PartSizeMismatch(self._table.num_rows)
         return self._table
 
     def _records_of(self, chunk: Chunk) -> list[dict[str, Any]]:
         if self._records is None or self._position > chunk.offset:
-            self._records, self._position = read_ndjson(chunk.source), 0
+            self._records, self._position = staging.read_ndjson(chunk.source), 0
         skip = chunk.offset - self._position
         records = list(islice(self._records, skip, skip + chunk.rows))
         self._position = chunk.offset + len(records)
