@@ -212,6 +212,13 @@ def _stream(r: dict[str, Any]) -> list[str]:
             )
     if "rss_growth" in r:
         lines += ["", f"Peak RSS growth from the smallest to the largest size: {r['rss_growth']}x."]
+    if "started" in r:
+        load = r["load_average"]
+        lines += [
+            "",
+            f"Started {r['started']}; load average (1, 5, 15 min) {load[:3]} at the start and "
+            f"{load[3:]} at the end: 2 cores, shared with other work when above ~1.",
+        ]
     return lines
 
 

@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -270,10 +271,17 @@ def run(smoke: bool) -> dict[str, Any]:
 
     contract = contract_by_id(DAG_ID)
     wanted = sizes(smoke)
+    began = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "load": os.getloadavg()}
     folder = harness.workdir("stream")
     base = prepare_inputs(contract, min(BASE_ROWS, max(wanted)), folder)
     results = [one_size(contract, n, base, folder / str(n), smoke) for n in wanted]
-    summary: dict[str, Any] = {"dataset": DAG_ID, "sizes": results, "targets": TARGETS}
+    summary: dict[str, Any] = {
+        "dataset": DAG_ID,
+        "sizes": results,
+        "targets": TARGETS,
+        "started": began["date"],
+        "load_average": [round(x, 2) for x in (*began["load"], *os.getloadavg())],
+    }
     if len(results) > 1:
         small, large = results[0], results[-1]
 
