@@ -188,7 +188,8 @@ def _stream(r: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {size['records']:,} | {label} | {_rate(c['rows_per_s'])} | "
                 f"{_rate(c['rows_per_s_with_gx'])} | {_rate(d.get('rows_per_s', 0))} | "
-                f"{_rate(copy['rows_per_s'])} | {sides['vs_copy']}x | {sides['vs_dlt']}x | "
+                f"{_rate(copy['rows_per_s'])} | {sides['vs_copy']}x | "
+                f"{'-' if sides['vs_dlt'] is None else str(sides['vs_dlt']) + 'x'} | "
                 f"{c['validate_peak_rss_mb']:,} / {c['validate_rss_imported_mb']:,} | "
                 f"{c['load_peak_rss_mb']:,} / {c['load_rss_imported_mb']:,} | "
                 f"{d.get('peak_rss_mb', 0):,} ({d.get('worker_peak_rss_mb', 0):,}) |"
