@@ -40,7 +40,7 @@ STAGES = {
     "type_table": ("typing_rules", "type_table"),
     "typing": ("typing_rules", "type_records"),
     "h3": ("typing_rules", "h3_cells"),
-    "gx_suite": ("validate", "run_suite"),
+    "gx_suite": ("suite", "_validate"),
     "write_accepted": ("staging", "write_accepted"),
     "write_rejects": ("staging", "write_rejects"),
     "copy_and_upsert": ("load", "upsert_accepted"),
@@ -137,7 +137,12 @@ def project_pass(contract: Any, source: Path, run_id: str) -> dict[str, Any]:
     extracted = replayed_extract(contract, source, context)
     os.sync()  # the extract task's file is written out, as it is by the time validate runs
     n = extracted["extracted"]["rows"]
-    modules = {"staging": staging, "typing_rules": typing_rules, "validate": validate, "load": load}
+    modules = {
+        "staging": staging,
+        "typing_rules": typing_rules,
+        "suite": validate.SuiteRunner,
+        "load": load,
+    }
     stages = harness.Stages()
     targets = {name: (modules[module], attr) for name, (module, attr) in STAGES.items()}
     gc.collect()  # start every pass from the same heap

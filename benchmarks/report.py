@@ -113,7 +113,114 @@ def _targets(results: dict[str, dict[str, Any]]) -> list[str]:
             f"| parse | factory file <= 1.5x a one-task DAG file | "
             f"{parse['factory_vs_one_task']}x | {_verdict(parse['factory_vs_one_task'] <= 1.5)} |"
         )
+    rows += _stream_targets(results.get("stream", {}))
     return rows
+
+
+def _stream_targets(r: dict[str, Any]) -> list[str]:
+    """Issue 15's targets, read at the largest size of the `stream` figure."""
+    if not r.get("sizes"):
+        return []
+    large = r["sizes"][-1]
+    at = f"{large['records']:,} records"
+    targets = r["targets"]
+    rows = []
+    if "rss_growth" in r:
+        rows.append(
+            f"| stream | peak RSS of validate and load at the largest size <= "
+            f"{targets['rss_growth_max']}x the smallest | {r['rss_growth']}x | "
+            f"{_verdict(r['rss_growth'] <= targets['rss_growth_max'])} |"
+        )
+    dlt_peak = max(_dlt_peak(large[m]["dlt"]) for m in ("first", "update"))
+    ours = max(_task_peak(large[m]["citypulse"]) for m in ("first", "update"))
+    if dlt_peak:
+        rows.append(
+            f"| stream | peak RSS of validate and load <= dlt's ({at}) | {ours:,} vs "
+            f"{dlt_peak:,} MiB | {_verdict(ours <= dlt_peak)} |"
+        )
+    for mode, label, minimum in (
+        ("first", "first load >= {}x raw COPY rows/s", targets["first_vs_copy_min"]),
+        ("update", "all updates >= {}x COPY + ON CONFLICT", targets["update_vs_copy_min"]),
+    ):
+        ratio = large[mode]["vs_copy"]
+        rows.append(
+            f"| stream | {label.format(minimum)} ({at}) | {ratio}x | {_verdict(ratio >= minimum)} |"
+        )
+    for mode in ("first", "update"):
+        ratio = large[mode]["vs_dlt"]
+        if ratio is None:  # dlt skipped
+            continue
+        rows.append(
+            f"| stream | {mode}: >= {targets['vs_dlt_min']}x dlt's rows/s ({at}) | {ratio}x | "
+            f"{_verdict(ratio >= targets['vs_dlt_min'])} |"
+        )
+    return rows
+
+
+def _dlt_peak(d: dict[str, Any]) -> float:
+    return float(max(d.get("peak_rss_mb", 0), d.get("worker_peak_rss_mb", 0)))
+
+
+def _task_peak(c: dict[str, Any]) -> float:
+    return float(max(c["validate_peak_rss_mb"], c["load_peak_rss_mb"]))
+
+
+def _stream(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "The same NYC-311 records as the API sends them, in extract parts, loaded side by "
+        "side: CityPulse's real `validate` and `load` tasks (each in a process of its own, as "
+        "a worker runs them), `dlt` (postgres destination, merge on the key, csv/COPY loader, "
+        "2 normalize workers, column types hinted from the contract; its own environment) and "
+        "raw COPY of the typed rows validate wrote (updates: COPY into staging + INSERT .. ON "
+        "CONFLICT DO UPDATE). Rows/s count every record; CityPulse's exclude the GX suite, "
+        "`with GX` includes it. Peak RSS is each process's VmHWM; `imported` is the task "
+        "process's RSS once its modules are imported, before it reads a record.",
+        "",
+        "| records | pass | CityPulse rows/s | with GX | dlt rows/s | raw COPY rows/s | "
+        "vs COPY | vs dlt | validate peak / imported MiB | load peak / imported MiB | "
+        "dlt peak (worker) MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in r["sizes"]:
+        for mode, label in (("first", "first load"), ("update", "all updates")):
+            sides = size[mode]
+            c, d, copy = sides["citypulse"], sides["dlt"], sides["raw_copy"]
+            lines.append(
+                f"| {size['records']:,} | {label} | {_rate(c['rows_per_s'])} | "
+                f"{_rate(c['rows_per_s_with_gx'])} | {_rate(d.get('rows_per_s', 0))} | "
+                f"{_rate(copy['rows_per_s'])} | {sides['vs_copy']}x | "
+                f"{'-' if sides['vs_dlt'] is None else str(sides['vs_dlt']) + 'x'} | "
+                f"{c['validate_peak_rss_mb']:,} / {c['validate_rss_imported_mb']:,} | "
+                f"{c['load_peak_rss_mb']:,} / {c['load_rss_imported_mb']:,} | "
+                f"{d.get('peak_rss_mb', 0):,} ({d.get('worker_peak_rss_mb', 0):,}) |"
+            )
+    lines += [
+        "",
+        "Seconds: CityPulse validate (of which GX) + load; dlt extract / normalize / load.",
+        "",
+        "| records | pass | validate (GX) | load | dlt extract / normalize / load | raw COPY |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in r["sizes"]:
+        for mode in ("first", "update"):
+            sides = size[mode]
+            c, d = sides["citypulse"], sides["dlt"]
+            steps = d.get("steps_s", {})
+            lines.append(
+                f"| {size['records']:,} | {mode} | {c['validate_s']} ({c['gx_s']}) | "
+                f"{c['load_s']} | {steps.get('extract')} / {steps.get('normalize')} / "
+                f"{steps.get('load')} | {sides['raw_copy']['seconds']} |"
+            )
+    if "rss_growth" in r:
+        lines += ["", f"Peak RSS growth from the smallest to the largest size: {r['rss_growth']}x."]
+    if "started" in r:
+        load = r["load_average"]
+        lines += [
+            "",
+            f"Started {r['started']}; load average (1, 5, 15 min) {load[:3]} at the start and "
+            f"{load[3:]} at the end: 2 cores, shared with other work when above ~1.",
+        ]
+    return lines
 
 
 def _load(r: dict[str, Any]) -> list[str]:
@@ -310,6 +417,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "dag_day": ("5. `dag_day`: one city day through `dag.test()`", _dag_day),
     "retrain": ("6. `retrain`: features and 6-fold evaluation, 4 cities x 365 days", _retrain),
     "audit": ("7. `audit`: one partition audit per dataset", _audit),
+    "stream": ("8. `stream`: CityPulse, dlt and raw COPY at each size, bounded memory", _stream),
 }
 
 
@@ -343,6 +451,7 @@ def render(
         "PYTHONPATH=include python -m benchmarks --smoke --out /tmp/B.md   # tiny sizes",
         "PYTHONPATH=include python -m benchmarks.load   # one figure, its JSON line only",
         "PYTHONPATH=include python -m benchmarks --rerender   # after editing FINDINGS.md",
+        "CITYPULSE_BENCH_SIZES=200000,2000000 make bench   # `stream` at 2 million records too",
         "```",
         "",
         "PostgreSQL: `CITYPULSE_BENCH_PG` (a libpq DSN) or `host=127.0.0.1 port=5432 "

@@ -27,6 +27,7 @@ EXPECTED_KEYS = {
     "validate": {"gx", "pandas", "gx_vs_pandas", "same_rejects"},
     "dag_day": {"first_run", "second_run", "records"},
     "audit": {"cities", "days", "edited_days", "peak_rss_mb"},
+    "stream": {"sizes", "targets"},
 }  # fmt: skip
 RETRAIN_KEYS = {"cities", "total_s", "peak_rss_mb"}
 

@@ -75,8 +75,12 @@ def test_a_city_day_runs_with_its_files_in_s3(
     assert count == (len(served.records) - len(served.malformed),)
     keys = s3_server.keys(bucket)
     run_keys = [k for k in keys if k.startswith("citypulse/runs/chicago_crime/")]
-    names = sorted(k.rsplit("/", 1)[-1] for k in run_keys)
-    assert names == ["accepted.csv", "part-00000.ndjson", "rejects.ndjson"], keys
+    names = {"/".join(k.rsplit("/", 2)[-2:]) for k in run_keys}
+    assert names == {
+        "accepted/part-00000.csv",
+        "window/part-00000.ndjson",
+        "rejects/part-00000.ndjson",
+    }, keys
     assert not [k for k in keys if "/.probe/" in k]  # the storage check cleans up after itself
     assert sorted(local_runs(contract.dag_id).rglob("*")) == before  # nothing on local disk
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
+from itertools import islice
 from typing import Any
 
 from psycopg2 import sql
@@ -19,15 +20,17 @@ from psycopg2.errors import UniqueViolation
 from psycopg2.extras import Json, execute_values
 
 from citypulse.contracts import Contract
+from citypulse.copystream import BLOCK_BYTES, PartStream
 from citypulse.manifest import Extracted, Part, RunManifest, Validated
 from citypulse.settings import SCHEMA
 from citypulse.sqlfiles import identifiers, render
 from citypulse.staging import (
-    ACCEPTED_FILE,
-    REJECTS_FILE,
+    ACCEPTED_PREFIX,
+    REJECTS_PREFIX,
     Source,
     copy_columns,
     key_range,
+    part_key,
     read_ndjson,
     stage_columns,
     write_accepted,
@@ -38,6 +41,8 @@ from citypulse.tables import ensure_schema, ensure_table, history_table, table_c
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
+# Rejects are read and inserted this many at a time.
+REJECTS_PAGE_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,9 @@ def _event_day(record: Any, contract: Contract) -> date | None:
 def quarantine_rejects(
     cur: Any, contract: Contract, rejects: Source | Sequence[Source], run_id: str, window: Window
 ) -> int:
-    """Insert the run's rejects; a record already quarantined (a rerun) is not repeated."""
-    rows = [
+    """Insert the run's rejects, a page at a time; a record already quarantined (a rerun) is
+    not repeated."""
+    rows = (
         (
             contract.dag_id,
             _storable(item.get("key")),
@@ -103,15 +109,13 @@ def quarantine_rejects(
         )
         for source in _sources(rejects)
         for item in read_ndjson(source)
-    ]
-    if rows:
-        execute_values(
-            cur,
-            render("load/rejects.sql").as_string(cur),
-            rows,
-            page_size=1000,
-        )
-    return len(rows)
+    )
+    statement = render("load/rejects.sql").as_string(cur)
+    count = 0
+    while page := list(islice(rows, REJECTS_PAGE_ROWS)):
+        execute_values(cur, statement, page, page_size=REJECTS_PAGE_ROWS)
+        count += len(page)
+    return count
 
 
 def upsert_accepted(
@@ -146,13 +150,12 @@ def _sources(given: Source | Sequence[Source]) -> list[Source]:
 
 
 def _copy_each(cur: Any, command: str, sources: Sequence[Source]) -> int:
-    """COPY every source in turn (bytes: line breaks inside values stay as sent); rows."""
-    copied = 0
-    for source in sources:
-        with source.open("rb") as handle:
-            cur.copy_expert(command, handle)
-        copied += int(cur.rowcount)
-    return copied
+    """COPY every source, one after the other, in one statement fed by a thread that reads
+    the next blocks while the server ingests (bytes: line breaks inside values stay as
+    sent); rows."""
+    with PartStream(sources) as stream:
+        cur.copy_expert(command, stream, size=BLOCK_BYTES)
+    return int(cur.rowcount)
 
 
 def _keys_stored(cur: Any, contract: Contract, key_range: Sequence[Any]) -> bool:
@@ -335,7 +338,8 @@ def load_typed_rows(
     """Load typed rows that need no validation (generated history, tests) as one audited run
     of `run_id`: written under `root` as a validated run's objects, then `load_batch`."""
     prefix = run_prefix(contract.dag_id, run_id)
-    accepted_key, rejects_key = f"{prefix}/{ACCEPTED_FILE}", f"{prefix}/{REJECTS_FILE}"
+    accepted_key = f"{prefix}/{part_key(ACCEPTED_PREFIX, 0, 'csv')}"
+    rejects_key = f"{prefix}/{part_key(REJECTS_PREFIX, 0, 'ndjson')}"
     rows = write_accepted(frame, contract, root.object(accepted_key), run_id)
     write_rejects(iter(()), root.object(rejects_key))
     bounds = key_range(frame, contract)

@@ -22,6 +22,9 @@ STORAGE_URL = os.environ.get("CITYPULSE_STORAGE_URL", "").strip() or DATA_DIR.as
 RUN_RETENTION_DAYS = float(os.environ.get("CITYPULSE_RUN_RETENTION_DAYS", "7"))
 # Records per extract part: the unit run files are written, read and streamed in.
 PART_ROWS = int(os.environ.get("CITYPULSE_PART_ROWS", "100000"))
+# Records validate types, checks and writes at a time (a part is split into chunks of at most
+# this many): with the part size, what bounds the memory of `validate`, whatever the window.
+CHUNK_ROWS = int(os.environ.get("CITYPULSE_CHUNK_ROWS", "50000"))
 # What parsing dags/ keeps of the validated contracts between parses; empty disables it.
 _PARSE_CACHE = os.environ.get("CITYPULSE_PARSE_CACHE_FILE", str(DATA_DIR / "cache" / "dags.json"))
 PARSE_CACHE_FILE = Path(_PARSE_CACHE) if _PARSE_CACHE else None

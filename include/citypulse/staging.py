@@ -2,9 +2,9 @@
 (`citypulse.storage`); XCom carries only their keys, in the run manifest.
 
 extract/part-NNNNN.ndjson  the portal's records, one JSON object a line, as sent, in parts
-accepted.csv               typed rows ready for COPY (CSV: NULL unquoted empty, text quoted),
-                           in `copy_columns` order
-rejects.ndjson             {"record": raw, "reason": "...", "key": "..."} a line
+accepted/part-NNNNN.csv    typed rows ready for COPY (CSV: NULL unquoted empty, text quoted),
+                           in `copy_columns` order; one part per chunk validate checked
+rejects/part-NNNNN.ndjson  {"record": raw, "reason": "...", "key": "..."} a line, per chunk
 
 Every reader and writer here takes a source: a local `Path` or a `storage.StoredObject`
 (both open as `open("rb")` / `open("wb")`); a local file is handed to Arrow by name.
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 Source = Union[Path, "StoredObject"]
 
 EXTRACT_PREFIX = "extract"
-ACCEPTED_FILE = "accepted.csv"
-REJECTS_FILE = "rejects.ndjson"
+ACCEPTED_PREFIX = "accepted"
+REJECTS_PREFIX = "rejects"
 DERIVED_STAGE_COLUMNS = ("event_time", "h3_r8", "h3_r7")
 # Written beside them for the COPY: the event time as local time and zone name (PostgreSQL
 # turns it into UTC itself, exactly as `event_time AT TIME ZONE zone`) and the run's id.
@@ -51,6 +51,11 @@ def json_line(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     except UnicodeEncodeError:
         return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+def part_key(prefix: str, index: int, extension: str) -> str:
+    """The key of part `index` of a run's objects under `prefix` (relative to the run)."""
+    return f"{prefix}/part-{index:05d}.{extension}"
 
 
 def local_file(source: Source) -> Path | None:

@@ -54,6 +54,8 @@ class TypedBatch:
     records: Sequence[dict[str, Any]] | None = None
     sources: Sequence[Source] = ()
     source_rows: Sequence[int] = ()
+    # The line of the first source where the batch's records begin (a chunk of a part).
+    first_line: int = 0
 
     def reject(self, mask: np.ndarray | pd.Series, reason: str | Sequence[str]) -> None:
         """Record `reason` (one text, or one per flagged row) for every flagged row."""
@@ -80,11 +82,13 @@ class TypedBatch:
         part_of = np.searchsorted(starts, wanted, side="right") - 1
         found: dict[int, Any] = {}
         for part in np.unique(part_of).tolist():
-            offset = int(starts[part])
+            # Record i of the batch is line i - starts[part] of its part (+ first_line in the
+            # first part).
+            shift = int(starts[part]) - (self.first_line if part == 0 else 0)
             lines = read_lines_at(
-                self.sources[part], (int(i) - offset for i in wanted[part_of == part])
+                self.sources[part], (int(i) - shift for i in wanted[part_of == part])
             )
-            found.update({line + offset: record for line, record in lines.items()})
+            found.update({line + shift: record for line, record in lines.items()})
         return [found[int(i)] for i in positions]
 
 

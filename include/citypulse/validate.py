@@ -11,17 +11,27 @@ import logging
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from citypulse.chunks import Chunk, ChunkReader, KeyLedger, PartSizeMismatch, plan_chunks
 from citypulse.contracts import Contract
 from citypulse.exceptions import ValidationFailed
 from citypulse.manifest import Part, RunManifest, Validated
-from citypulse.staging import ACCEPTED_FILE, REJECTS_FILE, key_range, write_accepted, write_rejects
+from citypulse.staging import (
+    ACCEPTED_PREFIX,
+    REJECTS_PREFIX,
+    key_range,
+    part_key,
+    write_accepted,
+    write_rejects,
+)
 from citypulse.storage import StorageRoot
-from citypulse.typing_rules import TypedBatch, type_extract
+from citypulse.typing_rules import TypedBatch
 from citypulse.windows import Window
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,51 @@ class ExpectationOutcome:
     success: bool
     unexpected: int
     unexpected_percent: float | None
+
+
+@dataclass
+class ExpectationCounts:
+    """One expectation's counts over the rows checked so far: what a verdict is made of, so
+    that chunks add up to the verdict one run over all their rows would give."""
+
+    expectation: str
+    column: str | None
+    mostly: float
+    counted: bool  # a row-level expectation (the others have a success only)
+    success: bool = True
+    rows: int = 0
+    considered: int = 0  # rows not NULL (and matching its row condition)
+    unexpected: int = 0
+
+    def add(self, other: ExpectationCounts) -> None:
+        self.success = self.success and other.success
+        self.rows += other.rows
+        self.considered += other.considered
+        self.unexpected += other.unexpected
+
+    def outcome(self) -> ExpectationOutcome:
+        """The verdict as Great Expectations words it (its `_format_map_output`)."""
+        if not self.counted:
+            return ExpectationOutcome(self.expectation, self.column, self.success, 0, None)
+        known = self.rows > 0 and self.considered > 0
+        percent = self.unexpected / self.considered * 100 if known else None
+        success = (
+            True
+            if not known
+            else (float(self.considered) - float(self.unexpected)) / float(self.considered)
+            >= self.mostly
+        )
+        return ExpectationOutcome(self.expectation, self.column, success, self.unexpected, percent)
+
+
+@dataclass
+class ChunkReport:
+    """What the suite found in one chunk of a run (reports of chunks merge into the run's)."""
+
+    rows: int
+    rejected: int
+    counts: list[ExpectationCounts]
+    reasons: Counter[str]
 
 
 @dataclass
@@ -58,6 +113,26 @@ class ValidationReport:
             "expectations": [o.__dict__ for o in self.outcomes],
             "top_reasons": self.top_reasons,
         }
+
+    @classmethod
+    def merged(cls, chunks: Sequence[ChunkReport]) -> ValidationReport:
+        """The report of a run from its chunks' (in order): what one chunk of all the rows
+        would give."""
+        counts: list[ExpectationCounts] = []
+        reasons: Counter[str] = Counter()
+        for chunk in chunks:
+            if not counts:
+                counts = [replace(c) for c in chunk.counts]
+            elif chunk.counts:
+                for total, one in zip(counts, chunk.counts, strict=True):
+                    total.add(one)
+            reasons.update(chunk.reasons)
+        return cls(
+            sum(c.rows for c in chunks),
+            sum(c.rejected for c in chunks),
+            [c.outcome() for c in counts],
+            reasons.most_common(10),
+        )
 
 
 def build_suite(contract: Contract, window: Window | None) -> Any:
@@ -131,27 +206,41 @@ def _context() -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
+class SuiteRunner:
+    """The contract's suite, run chunk after chunk on one Great Expectations context."""
+
+    def __init__(self, contract: Contract, window: Window | None) -> None:
+        self.contract, self.window = contract, window
+        self._definition: Any = None
+        self._suite: Any = None
+
+    def check(self, batch: TypedBatch, repeated: frozenset[Any] = frozenset()) -> ChunkReport:
+        """Validate a typed chunk; add each failing row's reason to the batch. `repeated`:
+        keys found in other chunks too, rejected as a key repeated in this extract."""
+        counts = self._validate(batch, repeated) if len(batch.frame) else []
+        reasons = Counter(
+            reason.split(":")[0] + ":" + _reason_kind(reason)
+            for rows in batch.reasons
+            for reason in rows
+        )
+        return ChunkReport(len(batch.frame), int(batch.rejected_mask.sum()), counts, reasons)
+
+    def _validate(self, batch: TypedBatch, repeated: frozenset[Any]) -> list[ExpectationCounts]:
+        if self._definition is None:
+            context = _context()
+            asset = context.data_sources.add_pandas("citypulse").add_dataframe_asset(
+                self.contract.dag_id
+            )
+            self._definition = asset.add_batch_definition_whole_dataframe("extract")
+            self._suite = build_suite(self.contract, self.window)
+        gx_batch = self._definition.get_batch(batch_parameters={"dataframe": batch.frame})
+        result = gx_batch.validate(self._suite, result_format={"result_format": "COMPLETE"})
+        return _apply_results(result, batch, self.contract.key, repeated)
+
+
 def run_suite(contract: Contract, batch: TypedBatch, window: Window | None) -> ValidationReport:
     """Validate a typed batch; add each failing row's reason to the batch."""
-    frame = batch.frame
-    if len(frame):
-        context = _context()
-        asset = context.data_sources.add_pandas("citypulse").add_dataframe_asset(contract.dag_id)
-        definition = asset.add_batch_definition_whole_dataframe("extract")
-        gx_batch = definition.get_batch(batch_parameters={"dataframe": frame})
-        result = gx_batch.validate(
-            build_suite(contract, window), result_format={"result_format": "COMPLETE"}
-        )
-        outcomes = _apply_results(result, batch)
-    else:
-        outcomes = []
-    rejected = int(batch.rejected_mask.sum())
-    reasons = Counter(
-        reason.split(":")[0] + ":" + _reason_kind(reason)
-        for rows in batch.reasons
-        for reason in rows
-    )
-    return ValidationReport(len(frame), rejected, outcomes, reasons.most_common(10))
+    return ValidationReport.merged([SuiteRunner(contract, window).check(batch)])
 
 
 def _reason_kind(reason: str) -> str:
@@ -160,8 +249,10 @@ def _reason_kind(reason: str) -> str:
     return " ".join(_QUOTED.sub("", text).split())[:80]
 
 
-def _apply_results(result: Any, batch: TypedBatch) -> list[ExpectationOutcome]:
-    outcomes = []
+def _apply_results(
+    result: Any, batch: TypedBatch, key: str, repeated: frozenset[Any]
+) -> list[ExpectationCounts]:
+    counts = []
     for item in result.results:
         config = item.expectation_config
         column = config.kwargs.get("column")
@@ -170,21 +261,28 @@ def _apply_results(result: Any, batch: TypedBatch) -> list[ExpectationOutcome]:
                 f"expectation {config.type} on {column!r} could not run: "
                 f"{item.exception_info.get('exception_message')}"
             )
-        unexpected = item.result.get("unexpected_index_list") or []
-        if unexpected:
-            mask = np.zeros(len(batch.frame), dtype=bool)
-            mask[np.asarray(unexpected, dtype=int)] = True
+        mask = np.zeros(len(batch.frame), dtype=bool)
+        mask[np.asarray(item.result.get("unexpected_index_list") or [], dtype=int)] = True
+        if repeated and config.type == "expect_column_values_to_be_unique" and column == key:
+            keys = batch.frame[key]
+            mask |= (keys.notna() & keys.isin(repeated)).to_numpy(dtype=bool)
+        if mask.any():
             batch.reject(mask, config.meta["reason"])
-        outcomes.append(
-            ExpectationOutcome(
+        rows = item.result.get("element_count")
+        mostly = config.kwargs.get("mostly")
+        counts.append(
+            ExpectationCounts(
                 config.type,
                 column,
-                bool(item.success),
-                len(unexpected),
-                item.result.get("unexpected_percent"),
+                1.0 if mostly is None else float(mostly),
+                counted=rows is not None,
+                success=bool(item.success),
+                rows=rows or 0,
+                considered=(rows or 0) - (item.result.get("missing_count") or 0),
+                unexpected=int(mask.sum()),
             )
         )
-    return outcomes
+    return counts
 
 
 def enforce(contract: Contract, batch: TypedBatch, report: ValidationReport) -> None:
@@ -214,24 +312,108 @@ def enforce(contract: Contract, batch: TypedBatch, report: ValidationReport) -> 
         )
 
 
-def validate_run(contract: Contract, manifest: RunManifest, root: StorageRoot) -> Validated:
+def validate_run(
+    contract: Contract, manifest: RunManifest, root: StorageRoot, chunk_rows: int | None = None
+) -> Validated:
     """Type a run's extract parts, validate them, and write the accepted rows (COPY-ready)
-    and the rejects (raw record + reasons) under the run's prefix. ValidationFailed when the
-    batch must not load."""
+    and the rejects (raw record + reasons) under the run's prefix, one part of each per chunk
+    of at most `chunk_rows` records (default: the `CHUNK_ROWS` setting). ValidationFailed
+    when the batch must not load; then nothing is left written."""
+    from citypulse import settings
+
     extracted = manifest.extracted
-    batch = type_extract(
-        contract, [root.object(part.key) for part in extracted.parts], extracted.window_rows
+    chunks = plan_chunks(
+        [(root.object(part.key), part.rows) for part in extracted.parts],
+        extracted.window_rows,
+        chunk_rows or settings.CHUNK_ROWS,
     )
-    if len(batch.frame) != extracted.rows:
+    prefixes = [manifest.key(ACCEPTED_PREFIX), manifest.key(REJECTS_PREFIX)]
+    for prefix in prefixes:
+        root.remove(prefix)  # a rerun with other chunks leaves none of the last run's
+    try:
+        written = _validate_chunks(contract, manifest, root, chunks)
+    except BaseException:
+        for prefix in prefixes:
+            root.remove(prefix)
+        raise
+    report = ValidationReport.merged([w.report for w in written])
+    log.info(
+        "%s: %d extracted in %d chunk(s), %d accepted, %d rejected (%.2f%%)",
+        contract.dag_id,
+        report.extracted,
+        len(written),
+        report.extracted - report.rejected,
+        report.rejected,
+        100 * report.rejected_share,
+    )
+    bounds = [w.key_range for w in written if w.key_range is not None]
+    return Validated(
+        accepted=tuple(w.accepted for w in written),
+        rejects=tuple(w.rejects for w in written),
+        report=report.as_dict(),
+        key_range=(min(b[0] for b in bounds), max(b[1] for b in bounds)) if bounds else None,
+    )
+
+
+@dataclass
+class _Written:
+    """One chunk's outcome: its report and the objects written for it."""
+
+    report: ChunkReport
+    accepted: Part
+    rejects: Part
+    key_range: tuple[Any, Any] | None
+    absent_required: list[str]
+    unknown_fields: set[str]
+
+
+def _validate_chunks(
+    contract: Contract, manifest: RunManifest, root: StorageRoot, chunks: Sequence[Chunk]
+) -> list[_Written]:
+    """Each chunk typed, checked and written in turn; the chunks holding a key that another
+    chunk holds too are checked again knowing it. Enforced over the whole run at the end."""
+    reader, ledger = ChunkReader(contract), KeyLedger()
+    runner = SuiteRunner(contract, manifest.window)
+    written: list[_Written] = []
+    try:
+        for chunk in chunks:
+            batch = reader.typed(chunk)
+            ledger.add(chunk.index, batch.frame[contract.key])
+            written.append(_write_chunk(contract, manifest, root, runner, chunk, batch))
+        repeated, again = ledger.repeated_across()
+        for index in again:  # rare: re-read, so the window is never held
+            chunk = chunks[index]
+            batch = reader.typed(chunk)
+            written[index] = _write_chunk(contract, manifest, root, runner, chunk, batch, repeated)
+    except PartSizeMismatch:
         raise RuntimeError(
-            f"{manifest.prefix}: the extract parts hold {len(batch.frame)} records, extract "
-            f"reported {extracted.rows}: clear the run from `extract`"
-        )
-    report = run_suite(contract, batch, manifest.window)
-    enforce(contract, batch, report)
+            f"{manifest.prefix}: the extract parts hold another number of records than "
+            f"extract reported ({manifest.extracted.rows}): clear the run from `extract`"
+        ) from None
+    whole = TypedBatch(pd.DataFrame(), [], set(), [])
+    whole.unknown_fields = set().union(*(w.unknown_fields for w in written))
+    if written:  # a required column absent from every record is absent from every chunk
+        absent = set.intersection(*(set(w.absent_required) for w in written))
+        whole.absent_required = [c for c in written[0].absent_required if c in absent]
+    enforce(contract, whole, ValidationReport.merged([w.report for w in written]))
+    return written
+
+
+def _write_chunk(
+    contract: Contract,
+    manifest: RunManifest,
+    root: StorageRoot,
+    runner: SuiteRunner,
+    chunk: Chunk,
+    batch: TypedBatch,
+    repeated: frozenset[Any] = frozenset(),
+) -> _Written:
+    """Check a typed chunk and write its accepted rows and its rejects."""
+    report = runner.check(batch, repeated)
     rejected = batch.rejected_mask
     accepted_rows = batch.frame[~rejected]
-    accepted_key, rejects_key = manifest.key(ACCEPTED_FILE), manifest.key(REJECTS_FILE)
+    accepted_key = manifest.key(part_key(ACCEPTED_PREFIX, chunk.index, "csv"))
+    rejects_key = manifest.key(part_key(REJECTS_PREFIX, chunk.index, "ndjson"))
     accepted = write_accepted(
         accepted_rows, contract, root.object(accepted_key), run_id=manifest.run_id
     )
@@ -244,18 +426,12 @@ def validate_run(contract: Contract, manifest: RunManifest, root: StorageRoot) -
         ),
         root.object(rejects_key),
     )
-    log.info(
-        "%s: %d extracted, %d accepted, %d rejected (%.2f%%)",
-        contract.dag_id,
-        report.extracted,
-        accepted,
-        report.rejected,
-        100 * report.rejected_share,
-    )
     bounds = key_range(accepted_rows, contract)
-    return Validated(
-        accepted=(Part(key=accepted_key, rows=accepted),),
-        rejects=(Part(key=rejects_key, rows=rejects),),
-        report=report.as_dict(),
-        key_range=None if bounds is None else (bounds[0], bounds[1]),
+    return _Written(
+        report,
+        Part(key=accepted_key, rows=accepted),
+        Part(key=rejects_key, rows=rejects),
+        None if bounds is None else (bounds[0], bounds[1]),
+        batch.absent_required,
+        batch.unknown_fields,
     )
