@@ -156,7 +156,7 @@ def build_suite(contract: Contract, window: Window | None) -> Any:
         if column.values:
             add(
                 e.ExpectColumnValuesToBeInSet(column=column.name, value_set=column.values),
-                f"{column.name}: value outside {column.values}",
+                f"{column.name}: value not one of {', '.join(column.values)}",
             )
     add(
         e.ExpectColumnValuesToBeUnique(column=contract.key),
@@ -219,7 +219,7 @@ class SuiteRunner:
         keys found in other chunks too, rejected as a key repeated in this extract."""
         counts = self._validate(batch, repeated) if len(batch.frame) else []
         reasons = Counter(
-            reason.split(":")[0] + ":" + _reason_kind(reason)
+            reason.split(":")[0] + ": " + _reason_kind(reason)
             for rows in batch.reasons
             for reason in rows
         )
@@ -246,7 +246,8 @@ def run_suite(contract: Contract, batch: TypedBatch, window: Window | None) -> V
 def _reason_kind(reason: str) -> str:
     # Reasons differ by the quoted value ("x: 'N/A' is not ..."); group them by wording.
     text = reason.split(":", 1)[1] if ":" in reason else reason
-    return " ".join(_QUOTED.sub("", text).split())[:80]
+    # Long enough for an allowed-value list; a report groups reasons, it does not quote values.
+    return " ".join(_QUOTED.sub("", text).split())[:200]
 
 
 def _apply_results(
