@@ -1,5 +1,6 @@
 """CityPulse in the Airflow UI: what the plugin's pages and JSON API read and serve.
 
-`status` decides a city's status in words; `airflow_runs` reads Airflow's metadata DB (runs,
-task states); `queries` reads the warehouse; `app` is the FastAPI app the plugin mounts.
+`app` is the FastAPI app the plugin mounts; one module per page reads what it shows:
+`health` (with the rules of `status`), `run_report`, `forecast` (the hotspot map), `charts`;
+`db` reads the warehouse read-only, `airflow_runs` Airflow's metadata DB.
 """

@@ -123,27 +123,27 @@ async def cities() -> list[dict[str, Any]]:
 
 @app.get("/api/health")
 async def health() -> Any:
-    from citypulse.ui.queries import city_health
+    from citypulse.ui.health import city_health
 
     return await asyncio.to_thread(city_health, _contracts())
 
 
 @app.get("/api/runs/{dag_id}/{run_id}")
 async def run_report(dag_id: str, run_id: str) -> Any:
-    from citypulse.ui.queries import run_report
+    from citypulse.ui.run_report import run_report
 
     return await asyncio.to_thread(run_report, _contracts(), dag_id, run_id)
 
 
 @app.get("/api/map/{city}")
 async def forecast_map(city: str) -> Any:
-    from citypulse.ui.queries import forecast_map
+    from citypulse.ui.forecast import forecast_map
 
     return await asyncio.to_thread(forecast_map, _contract(city))
 
 
 @app.get("/api/charts/{city}")
 async def charts(city: str) -> Any:
-    from citypulse.ui.queries import city_charts
+    from citypulse.ui.charts import city_charts
 
     return await asyncio.to_thread(city_charts, _contract(city))

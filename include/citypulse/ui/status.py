@@ -1,6 +1,6 @@
 """A city's status in words: fresh, late, failing, drifting (or waiting for its first load).
 
-Pure functions over facts read elsewhere (`citypulse.ui.queries`), so every rule is tested
+Pure functions over facts read elsewhere (`citypulse.ui.health`), so every rule is tested
 without a database: which status wins, and the sentence that tells an operator why.
 """
 
