@@ -64,6 +64,8 @@ def seeded(
     """Eight weeks of history per city (one city stops 4 days early, one has an incomplete
     day), a city run that loads, one whose validation fails, and a retrain that publishes."""
     from citypulse.model.sample_history import load_history
+    from citypulse.views import build_views
+    from citypulse.warehouse import connect
 
     for contract in contracts:
         last = yesterday(contract) - timedelta(days=LATE_BY_DAYS if contract.dag_id == LATE else 0)
@@ -73,12 +75,13 @@ def seeded(
         )  # fmt: skip
     drifting = by_id(contracts, DRIFTING)
     low_day = yesterday(drifting) - timedelta(days=2)
-    # The portal published a fraction of that day (an outage): most of its rows are missing.
+    # The portal published a fraction of that local day (an outage): most of its rows are
+    # missing. `event_time` is the local wall time; the contract's column may hold an offset.
     query(
         module_warehouse,
-        f"DELETE FROM citypulse.{drifting.table} WHERE {drifting.event_time}::date = %s "
+        f"DELETE FROM citypulse.{drifting.table} WHERE event_time::date = %s "
         f"AND {drifting.key} IN (SELECT {drifting.key} FROM citypulse.{drifting.table} "
-        f"WHERE {drifting.event_time}::date = %s ORDER BY {drifting.key} OFFSET 20)",
+        f"WHERE event_time::date = %s ORDER BY {drifting.key} OFFSET 20)",
         (low_day, low_day),
     )
 
@@ -97,6 +100,12 @@ def seeded(
     standin.clear(nyc.dataset_id)
     standin.put(nyc.dataset_id, broken, key=nyc.key_column.wire_name)
     failed = run_city_day(dagbag.dags[FAILING], nyc, yesterday(nyc))
+
+    # A backfill of an old day finishes last (as in `make demo`): the city is still fresh.
+    old_day = yesterday(chicago) - timedelta(days=30)
+    load_history([chicago], old_day, old_day, dsn=module_warehouse, records_per_day=RECORDS_PER_DAY)
+    with connect(module_warehouse) as conn, conn.cursor() as cur:
+        build_views(cur, chicago, contracts)  # load_history built `incidents` of chicago alone
 
     dagbag.dags["hotspot_retrain"].test(logical_date=datetime.now(UTC), run_conf=RETRAIN_CONF)
     return Seeded(module_warehouse, passed, failed, low_day)
