@@ -170,7 +170,39 @@ def airflow_db() -> str:
         env=env,
         capture_output=True,
     )
+    _keep_param_defaults_across_runs()
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def _keep_param_defaults_across_runs() -> None:
+    """Every `dag.test()` run leaves the DAG's Params as it found them.
+
+    Airflow 3.3 resolves a task's params in process by writing the run's conf into the DAG's
+    (and tasks') own `Param` objects (`process_params` -> `Param.resolve` sets `.value`), so
+    in one process a later run of the same DAG object inherits an earlier run's conf as its
+    defaults. Workers parse DAGs afresh per task; the tests run many `dag.test()` in one
+    process (tests/test_dag_test_harness.py).
+    """
+    import copy
+
+    from airflow.sdk.definitions.dag import DAG
+
+    if getattr(DAG.test, "keeps_param_defaults", False):
+        return
+    run = DAG.test
+
+    def test(self: DAG, *args: Any, **kwargs: Any) -> Any:
+        owners = [self.params, *(task.params for task in self.tasks if task.params)]
+        params = {id(p): p for owner in owners for p in (owner.get_param(k) for k in owner)}
+        defaults = {key: copy.deepcopy(p.value) for key, p in params.items()}
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            for key, param in params.items():
+                param.value = defaults[key]
+
+    test.keeps_param_defaults = True  # type: ignore[attr-defined]
+    DAG.test = test  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
