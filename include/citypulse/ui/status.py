@@ -135,12 +135,12 @@ def day_label(day: date) -> str:
     return f"{day:%a} {day:%b} {day.day}"
 
 
-def expected_through(facts: CityFacts, now: datetime) -> datetime:
-    """The local midnight the city's loads should reach by now: today's once the daily run's
+def expected_through(timezone: str, deadline_hours: float, now: datetime) -> datetime:
+    """The local midnight a city's loads should reach by now: today's once the daily run's
     deadline has passed, else yesterday's."""
-    local_now = now.astimezone(ZoneInfo(facts.timezone)).replace(tzinfo=None)
+    local_now = now.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
     today = datetime.combine(local_now.date(), datetime.min.time())
-    if local_now >= today + timedelta(hours=facts.deadline_hours):
+    if local_now >= today + timedelta(hours=deadline_hours):
         return today
     return today - timedelta(days=1)
 
@@ -159,7 +159,7 @@ def classify(facts: CityFacts, now: datetime) -> Verdict:
         )
     if facts.last_success_at is None or facts.loaded_through is None:
         return Verdict(Status.WAITING, "no run has loaded data yet", flagged)
-    due = expected_through(facts, now)
+    due = expected_through(facts.timezone, facts.deadline_hours, now)
     if facts.loaded_through < due:
         missing = (due - facts.loaded_through).days
         return Verdict(
