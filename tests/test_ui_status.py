@@ -72,6 +72,21 @@ def test_before_the_deadline_yesterday_is_not_yet_due() -> None:
     assert classify(facts(loaded_through=datetime(2026, 12, 2)), early).status is Status.LATE
 
 
+def test_a_fresh_city_names_the_day_it_is_loaded_through_not_the_day_due() -> None:
+    # 02:00 in Chicago: Dec 3 is due by 06:00, but the run for it already loaded it.
+    early = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
+    loaded = facts(
+        loaded_through=datetime(2026, 12, 4),
+        last_success_at=early - timedelta(hours=2),
+        newest_event_utc=early - timedelta(hours=3),
+    )
+    verdict = classify(loaded, early)
+    assert verdict.status is Status.FRESH
+    assert verdict.reason == (
+        "loaded through Thu Dec 3, last success 2 hours ago; newest event 3 hours old"
+    )
+
+
 def test_a_recent_day_far_below_its_weekday_median_is_drift() -> None:
     low = (TODAY - timedelta(days=2)).isoformat()
     verdict = classify(facts(days=tuple(days(**{low: 30}))), NOW)

@@ -179,7 +179,8 @@ def classify(facts: CityFacts, now: datetime) -> Verdict:
     )
     return Verdict(
         Status.FRESH,
-        f"loaded through {day_label(due.date() - timedelta(days=1))}, last success "
+        f"loaded through {day_label(facts.loaded_through.date() - timedelta(days=1))}, "
+        f"last success "
         f"{ago(facts.last_success_at, now)}{lag}",
         flagged,
     )
