@@ -2,8 +2,10 @@
 
 start: a warehouse (the `warehouse` connection if configured, else an embedded PostgreSQL),
 the SODA stand-in serving generated records for the last days, and `airflow standalone` in
-the background with every city DAG unpaused; then backfills the last 7 days of each city,
-waits for them and prints what landed, the UI address and the login. Airflow keeps running.
+the background with every city DAG unpaused; loads 20 weeks of generated history before
+those days straight into the warehouse, backfills the last 7 days of each city, runs the
+hotspot retrain once, waits for them and prints what landed, what the model published, the
+UI address and the login. Airflow keeps running.
 stop: stops what start started.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -31,6 +34,10 @@ STATE_FILE = DATA_DIR / "demo.json"
 STANDIN_PORT = int(os.environ.get("CITYPULSE_STANDIN_PORT", "8765"))
 API_PORT = int(os.environ.get("CITYPULSE_API_PORT", "8080"))
 DAYS = int(os.environ.get("CITYPULSE_DEMO_DAYS", "7"))
+# Weeks of generated history before the backfilled days: the hotspot retrain's defaults need
+# 18 (28 warm-up days, 42 training days, 4 folds of 14). 0: no history and no retrain.
+HISTORY_WEEKS = int(os.environ.get("CITYPULSE_DEMO_HISTORY_WEEKS", "20"))
+RETRAIN_DAG = "hotspot_retrain"
 META_DB = "citypulse_airflow"
 
 
@@ -168,7 +175,9 @@ def wait_for_dags(env: dict[str, str], dag_ids: list[str], timeout: float = 300)
     raise SystemExit(f"the DAG processor did not register {dag_ids} within {timeout:.0f}s")
 
 
-def wait_for_runs(env: dict[str, str], dag_ids: list[str], expected: int, timeout: float) -> None:
+def wait_for_runs(
+    env: dict[str, str], dag_ids: list[str], expected: int, timeout: float, what: str
+) -> None:
     """Wait until each DAG has `expected` days (logical dates) whose latest run finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -180,9 +189,53 @@ def wait_for_runs(env: dict[str, str], dag_ids: list[str], expected: int, timeou
                 pending[dag_id] = f"{len(days)}/{expected}"
         if not pending:
             return
-        say(f"waiting for backfills: {pending}")
+        say(f"waiting for {what}: {pending}")
         time.sleep(15)
-    raise SystemExit(f"backfills did not finish within {timeout:.0f}s")
+    raise SystemExit(f"{what} did not finish within {timeout:.0f}s")
+
+
+def local_yesterday(contract: Any) -> date:
+    """The last complete day in the city's own timezone."""
+    return datetime.now(ZoneInfo(contract.timezone)).date() - timedelta(days=1)
+
+
+def load_sample_history(contracts: list[Any], warehouse: str) -> None:
+    """HISTORY_WEEKS of generated records per city, ending the day before its backfilled days,
+    loaded straight into the warehouse (a DAG run per day would take many minutes)."""
+    from citypulse.model.sample_history import load_history
+
+    quiet = logging.getLogger("citypulse.load")  # one line per load otherwise
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        for contract in contracts:
+            last = local_yesterday(contract) - timedelta(days=DAYS)
+            first = last - timedelta(weeks=HISTORY_WEEKS) + timedelta(days=1)
+            load_history([contract], first, last, dsn=warehouse, views_over=contracts)
+    finally:
+        quiet.setLevel(level)
+
+
+def publications(warehouse: str) -> list[tuple[Any, ...]]:
+    """Per city: the published model, its role and the decision, from the model registry."""
+    import psycopg2
+
+    with psycopg2.connect(warehouse) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT to_regclass('{SCHEMA}.hotspot_publication') IS NOT NULL AND "
+            f"to_regclass('{SCHEMA}.hotspot_predictions') IS NOT NULL"
+        )
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute(
+            f"SELECT p.city, p.model_kind, p.role, count(DISTINCT f.h3_cell) "
+            f"FROM {SCHEMA}.hotspot_publication p LEFT JOIN {SCHEMA}.hotspot_predictions f "
+            f"ON f.city = p.city AND f.model_run_id = p.model_run_id "
+            f"GROUP BY 1, 2, 3 ORDER BY 1"
+        )
+        rows = cur.fetchall()
+    conn.close()
+    return rows
 
 
 def summary(warehouse: str) -> list[tuple[Any, ...]]:
@@ -190,8 +243,10 @@ def summary(warehouse: str) -> list[tuple[Any, ...]]:
 
     with psycopg2.connect(warehouse) as conn, conn.cursor() as cur:
         cur.execute(
-            f"SELECT dag_id, count(*) AS runs, sum(extracted), sum(inserted), sum(rejected) "
-            f"FROM {SCHEMA}.ingest_runs GROUP BY dag_id ORDER BY dag_id"
+            # DAG runs only, not the sample history's loads
+            f"SELECT dag_id, count(*), sum(extracted), sum(inserted), sum(rejected) "
+            f"FROM {SCHEMA}.ingest_runs WHERE run_id NOT LIKE 'sample_history%' "
+            f"GROUP BY dag_id ORDER BY dag_id"
         )
         audit = cur.fetchall()
         rows = []
@@ -274,22 +329,37 @@ def _start() -> None:
     STATE_FILE.write_text(json.dumps(state))
     wait_for(f"http://127.0.0.1:{API_PORT}/api/v2/version", "the Airflow API server", 300)
     wait_for_dags(env, dag_ids)
+    if HISTORY_WEEKS:
+        say(f"loading {HISTORY_WEEKS} weeks of generated history before those days")
+        load_sample_history(contracts, warehouse)
     for contract in contracts:
-        # The last complete day is "yesterday" in the city's own timezone.
-        last = datetime.now(ZoneInfo(contract.timezone)).date() - timedelta(days=1)
+        last = local_yesterday(contract)
         first = last - timedelta(days=DAYS - 1)
         airflow(env, "dags", "unpause", contract.dag_id)
         extra = ["--max-active-runs", "2", "--reprocess-behavior", "completed"]
         # Local days, both inclusive (see citypulse.backfill for why not plain dates).
         airflow(env, *backfill_command(contract.dag_id, first, last, extra)[3:])
     say(f"backfilling the last {DAYS} local days of {', '.join(dag_ids)}")
-    wait_for_runs(env, dag_ids, DAYS, timeout=float(os.environ.get("CITYPULSE_DEMO_TIMEOUT", 1800)))
+    timeout = float(os.environ.get("CITYPULSE_DEMO_TIMEOUT", 1800))
+    wait_for_runs(env, dag_ids, DAYS, timeout, "backfills")
+    if HISTORY_WEEKS:
+        say(f"running {RETRAIN_DAG} once (every city's history is loaded now)")
+        airflow(env, "dags", "unpause", RETRAIN_DAG)
+        airflow(env, "dags", "trigger", RETRAIN_DAG)
+        wait_for_runs(env, [RETRAIN_DAG], 1, timeout, "the hotspot retrain")
 
     print()
-    print(f"{'city':<20}{'runs':>6}{'extracted':>11}{'rows':>8}{'rejected':>10}")
+    print(f"{'city':<20}{'runs':>6}{'extracted':>11}{'rejected':>10}{'rows in warehouse':>19}")
     for dag_id, runs, extracted, rows, rejected, _ in summary(warehouse):
-        print(f"{dag_id:<20}{runs:>6}{extracted:>11}{rows:>8}{rejected:>10}")
+        print(f"{dag_id:<20}{runs:>6}{extracted:>11}{rejected:>10}{rows:>19}")
     print()
+    if HISTORY_WEEKS:
+        published = {city: rest for city, *rest in publications(warehouse)}
+        print(f"{'city':<20}{'published forecast':<34}{'hexagons':>9}")
+        for dag_id in dag_ids:
+            kind, role, cells = published.get(dag_id, ("none: see the retrain's log", "", 0))
+            print(f"{dag_id:<20}{f'{kind} ({role})' if role else kind:<34}{cells:>9}")
+        print()
     say(f"Airflow UI: http://localhost:{API_PORT}  login: admin / {admin_password()}")
     say("CityPulse pages (in the UI under Browse; every city run also has a Validation tab):")
     for name, route in (("health", "citypulse_health"), ("hotspot map", "citypulse_map")):

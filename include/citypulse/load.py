@@ -333,22 +333,35 @@ def load_batch(
 
 
 def load_typed_rows(
-    conn: Any, contract: Contract, frame: Any, run_id: str, window: Window, root: StorageRoot
+    conn: Any,
+    contract: Contract,
+    frame: Any,
+    run_id: str,
+    window: Window,
+    root: StorageRoot,
+    rejects: Sequence[dict[str, Any]] = (),
 ) -> LoadResult:
     """Load typed rows that need no validation (generated history, tests) as one audited run
-    of `run_id`: written under `root` as a validated run's objects, then `load_batch`."""
+    of `run_id`: written under `root` as a validated run's objects, then `load_batch`.
+    `rejects`: reject rows (record, reason, key) the run quarantines beside them."""
     prefix = run_prefix(contract.dag_id, run_id)
     accepted_key = f"{prefix}/{part_key(ACCEPTED_PREFIX, 0, 'csv')}"
     rejects_key = f"{prefix}/{part_key(REJECTS_PREFIX, 0, 'ndjson')}"
     rows = write_accepted(frame, contract, root.object(accepted_key), run_id)
-    write_rejects(iter(()), root.object(rejects_key))
+    rejected = write_rejects(iter(rejects), root.object(rejects_key))
     bounds = key_range(frame, contract)
     extracted = Extracted(
-        parts=(), rows=rows, window_rows=rows, change_rows=0, pages=0, retries=0, portal_rows=rows
+        parts=(),
+        rows=rows + rejected,
+        window_rows=rows + rejected,
+        change_rows=0,
+        pages=0,
+        retries=0,
+        portal_rows=rows + rejected,
     )
     validated = Validated(
         accepted=(Part(key=accepted_key, rows=rows),),
-        rejects=(Part(key=rejects_key, rows=0),),
+        rejects=(Part(key=rejects_key, rows=rejected),),
         report={},
         key_range=None if bounds is None else (bounds[0], bounds[1]),
     )

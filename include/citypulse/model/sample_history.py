@@ -32,7 +32,16 @@ DAYS_PER_LOAD = 14
 def well_formed_records(
     contract: Contract, first: date, last: date, *, seed: int, records_per_day: int | None
 ) -> list[dict[str, Any]]:
-    """The generator's well-formed records of local days `first` .. `last` (inclusive).
+    """The generator's well-formed records of local days `first` .. `last` (inclusive)."""
+    return generated_records(contract, first, last, seed=seed, records_per_day=records_per_day)[0]
+
+
+def generated_records(
+    contract: Contract, first: date, last: date, *, seed: int, records_per_day: int | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The generator's records of local days `first` .. `last` (inclusive): the well-formed
+    ones, and the malformed ones as reject rows (record, reason, key) naming their kind,
+    which validation is shown to catch (tests/test_generator.py).
 
     Socrata system fields other than the key (`:updated_at`, ...) are the portal's to stamp
     (the stand-in does it when serving), so they are left out here and load as NULL.
@@ -42,17 +51,23 @@ def well_formed_records(
         for c in contract.columns
         if c.wire_name.startswith(":") and c.name != contract.key
     }
+    key_field = contract.key_column.wire_name
     records: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
     day = first
     while day <= last:
         generated = generate_day(contract, day, seed=seed, records=records_per_day)
         for i, record in enumerate(generated.records):
-            if i not in generated.malformed:
-                for field in stamped & record.keys():
-                    del record[field]
+            for field in stamped & record.keys():
+                del record[field]
+            kind = generated.malformed.get(i)
+            if kind is None:
                 records.append(record)
+            else:
+                reason = f"{kind.replace('_', ' ')} (generated malformed record)"
+                rejects.append({"record": record, "reason": reason, "key": record.get(key_field)})
         day += timedelta(days=1)
-    return records
+    return records, rejects
 
 
 def load_days(
@@ -69,15 +84,17 @@ def load_days(
     The caller's connection commits; one load per transaction (its staging table is
     dropped on commit).
     """
-    records = well_formed_records(contract, first, last, seed=seed, records_per_day=records_per_day)
+    records, rejects = generated_records(
+        contract, first, last, seed=seed, records_per_day=records_per_day
+    )
     batch = type_records(contract, records)
     frame = batch.frame[~batch.rejected_mask]
     window = window_for_dates(first.isoformat(), last.isoformat(), contract.timezone)
     run_id = f"sample_history__{first.isoformat()}__{last.isoformat()}"
     with tempfile.TemporaryDirectory(prefix="citypulse-history-") as folder:
         root = StorageRoot(Path(folder).as_uri())
-        accepted = load_typed_rows(conn, contract, frame, run_id, window, root).loaded
-    return accepted
+        loaded = load_typed_rows(conn, contract, frame, run_id, window, root, rejects=rejects)
+    return loaded.loaded
 
 
 def load_history(
@@ -88,11 +105,13 @@ def load_history(
     dsn: str | None = None,
     seed: int = 7,
     records_per_day: int | None = None,
+    views_over: Sequence[Contract] | None = None,
 ) -> dict[str, int]:
-    """Load `first` .. `last` for every contract and build the views; rows loaded per city."""
+    """Load `first` .. `last` for every contract and build the views; rows loaded per city.
+    `views_over`: the cities the `incidents` view spans (default: `contracts`)."""
     loaded: dict[str, int] = {}
-    everyone = list(contracts)
-    for contract in sorted(everyone, key=lambda c: c.dag_id):
+    everyone = list(contracts if views_over is None else views_over)
+    for contract in sorted(contracts, key=lambda c: c.dag_id):
         start, total = first, 0
         while start <= last:
             end = min(last, start + timedelta(days=DAYS_PER_LOAD - 1))
