@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from citypulse.backfill import command as backfill_command
 from citypulse.contracts import load_contracts
 from citypulse.settings import CONTRACTS_DIR, DATA_DIR, PROJECT_ROOT, SCHEMA
+from citypulse.sqlfiles import render
 
 AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT_ROOT / ".airflow"))
 STATE_FILE = DATA_DIR / "demo.json"
@@ -217,23 +218,15 @@ def load_sample_history(contracts: list[Any], warehouse: str) -> None:
 
 
 def publications(warehouse: str) -> list[tuple[Any, ...]]:
-    """Per city: the published model, its role and the decision, from the model registry."""
+    """Per city: the published model, its role and its hexagons, from the model registry."""
     import psycopg2
 
     with psycopg2.connect(warehouse) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"SELECT to_regclass('{SCHEMA}.hotspot_publication') IS NOT NULL AND "
-            f"to_regclass('{SCHEMA}.hotspot_predictions') IS NOT NULL"
-        )
-        if not cur.fetchone()[0]:
-            return []
-        cur.execute(
-            f"SELECT p.city, p.model_kind, p.role, count(DISTINCT f.h3_cell) "
-            f"FROM {SCHEMA}.hotspot_publication p LEFT JOIN {SCHEMA}.hotspot_predictions f "
-            f"ON f.city = p.city AND f.model_run_id = p.model_run_id "
-            f"GROUP BY 1, 2, 3 ORDER BY 1"
-        )
-        rows = cur.fetchall()
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.hotspot_publication",))
+        rows: list[tuple[Any, ...]] = []
+        if cur.fetchone()[0]:
+            cur.execute(render("demo/publications.sql"))
+            rows = cur.fetchall()
     conn.close()
     return rows
 
@@ -242,17 +235,8 @@ def summary(warehouse: str) -> list[tuple[Any, ...]]:
     import psycopg2
 
     with psycopg2.connect(warehouse) as conn, conn.cursor() as cur:
-        cur.execute(
-            # DAG runs only, not the sample history's loads
-            f"SELECT dag_id, count(*), sum(extracted), sum(inserted), sum(rejected) "
-            f"FROM {SCHEMA}.ingest_runs WHERE run_id NOT LIKE 'sample_history%' "
-            f"GROUP BY dag_id ORDER BY dag_id"
-        )
-        audit = cur.fetchall()
-        rows = []
-        for dag_id, runs, extracted, inserted, rejected in audit:
-            cur.execute(f"SELECT count(*) FROM {SCHEMA}.incidents WHERE city = %s", (dag_id,))
-            rows.append((dag_id, runs, extracted, cur.fetchone()[0], rejected, inserted))
+        cur.execute(render("demo/summary.sql"))
+        rows = cur.fetchall()
     conn.close()
     return rows
 
@@ -350,7 +334,7 @@ def _start() -> None:
 
     print()
     print(f"{'city':<20}{'runs':>6}{'extracted':>11}{'rejected':>10}{'rows in warehouse':>19}")
-    for dag_id, runs, extracted, rows, rejected, _ in summary(warehouse):
+    for dag_id, runs, extracted, rejected, rows in summary(warehouse):
         print(f"{dag_id:<20}{runs:>6}{extracted:>11}{rejected:>10}{rows:>19}")
     print()
     if HISTORY_WEEKS:
