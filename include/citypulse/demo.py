@@ -195,6 +195,19 @@ def wait_for_runs(
     raise SystemExit(f"{what} did not finish within {timeout:.0f}s")
 
 
+def wait_until_idle(env: dict[str, str], dag_id: str, timeout: float, what: str) -> None:
+    """Wait until the DAG has runs and every one of them has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = json_rows(airflow(env, "dags", "list-runs", dag_id, "-o", "json"))
+        unfinished = [r["run_id"] for r in runs if r["state"] not in ("success", "failed")]
+        if runs and not unfinished:
+            return
+        say(f"waiting for {what}: {', '.join(unfinished)}")
+        time.sleep(10)
+    raise SystemExit(f"{what} did not finish within {timeout:.0f}s")
+
+
 def local_yesterday(contract: Any) -> date:
     """The last complete day in the city's own timezone."""
     return datetime.now(ZoneInfo(contract.timezone)).date() - timedelta(days=1)
@@ -328,9 +341,11 @@ def _start() -> None:
     wait_for_runs(env, dag_ids, DAYS, timeout, "backfills")
     if HISTORY_WEEKS:
         say(f"running {RETRAIN_DAG} once (every city's history is loaded now)")
+        # Unpausing also schedules the latest weekly run (catchup is off), as of last Monday:
+        # it runs first (one active run at a time), then this one, as of today.
         airflow(env, "dags", "unpause", RETRAIN_DAG)
         airflow(env, "dags", "trigger", RETRAIN_DAG)
-        wait_for_runs(env, [RETRAIN_DAG], 1, timeout, "the hotspot retrain")
+        wait_until_idle(env, RETRAIN_DAG, timeout, "the hotspot retrain")
 
     print()
     print(f"{'city':<20}{'runs':>6}{'extracted':>11}{'rejected':>10}{'rows in warehouse':>19}")
