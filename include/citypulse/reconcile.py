@@ -21,12 +21,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from psycopg2 import sql
 from psycopg2.extras import Json, execute_values
 
 from citypulse.contracts import Contract
 from citypulse.exceptions import PortalError
-from citypulse.sqlfiles import render
+from citypulse.sqlfiles import identifier_or_null, render
 from citypulse.staging import read_ndjson
 from citypulse.storage import StorageRoot
 from citypulse.windows import Window
@@ -105,7 +104,7 @@ def warehouse_days(cur: Any, contract: Contract) -> dict[date, DayCount]:
             table=contract.table,
             key=contract.key,
             event=contract.event_time,
-            change=sql.Identifier(change.name) if change is not None else sql.SQL("NULL"),
+            change=identifier_or_null(None if change is None else change.name),
         ),
         {"dag_id": contract.dag_id},
     )

@@ -23,6 +23,11 @@ def render(relative: str, **parts: Any) -> sql.Composed:
     return sql.SQL(sql_text(relative)).format(**values)
 
 
+def identifier_or_null(name: str | None) -> sql.Composable:
+    """A column by name, or the literal NULL where a contract names none."""
+    return sql.SQL("NULL") if name is None else sql.Identifier(name)
+
+
 def identifiers(names: list[str], prefix: str | None = None) -> sql.Composed:
     """`a, b, c` or, with a prefix, `p.a, p.b, p.c`, each quoted."""
     if prefix is None:

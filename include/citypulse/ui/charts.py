@@ -77,9 +77,7 @@ def chart_data(chart: Chart, rows: list[tuple[str, str, float]]) -> ChartData:
 
 def city_charts(contract: Contract) -> list[ChartData]:
     """The city's dashboard charts, each from its view (empty charts while nothing loaded)."""
-    from psycopg2 import sql
-
-    from citypulse.sqlfiles import render
+    from citypulse.sqlfiles import identifier_or_null, render
 
     charts = []
     with reading() as cur:
@@ -92,7 +90,7 @@ def city_charts(contract: Contract) -> list[ChartData]:
                         view=chart.view,
                         x=chart.x,
                         value=chart.value,
-                        series=sql.Identifier(chart.series) if chart.series else sql.SQL("NULL"),
+                        series=identifier_or_null(chart.series or None),
                     )
                 )
                 rows = list(cur.fetchall())
