@@ -4,14 +4,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-export PYTHONPATH := $(CURDIR)/include
 
 .PHONY: venv browser test lint format demo stop bench backtest-chicago clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
@@ -53,10 +53,10 @@ test: venv browser
 	$(BIN)/python -m pytest
 
 demo: venv
-	$(BIN)/python -m citypulse.demo start
+	$(BIN)/citypulse demo start
 
 stop: venv
-	$(BIN)/python -m citypulse.demo stop
+	$(BIN)/citypulse demo stop
 
 # CITYPULSE_BENCH_SIZES=200000,2000000 make bench: the `stream` figure at 2 million too.
 bench: venv $(BENCH_DLT)/.installed

@@ -26,13 +26,13 @@ EDITED_DAYS = 3
 
 def serve_and_load(standin: Any, contract: Any, first: date, records_per_day: int | None) -> int:
     """The same well-formed records in the stand-in and in the warehouse; how many."""
-    from citypulse.load import load_typed_rows
-    from citypulse.model.sample_history import well_formed_records
-    from citypulse.standin.catalog import declare_contracts
+    from citypulse.pipeline.load.batch import load_typed_rows
+    from citypulse.pipeline.validate.typing_rules import type_records
+    from citypulse.pipeline.windows import window_for_dates
     from citypulse.storage import StorageRoot
-    from citypulse.typing_rules import type_records
-    from citypulse.warehouse import connect
-    from citypulse.windows import window_for_dates
+    from citypulse.warehouse.connection import connect
+    from citypulse_dev.sample_history import well_formed_records
+    from citypulse_dev.standin.catalog import declare_contracts
 
     records = well_formed_records(
         contract, first, LAST_DAY, seed=11, records_per_day=records_per_day
@@ -68,7 +68,7 @@ def remove_from_old_days(standin: Any, contract: Any, first: date) -> None:
 
 
 def city_figure(standin: Any, contract: Any, first: date, smoke: bool) -> dict[str, Any]:
-    from citypulse import reconcile
+    from citypulse.pipeline import reconcile
     from citypulse.storage import StorageRoot
 
     records = serve_and_load(standin, contract, first, SMOKE_RECORDS_PER_DAY if smoke else None)
@@ -96,7 +96,7 @@ def city_figure(standin: Any, contract: Any, first: date, smoke: bool) -> dict[s
 
 def _timed_portal_query(standin: Any, contract: Any) -> float:
     """The grouped per-day query alone, answered by the stand-in (its Python grouping)."""
-    from citypulse.socrata import SocrataClient
+    from citypulse.portal.client import SocrataClient
 
     began = time.perf_counter()
     with SocrataClient(contract) as client:
@@ -106,8 +106,8 @@ def _timed_portal_query(standin: Any, contract: Any) -> float:
 
 
 def run(smoke: bool) -> dict[str, Any]:
-    from citypulse.contracts import load_contracts
-    from citypulse.standin.server import SodaStandIn
+    from citypulse.contracts.contract import load_contracts
+    from citypulse_dev.standin.server import SodaStandIn
 
     days = SMOKE_DAYS if smoke else FULL_DAYS
     first = LAST_DAY - timedelta(days=days - 1)

@@ -44,10 +44,10 @@ def run(smoke: bool) -> dict[str, Any]:
     airflow_db_s = harness.prepare_airflow_db()
     from airflow.dag_processing.dagbag import DagBag
 
-    from citypulse.contracts import contract_by_id, load_contracts
-    from citypulse.standin.catalog import declare_contracts
-    from citypulse.standin.generator import generate_records
-    from citypulse.standin.server import SodaStandIn
+    from citypulse.contracts.contract import contract_by_id, load_contracts
+    from citypulse_dev.generator import generate_records
+    from citypulse_dev.standin.catalog import declare_contracts
+    from citypulse_dev.standin.server import SodaStandIn
 
     contract = contract_by_id(DAG_ID)
     days = [FIRST_DAY, FIRST_DAY + timedelta(days=1)]

@@ -1,5 +1,5 @@
 """Figure `extract`: records served by the SODA stand-in over HTTP, through the real extract
-task (`citypulse.tasks.extract`: sodapy, 50,000-row pages streamed to NDJSON).
+task (`citypulse.dags.steps.extract`: sodapy, 50,000-row pages streamed to NDJSON).
 
 Each size runs in a task process of its own, so its peak RSS is the task's alone (the
 stand-in and its records live in this process). Target: peak RSS grows by less than 1.5x
@@ -27,8 +27,8 @@ SERVER_STAMPS = (":created_at", ":updated_at")
 
 def serve(standin: Any, contract: Any, size: int, day: date) -> None:
     """The dataset holds exactly `size` records, all of local day `day`."""
-    from citypulse.standin.catalog import declare_contracts
-    from citypulse.standin.generator import generate_records
+    from citypulse_dev.generator import generate_records
+    from citypulse_dev.standin.catalog import declare_contracts
 
     standin.clear(contract.dataset_id)
     declare_contracts(standin, [contract])
@@ -40,15 +40,15 @@ def serve(standin: Any, contract: Any, size: int, day: date) -> None:
 
 def extract_once(day: str) -> dict[str, Any]:
     """In a fresh task process: the real extract task for one local day."""
-    from citypulse import tasks
-    from citypulse.socrata import app_token
+    from citypulse.dags import steps
+    from citypulse.portal.client import app_token
     from citypulse.storage import StorageRoot
-    from citypulse.warehouse import warehouse_dsn
+    from citypulse.warehouse.connection import warehouse_dsn
 
     app_token(), warehouse_dsn()  # Airflow's connection lookup, imported once before timing
     rss_before = harness.peak_rss_mb()
     began = time.perf_counter()
-    result = tasks.extract(
+    result = steps.extract(
         DAG_ID, {"run_id": f"bench_extract_{day}", "params": {"start_date": day, "end_date": day}}
     )
     seconds = time.perf_counter() - began
@@ -77,8 +77,8 @@ def task_process(day: date, env: dict[str, str]) -> dict[str, Any]:
 
 
 def run(smoke: bool) -> dict[str, Any]:
-    from citypulse.contracts import contract_by_id
-    from citypulse.standin.server import SodaStandIn
+    from citypulse.contracts.contract import contract_by_id
+    from citypulse_dev.standin.server import SodaStandIn
 
     sizes = SMOKE_SIZES if smoke else FULL_SIZES
     contract = contract_by_id(DAG_ID)

@@ -50,7 +50,7 @@ def resolve_server(workdir: Path) -> tuple[str, bool]:
     if _reachable(wanted):
         return wanted, False
     sys.path.insert(0, str(INCLUDE))
-    from citypulse.warehouse import embedded_dsn
+    from citypulse.warehouse.connection import embedded_dsn
 
     return embedded_dsn(workdir / EMBEDDED_FOLDER), True
 
@@ -88,7 +88,7 @@ def session(keep: bool = False) -> Iterator[tuple[Path, str]]:
         yield workdir, server
     finally:
         if embedded:
-            from citypulse.warehouse import stop_embedded
+            from citypulse.warehouse.connection import stop_embedded
 
             stop_embedded(workdir / EMBEDDED_FOLDER)
         if not keep:
@@ -126,7 +126,7 @@ def fresh_database(label: str) -> Iterator[str]:
     name = f"citypulse_bench_{label}_{uuid.uuid4().hex[:8]}"
     _admin(f'CREATE DATABASE "{name}"')
     dsn = make_dsn(**{**parse_dsn(server()), "dbname": name})
-    from citypulse.warehouse import airflow_conn_json
+    from citypulse.warehouse.connection import airflow_conn_json
 
     os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_json(dsn)
     try:

@@ -1,8 +1,8 @@
 """Figure `load`: NYC-311 records as the API sends them, through the project's real validate
 and load tasks, side by side with raw COPY and `pandas.to_sql` of the same typed rows.
 
-Timed project path: `citypulse.tasks.validate` (read NDJSON, type, H3, GX, write the COPY file
-and the rejects) then `citypulse.tasks.load` (COPY to staging, upsert, rejects, audit: one
+Timed project path: `citypulse.dags.steps.validate` (read NDJSON, type, H3, GX, write the COPY file
+and the rejects) then `citypulse.dags.steps.load` (COPY to staging, upsert, rejects, audit: one
 transaction), each stage timed by wrapping the real functions. The target compares the path
 without the GX suite (its own figure, `validate`) with raw COPY into an identical table.
 Two passes: the first load (all inserts), then the same keys changed at the portal (all
@@ -60,7 +60,7 @@ def prepare_inputs(contract: Any, n: int, folder: Path) -> tuple[Path, Path]:
     """Two extract files of `n` records of DAY as the API sends them: as first published,
     and after every record was edited at the portal (one descriptive text field changed,
     `:updated_at` moved on), so that reloading it updates every row."""
-    from citypulse.standin.generator import generate_records, write_ndjson
+    from citypulse_dev.generator import generate_records, write_ndjson
 
     field = next(
         c.wire_name
@@ -100,13 +100,14 @@ def scheduled_context(contract: Any, run_id: str) -> dict[str, Any]:
 def replayed_extract(contract: Any, source: Path, context: dict[str, Any]) -> dict[str, Any]:
     """The real extract task's result, its pages replayed from `source` (the portal's side
     is the `extract` figure)."""
-    from citypulse import extract, tasks
+    from citypulse.dags import steps
+    from citypulse.pipeline import extract
 
     with source.open("rb") as handle:
         n = sum(1 for _ in handle)
 
     def replay(contract: Any, window: Any, root: Any, prefix: str, **_: Any) -> Any:
-        from citypulse.manifest import Extracted, Part
+        from citypulse.pipeline.manifest import Extracted, Part
 
         key = f"{prefix}/part-00000.ndjson"
         target = root.local_path(key)
@@ -125,32 +126,35 @@ def replayed_extract(contract: Any, source: Path, context: dict[str, Any]) -> di
         )
 
     with mock.patch.object(extract, "extract_window", replay):
-        result: dict[str, Any] = tasks.extract(DAG_ID, context)
+        result: dict[str, Any] = steps.extract(DAG_ID, context)
     return result
 
 
 def project_pass(contract: Any, source: Path, run_id: str) -> dict[str, Any]:
     """One run of the real validate and load tasks over an extract file; seconds per stage."""
-    from citypulse import load, staging, tasks, typing_rules, validate
+    from citypulse.dags import steps
+    from citypulse.pipeline import run_files
+    from citypulse.pipeline.load import batch
+    from citypulse.pipeline.validate import suite, typing_rules
 
     context = scheduled_context(contract, run_id)
     extracted = replayed_extract(contract, source, context)
     os.sync()  # the extract task's file is written out, as it is by the time validate runs
     n = extracted["extracted"]["rows"]
     modules = {
-        "staging": staging,
+        "staging": run_files,
         "typing_rules": typing_rules,
-        "suite": validate.SuiteRunner,
-        "load": load,
+        "suite": suite.SuiteRunner,
+        "load": batch,
     }
     stages = harness.Stages()
     targets = {name: (modules[module], attr) for name, (module, attr) in STAGES.items()}
     gc.collect()  # start every pass from the same heap
     with stages.patched(targets):
         with stages.time("validate_task"):
-            validated = tasks.validate(DAG_ID, extracted)
+            validated = steps.validate(DAG_ID, extracted)
         with stages.time("load_task"):
-            result = tasks.load(DAG_ID, validated, context)
+            result = steps.load(DAG_ID, validated, context)
     seconds = stages.seconds
     total = seconds["validate_task"] + seconds["load_task"]
     without_gx = total - seconds["gx_suite"]
@@ -263,8 +267,8 @@ def warm_up() -> None:
     import h3  # noqa: F401
     import pandas  # noqa: F401
 
-    from citypulse import load, tasks, typing_rules, validate  # noqa: F401
-    from citypulse.warehouse import warehouse_dsn
+    from citypulse.pipeline.load import batch  # noqa: F401
+    from citypulse.warehouse.connection import warehouse_dsn
 
     warehouse_dsn()
 
@@ -272,7 +276,7 @@ def warm_up() -> None:
 def run(smoke: bool) -> dict[str, Any]:
     import psycopg2
 
-    from citypulse.contracts import contract_by_id
+    from citypulse.contracts.contract import contract_by_id
 
     n = SMOKE_ROWS if smoke else FULL_ROWS
     contract = contract_by_id(DAG_ID)

@@ -116,8 +116,8 @@ with DAG(
 
 def hand_written_dags() -> str:
     """The source of HAND_WRITTEN_FILE, from the contracts as the factory reads them."""
-    from citypulse.dag_specs import city_dag_specs
-    from citypulse.factory import doc_md, table_asset
+    from citypulse.dags.factory import doc_md, table_asset
+    from citypulse.dags.specs import city_dag_specs
 
     specs, _ = city_dag_specs(cache_file=None)
     blocks = []

@@ -277,8 +277,8 @@ def _load(r: dict[str, Any]) -> list[str]:
 
 def _extract(r: dict[str, Any]) -> list[str]:
     lines = [
-        f"Real extract task (`citypulse.tasks.extract`, sodapy over HTTP to the stand-in, pages "
-        f"of {r['page_size']:,}), each size in a fresh task process.",
+        "Real extract task (`citypulse.dags.steps.extract`, sodapy over HTTP to the stand-in, "
+        f"pages of {r['page_size']:,}), each size in a fresh task process.",
         "",
         "| records | pages | seconds | rows/s | RSS after imports (MiB) | peak RSS (MiB) |",
         "|---|---|---|---|---|---|",
@@ -326,8 +326,9 @@ def _parse(r: dict[str, Any]) -> list[str]:
 def _validate(r: dict[str, Any]) -> list[str]:
     gx, pd = r["gx"], r["pandas"]
     return [
-        f"The suite `citypulse.validate.run_suite` builds from the NYC-311 contract, on "
-        f"{r['rows']:,} typed rows, against the same row checks in plain pandas (same process).",
+        "The suite `citypulse.pipeline.validate.suite.run_suite` builds from the NYC-311 "
+        f"contract, on {r['rows']:,} typed rows, against the same row checks in plain pandas "
+        "(same process).",
         "",
         "| | Great Expectations | plain pandas |",
         "|---|---|---|",

@@ -2,7 +2,7 @@
 (6 folds of 28 test days), 4 cities x 365 days of hex-days: seconds and peak RSS.
 
 The history is loaded first (untimed, in a process of its own so it does not count in this
-one's peak RSS) with `citypulse.model.sample_history`, the way the retrain demo seeds the
+one's peak RSS) with `citypulse_dev.sample_history`, the way the retrain demo seeds the
 warehouse. Timed per city, with the functions the retrain DAG's tasks
 call: `retrain.load_known` (the records known as of the day after the data, SQL hex-day
 counts, ring, kernel-density and calendar features, daily coverage) and
@@ -53,11 +53,11 @@ def city_figure(contract: Any, config: Any, first: date, dsn: str) -> dict[str, 
 
 
 def load_history(weeks: int, smoke: bool) -> float:
-    """`python -m citypulse.model.sample_history` into the figure's database; its seconds."""
+    """`python -m citypulse_dev.sample_history` into the figure's database; its seconds."""
     command = [
         sys.executable,
         "-m",
-        "citypulse.model.sample_history",
+        "citypulse_dev.sample_history",
         f"--weeks={weeks}",
         f"--last={LAST_DAY.isoformat()}",
         *([f"--records-per-day={SMOKE_RECORDS_PER_DAY}"] if smoke else []),
@@ -70,7 +70,7 @@ def load_history(weeks: int, smoke: bool) -> float:
 def run(smoke: bool) -> dict[str, Any]:
     if importlib.util.find_spec("citypulse.model") is None:
         return {"skipped": "citypulse.model does not exist yet"}
-    from citypulse.contracts import load_contracts
+    from citypulse.contracts.contract import load_contracts
     from citypulse.model.config import RetrainConfig
 
     weeks = SMOKE_WEEKS if smoke else FULL_WEEKS

@@ -121,9 +121,9 @@ def citypulse_pass(
     contract: Any, parts: list[Path], run_id: str, folder: Path
 ) -> tuple[dict[str, Any], list[Path]]:
     """The real validate and load tasks on the parts, each in a task process of its own."""
-    from citypulse.manifest import Extracted, Part, RunManifest
+    from citypulse.pipeline.manifest import Extracted, Part, RunManifest
+    from citypulse.pipeline.windows import window_for_interval
     from citypulse.storage import StorageRoot, run_prefix
-    from citypulse.windows import window_for_interval
 
     context = scheduled_context(contract, run_id)
     root = StorageRoot.configured()
@@ -183,7 +183,7 @@ def citypulse_pass(
 def copy_pass(
     contract: Any, dsn: str, accepted: list[Path], mode: str, folder: Path
 ) -> dict[str, Any]:
-    from citypulse.staging import copy_columns
+    from citypulse.pipeline.run_files import copy_columns
 
     given = {
         "dsn": dsn,
@@ -206,7 +206,7 @@ def dlt_pass(
 ) -> dict[str, Any]:
     from psycopg2.extensions import parse_dsn
 
-    from citypulse.column_types import column_type
+    from citypulse.contracts.column_types import column_type
 
     libpq = parse_dsn(dsn)
     url = (
@@ -267,7 +267,7 @@ def one_size(
 
 
 def run(smoke: bool) -> dict[str, Any]:
-    from citypulse.contracts import contract_by_id
+    from citypulse.contracts.contract import contract_by_id
 
     contract = contract_by_id(DAG_ID)
     wanted = sizes(smoke)

@@ -1,8 +1,8 @@
 """One side of the `stream` figure in a process of its own, as a worker runs a task: a fresh
 interpreter, so its peak RSS (VmHWM) is that task's alone.
 
-    python -m benchmarks.task_process validate IN.json OUT.json   # citypulse.tasks.validate
-    python -m benchmarks.task_process load IN.json OUT.json       # citypulse.tasks.load
+    python -m benchmarks.task_process validate IN.json OUT.json   # citypulse.dags.steps.validate
+    python -m benchmarks.task_process load IN.json OUT.json       # citypulse.dags.steps.load
     python -m benchmarks.task_process copy IN.json OUT.json       # raw COPY (+ ON CONFLICT)
 
 IN.json holds the task's input (the manifest, or what `copy` needs); OUT.json receives the
@@ -34,9 +34,9 @@ def warm_up(task: str, dag_id: str) -> None:
     """What the task pays once per process, before the clock starts: the contracts, the
     storage root, and validate's imports (pandas, Arrow, h3, GX) or load's (psycopg2, the
     connection lookup) only."""
-    from citypulse.contracts import contract_by_id
+    from citypulse.contracts.contract import contract_by_id
     from citypulse.storage import StorageRoot
-    from citypulse.warehouse import warehouse_dsn
+    from citypulse.warehouse.connection import warehouse_dsn
 
     contract_by_id(dag_id)
     StorageRoot.configured().base  # noqa: B018  (imports Airflow's object storage)
@@ -48,28 +48,28 @@ def warm_up(task: str, dag_id: str) -> None:
         import pyarrow.csv
         import pyarrow.json  # noqa: F401
 
-        from citypulse import validate  # noqa: F401
+        from citypulse.pipeline.validate import suite  # noqa: F401
     else:
-        from citypulse import load  # noqa: F401
+        from citypulse.pipeline.load import batch  # noqa: F401
 
         warehouse_dsn()
 
 
 def run_task(task: str, given: dict[str, Any]) -> dict[str, Any]:
     """The real validate or load task on `given["manifest"]`, timed without its imports."""
-    from citypulse import tasks
+    from citypulse.dags import steps
 
     warm_up(task, given["dag_id"])
     imported = rss_mb()
     stages = harness.Stages()
     began = time.perf_counter()
     if task == "validate":
-        from citypulse import validate
+        from citypulse.pipeline.validate import suite
 
-        with stages.patched({"gx": (validate.SuiteRunner, "_validate")}):
-            result = tasks.validate(given["dag_id"], given["manifest"])
+        with stages.patched({"gx": (suite.SuiteRunner, "_validate")}):
+            result = steps.validate(given["dag_id"], given["manifest"])
     else:
-        result = tasks.load(given["dag_id"], given["manifest"], given["context"])
+        result = steps.load(given["dag_id"], given["manifest"], given["context"])
     seconds = time.perf_counter() - began
     return {
         "result": result,

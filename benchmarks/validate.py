@@ -22,8 +22,8 @@ SMALL_ROWS = 1_000  # a batch small enough that GX's per-run fixed cost dominate
 def typed_batch(contract: Any, records: list[dict[str, Any]]) -> Any:
     """The batch the validate task hands the suite: the records written as an extract file,
     then typed by `type_extract` (Arrow-backed text columns, as in production)."""
-    from citypulse.standin.generator import write_ndjson
-    from citypulse.typing_rules import type_extract
+    from citypulse.pipeline.validate.typing_rules import type_extract
+    from citypulse_dev.generator import write_ndjson
 
     path = harness.workdir("validate") / f"extract_{len(records)}.ndjson"
     write_ndjson(records, path)
@@ -59,7 +59,7 @@ def pandas_checks(contract: Any, frame: Any, window: Any) -> Any:
 
 def gx_run(contract: Any, records: list[dict[str, Any]], window: Any) -> tuple[float, Any]:
     """Seconds of `run_suite` (context, suite, validation) and the rows it rejects."""
-    from citypulse.validate import run_suite
+    from citypulse.pipeline.validate.suite import run_suite
 
     batch = typed_batch(contract, records)
     began = time.perf_counter()
@@ -78,9 +78,9 @@ def run(smoke: bool) -> dict[str, Any]:
     import numpy as np
     import pandas  # noqa: F401  (imported before GX so GX's own import is what is timed)
 
-    from citypulse.contracts import contract_by_id
-    from citypulse.standin.generator import generate_records
-    from citypulse.windows import window_for_dates
+    from citypulse.contracts.contract import contract_by_id
+    from citypulse.pipeline.windows import window_for_dates
+    from citypulse_dev.generator import generate_records
 
     n = SMOKE_ROWS if smoke else FULL_ROWS
     contract = contract_by_id(DAG_ID)
@@ -93,7 +93,7 @@ def run(smoke: bool) -> dict[str, Any]:
     import great_expectations  # noqa: F401
 
     import_s = time.perf_counter() - began
-    from citypulse.validate import _context
+    from citypulse.pipeline.validate.suite import _context
 
     began = time.perf_counter()
     _context()

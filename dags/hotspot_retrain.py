@@ -6,21 +6,15 @@ scikit-learn and h3 load inside the tasks (`citypulse.model.tasks`).
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-_INCLUDE = Path(__file__).resolve().parents[1] / "include"
-if str(_INCLUDE) not in sys.path:  # the package ships beside dags/, not installed
-    sys.path.insert(0, str(_INCLUDE))
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task, task_group
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task, task_group  # noqa: E402
-
-from citypulse.alerts import on_failure_alert  # noqa: E402
-from citypulse.dag_specs import city_dag_specs  # noqa: E402
-from citypulse.factory import table_asset  # noqa: E402
-from citypulse.model.config import (  # noqa: E402
+from citypulse.dags.alerts import on_failure_alert
+from citypulse.dags.factory import table_asset
+from citypulse.dags.specs import city_dag_specs
+from citypulse.model.config import (
     DEFAULTS,
     HORIZON_DAYS,
     TOP_SHARE,

@@ -8,16 +8,9 @@ Airflow login.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from airflow.plugins_manager import AirflowPlugin
 
-_INCLUDE = Path(__file__).resolve().parents[1] / "include"
-if str(_INCLUDE) not in sys.path:  # the package ships beside plugins/, not installed
-    sys.path.insert(0, str(_INCLUDE))
-
-from citypulse.ui.app import app  # noqa: E402
+from citypulse.ui.app import app
 
 # Relative hrefs: the UI resolves them against its own base URL, so they work behind a proxy.
 NAV = [

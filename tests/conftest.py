@@ -55,7 +55,7 @@ def _server_dsn() -> str:
         psycopg2.connect(TEST_SERVER, connect_timeout=3).close()
         return TEST_SERVER
     except psycopg2.OperationalError:
-        from citypulse.warehouse import embedded_dsn
+        from citypulse.warehouse.connection import embedded_dsn
 
         return embedded_dsn(_SESSION_DIR / "pgserver")
 
@@ -93,7 +93,7 @@ def _drop_database(server: str, dsn: str) -> None:
 def warehouse(pg_server: str) -> Iterator[str]:
     """A fresh database for the session, wired in as the `warehouse` Airflow connection."""
     dsn = _create_database(pg_server)
-    from citypulse.warehouse import airflow_conn_json
+    from citypulse.warehouse.connection import airflow_conn_json
 
     os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_json(dsn)
     yield dsn
@@ -106,7 +106,7 @@ def warehouse_of_its_own(pg_server: str) -> Iterator[str]:
     """A fresh database wired in as the `warehouse` connection, then the previous one back."""
     dsn = _create_database(pg_server)
     previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
-    from citypulse.warehouse import airflow_conn_json
+    from citypulse.warehouse.connection import airflow_conn_json
 
     os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_json(dsn)
     try:
@@ -208,9 +208,9 @@ def _keep_param_defaults_across_runs() -> None:
 @pytest.fixture(scope="session")
 def standin() -> Iterator[Any]:
     """The SODA stand-in on an ephemeral port; every portal is redirected to it."""
-    from citypulse.contracts import load_contracts
-    from citypulse.standin.catalog import declare_contracts
-    from citypulse.standin.server import SodaStandIn
+    from citypulse.contracts.contract import load_contracts
+    from citypulse_dev.standin.catalog import declare_contracts
+    from citypulse_dev.standin.server import SodaStandIn
 
     server = SodaStandIn()
     base_url = server.start()
@@ -223,7 +223,7 @@ def standin() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def contracts() -> list[Any]:
-    from citypulse.contracts import load_contracts
+    from citypulse.contracts.contract import load_contracts
 
     loaded, errors = load_contracts()
     assert not errors, errors

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 def fresh_dataset(standin: Any, contract: Any) -> None:
     """The contract's dataset in the stand-in, emptied and declared (its column types known,
     so numbers sort as numbers before any record lands)."""
-    from citypulse.standin.catalog import declare_contracts
+    from citypulse_dev.standin.catalog import declare_contracts
 
     standin.clear(contract.dataset_id)
     declare_contracts(standin, [contract])
@@ -24,7 +24,7 @@ def task_tries(dag_run: Any) -> dict[str, tuple[str, int]]:
 
 def seed_days(standin: Any, contract: Any, days: list[date], seed: int = 7) -> dict[date, Any]:
     """Generate and serve `days` of records; returns each day's GeneratedDay."""
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     generated = {}
     for day in days:

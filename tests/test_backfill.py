@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from citypulse.demo import json_rows
+from citypulse_dev.demo import json_rows
 from conftest import ROOT, _create_database, _drop_database, query
 from helpers import free_port, seed_days
 
@@ -62,7 +62,7 @@ def scheduler(
     warehouse = _create_database(pg_server)
     from psycopg2.extensions import parse_dsn
 
-    from citypulse.warehouse import airflow_conn_json
+    from citypulse.warehouse.connection import airflow_conn_json
 
     parts = parse_dsn(meta)
     port = free_port()
@@ -122,7 +122,7 @@ def backfill(env: dict[str, str], first: date, last: date) -> None:
     command = [
         sys.executable,
         "-m",
-        "citypulse.backfill",
+        "citypulse.dags.backfill",
         "--dag-id",
         DAG_ID,
         "--from-date",
@@ -167,7 +167,7 @@ def test_backfill_loads_exactly_those_days_and_repeats_cleanly(
     env, dsn, log = scheduler["env"], scheduler["warehouse"], scheduler["log"]
     contract = next(c for c in contracts if c.dag_id == DAG_ID)
     standin.clear(contract.dataset_id)
-    from citypulse.standin.catalog import declare_contracts
+    from citypulse_dev.standin.catalog import declare_contracts
 
     declare_contracts(standin, [contract])
     # Days around the range are served too: they must not land.

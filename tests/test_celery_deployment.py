@@ -208,7 +208,7 @@ def deployment(
     """The Celery deployment; yields it, the warehouse DSN and the storage bucket."""
     from psycopg2.extensions import parse_dsn
 
-    from citypulse.warehouse import airflow_conn_json
+    from citypulse.warehouse.connection import airflow_conn_json
 
     mount_namespaces()
     home = tmp_path_factory.mktemp("celery")
@@ -290,7 +290,7 @@ def backfill(deployment: Deployment, dag_id: str, first: date, last: date) -> No
                 [
                     sys.executable,
                     "-m",
-                    "citypulse.backfill",
+                    "citypulse.dags.backfill",
                     "--dag-id",
                     dag_id,
                     "--from-date",
@@ -339,7 +339,7 @@ def test_two_workers_without_a_shared_disk_run_backfills_survive_a_clear_and_a_d
     s3_server: Any,
     contracts: list[Any],
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     airflow, warehouse, bucket = deployment
     served: dict[str, dict[date, Any]] = {}

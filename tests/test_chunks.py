@@ -2,8 +2,8 @@
 would (same rows, same rejects with the same reasons, same audit row and validation
 report), and a failure in the middle of its last chunk commits nothing.
 
-`citypulse.chunks` splits the extract parts into chunks that `validate_run` types, checks and
-writes one at a time; `load_batch` streams their COPY parts into one transaction.
+`citypulse.pipeline.validate.chunks` splits the extract parts into chunks that `validate_run`
+types, checks and writes one at a time; `load_batch` streams their COPY parts into one transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Extract:
 
 
 def _records(contract: Any) -> list[dict[str, Any]]:
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     records = generate_day(contract, DAY, seed=3, records=RECORDS).records
     key = contract.key_column.wire_name
@@ -57,10 +57,10 @@ def _records(contract: Any) -> list[dict[str, Any]]:
 def write_extract(contract: Any, root: Any, run_id: str, records: list[dict[str, Any]]) -> Any:
     """The run's extract parts and its manifest, as `extract` leaves them; the last ten
     records come from the changes query."""
-    from citypulse.manifest import Extracted, RunManifest
-    from citypulse.staging import PartWriter
+    from citypulse.pipeline.manifest import Extracted, RunManifest
+    from citypulse.pipeline.run_files import PartWriter
+    from citypulse.pipeline.windows import window_for_dates
     from citypulse.storage import run_prefix
-    from citypulse.windows import window_for_dates
 
     prefix = run_prefix(contract.dag_id, run_id)
     with PartWriter(root, f"{prefix}/extract", PART_ROWS) as writer:
@@ -94,9 +94,9 @@ def extract(tmp_path: Path, contracts: list[Any]) -> Extract:
 
 
 def validate_and_load(extract: Extract, dsn: str, chunk_rows: int) -> Any:
-    from citypulse.load import load_batch
-    from citypulse.validate import validate_run
-    from citypulse.warehouse import connect
+    from citypulse.pipeline.load.batch import load_batch
+    from citypulse.pipeline.validate.suite import validate_run
+    from citypulse.warehouse.connection import connect
 
     validated = validate_run(extract.contract, extract.manifest, extract.root, chunk_rows)
     with connect(dsn) as conn:
@@ -164,8 +164,8 @@ def test_a_window_of_many_chunks_loads_exactly_as_one_chunk(
 
 
 def test_the_merged_report_is_the_report_of_one_run_over_every_row(extract: Extract) -> None:
-    from citypulse.typing_rules import type_extract
-    from citypulse.validate import run_suite, validate_run
+    from citypulse.pipeline.validate.suite import run_suite, validate_run
+    from citypulse.pipeline.validate.typing_rules import type_extract
 
     contract, manifest, root = extract.contract, extract.manifest, extract.root
     parts = [root.object(part.key) for part in manifest.extracted.parts]
@@ -192,9 +192,9 @@ def test_a_failure_in_the_last_chunk_commits_nothing(
     COPY straight into the table; the same keys: COPY into staging, then the upsert)."""
     import psycopg2
 
-    from citypulse.load import load_batch
-    from citypulse.validate import validate_run
-    from citypulse.warehouse import connect
+    from citypulse.pipeline.load.batch import load_batch
+    from citypulse.pipeline.validate.suite import validate_run
+    from citypulse.warehouse.connection import connect
 
     contract, root = extract.contract, extract.root
     earlier = _records(contract)[:40]
@@ -223,7 +223,7 @@ def test_a_failure_in_the_last_chunk_commits_nothing(
 
 
 def test_chunks_split_parts_and_count_window_rows() -> None:
-    from citypulse.chunks import plan_chunks
+    from citypulse.pipeline.validate.chunks import plan_chunks
 
     a, b = Path("a"), Path("b")
     chunks = plan_chunks([(a, 5), (b, 4)], window_rows=7, chunk_rows=3)
@@ -241,7 +241,7 @@ def test_chunks_split_parts_and_count_window_rows() -> None:
 def test_a_key_in_two_chunks_is_found_and_one_within_a_chunk_left_to_the_suite() -> None:
     import pandas as pd
 
-    from citypulse.chunks import KeyLedger
+    from citypulse.pipeline.validate.chunks import KeyLedger
 
     ledger = KeyLedger()
     ledger.add(0, pd.Series([1, 2, 2, None], dtype="Int64"))
@@ -257,7 +257,7 @@ def test_a_key_in_two_chunks_is_found_and_one_within_a_chunk_left_to_the_suite()
 def test_the_part_stream_hands_every_part_in_order_and_a_read_error_to_copy(
     tmp_path: Path,
 ) -> None:
-    from citypulse.copystream import PartStream
+    from citypulse.pipeline.load.copystream import PartStream
 
     sources = []
     for i in range(5):
@@ -277,8 +277,8 @@ def test_the_part_stream_hands_every_part_in_order_and_a_read_error_to_copy(
 
 
 def test_every_chunk_reads_its_own_rejected_records_back(tmp_path: Path, contracts: Any) -> None:
-    from citypulse.chunks import ChunkReader, plan_chunks
-    from citypulse.staging import PartWriter
+    from citypulse.pipeline.run_files import PartWriter
+    from citypulse.pipeline.validate.chunks import ChunkReader, plan_chunks
     from citypulse.storage import StorageRoot
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")

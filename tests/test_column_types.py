@@ -1,4 +1,4 @@
-"""The column-type registry (`citypulse.column_types`) is the one place a type is spelled:
+"""The column-type registry (`citypulse.contracts.column_types`) is the one place a type is spelled:
 a contract may declare any registered type, the stand-in declares it to SoQL as registered,
 the generator makes values for it, both typing paths type it alike, and the warehouse gets a
 column of its PostgreSQL type."""
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from citypulse.column_types import COLUMN_TYPES
+from citypulse.contracts.column_types import COLUMN_TYPES
 from conftest import ROOT, query
 
 DAY = date(2025, 10, 13)
@@ -21,7 +21,7 @@ DAY = date(2025, 10, 13)
 @pytest.fixture(scope="module")
 def every_type(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """NYC 311's contract plus one unhinted column of every registered type."""
-    from citypulse.contracts import load_contract
+    from citypulse.contracts.contract import load_contract
 
     raw = yaml.safe_load((ROOT / "include" / "contracts" / "nyc_311.yaml").read_text())
     raw["columns"] += [
@@ -33,7 +33,7 @@ def every_type(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_a_contract_refuses_a_type_the_registry_does_not_know(tmp_path: Path) -> None:
-    from citypulse.contracts import load_contracts
+    from citypulse.contracts.contract import load_contracts
 
     raw = yaml.safe_load((ROOT / "include" / "contracts" / "nyc_311.yaml").read_text())
     raw["columns"].append({"name": "money", "type": "numeric(12,2)"})
@@ -46,12 +46,12 @@ def test_a_contract_refuses_a_type_the_registry_does_not_know(tmp_path: Path) ->
 def test_every_registered_type_is_declared_generated_typed_and_stored(
     every_type: Any, fresh_warehouse: str, tmp_path: Path
 ) -> None:
-    from citypulse.staging import read_wire_table
-    from citypulse.standin.catalog import wire_types
-    from citypulse.standin.generator import generate_day, write_ndjson
-    from citypulse.tables import ensure_schema, ensure_table
-    from citypulse.typing_rules import type_records, type_table
-    from citypulse.warehouse import connect
+    from citypulse.pipeline.run_files import read_wire_table
+    from citypulse.pipeline.validate.typing_rules import type_records, type_table
+    from citypulse.warehouse.connection import connect
+    from citypulse.warehouse.tables import ensure_schema, ensure_table
+    from citypulse_dev.generator import generate_day, write_ndjson
+    from citypulse_dev.standin.catalog import wire_types
 
     extras = [c for c in every_type.columns if c.name.startswith("extra_")]
     declared = wire_types(every_type)

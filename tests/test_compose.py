@@ -443,9 +443,9 @@ def test_standin_only_runs_with_the_demo_profile(services: dict[str, dict[str, A
     standin = services["soda-standin"]
     assert standin.get("profiles") == ["demo"]
     argv = shlex.split(_command(standin))
-    assert argv[:3] == ["python", "-m", "citypulse.standin.server"]
+    assert argv[:3] == ["python", "-m", "citypulse_dev.standin.server"]
     assert argv[argv.index("--host") + 1] == "0.0.0.0"  # reachable from the worker containers
-    assert (ROOT / "include" / "citypulse" / "standin" / "server.py").is_file()
+    assert (ROOT / "include" / "citypulse_dev" / "standin" / "server.py").is_file()
     assert "/opt/airflow/include" in _mounts(standin)
 
 

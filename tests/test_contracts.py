@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from citypulse.contracts import load_contract, load_contracts
+from citypulse.contracts.contract import load_contract, load_contracts
 from citypulse.exceptions import ContractError
 
 ROOT = Path(__file__).resolve().parents[1]

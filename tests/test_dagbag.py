@@ -43,7 +43,7 @@ print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "heavy": heavy,
     "sockets": opened,
-    "validated": "citypulse.contracts" in sys.modules,
+    "validated": "citypulse.contracts.contract" in sys.modules,
 }))
 """.replace("__HEAVY__", repr(HEAVY))
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from citypulse.exceptions import PortalError
-from citypulse.extract import changes_where, extract_window, window_where
-from citypulse.socrata import RetryPolicy, socrata_client
+from citypulse.pipeline.extract import changes_where, extract_window, window_where
+from citypulse.pipeline.windows import window_for_dates
+from citypulse.portal.client import RetryPolicy, socrata_client
 from citypulse.storage import StorageRoot
-from citypulse.windows import window_for_dates
 
 DAY = date(2025, 3, 9)  # spring-forward day in every city: a 23-hour window
 POLICY = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=5, timeout_seconds=1)
@@ -30,7 +30,7 @@ POLICY = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=5, ti
 
 @pytest.fixture
 def nyc(standin: Any, contracts: list[Any]) -> Any:
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
     standin.clear(contract.dataset_id)
@@ -86,7 +86,7 @@ def test_pages_cover_the_window_exactly_once(nyc: Any, standin: Any, tmp_path: P
 def test_a_short_page_is_read_again_until_it_equals_the_portals_count(
     nyc: Any, standin: Any, tmp_path: Path
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     # A proxy cuts the second page to 10 rows: the client takes it for the last page.
     standin.add_fault(Fault(short=10, skip=1, aggregate=False, dataset_id=nyc.dataset_id))
@@ -99,8 +99,8 @@ def test_a_short_page_is_read_again_until_it_equals_the_portals_count(
 def test_a_record_published_while_paging_is_not_lost_or_repeated(
     nyc: Any, standin: Any, tmp_path: Path
 ) -> None:
-    from citypulse.standin.generator import generate_day
-    from citypulse.standin.server import Fault
+    from citypulse_dev.generator import generate_day
+    from citypulse_dev.standin.server import Fault
 
     late = generate_day(nyc, DAY, seed=99, records=3).records
     late = [{**r, "unique_key": str(70_000_000 + i)} for i, r in enumerate(late)]
@@ -115,7 +115,7 @@ def test_a_record_published_while_paging_is_not_lost_or_repeated(
 def test_a_window_that_never_agrees_with_the_portals_count_fails_with_both(
     nyc: Any, standin: Any, tmp_path: Path
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     standin.add_fault(Fault(short=30, aggregate=False, times=None, dataset_id=nyc.dataset_id))
     with pytest.raises(PortalError) as caught:
@@ -172,7 +172,7 @@ def test_a_window_selects_its_event_time_range(contracts: list[Any]) -> None:
 def test_429_is_retried_after_the_portals_retry_after(
     nyc: Any, standin: Any, tmp_path: Path
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     standin.add_fault(Fault(status=429, retry_after=2, times=1))
     waits: list[float] = []
@@ -195,7 +195,7 @@ def test_429_is_retried_after_the_portals_retry_after(
 def test_transient_faults_are_retried_and_nothing_repeats(
     nyc: Any, standin: Any, tmp_path: Path, fault: dict[str, Any]
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     standin.add_fault(Fault(**fault))
     waits: list[float] = []
@@ -208,7 +208,7 @@ def test_transient_faults_are_retried_and_nothing_repeats(
 def test_a_bad_query_fails_fast_with_the_portals_message(
     nyc: Any, standin: Any, tmp_path: Path
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     standin.add_fault(
         Fault(status=400, code="query.soql.no-such-column", message="No such column: created")
@@ -225,7 +225,7 @@ def test_a_bad_query_fails_fast_with_the_portals_message(
 def test_exhausted_retries_fail_clearly_and_leave_no_file(
     nyc: Any, standin: Any, tmp_path: Path
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     standin.add_fault(Fault(status=503, skip=1, times=None))
     with pytest.raises(PortalError) as caught:
@@ -243,7 +243,7 @@ def test_app_token_is_sent_but_never_logged(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     token = "tok-Q2l0eVB1bHNlU2VjcmV0"
     monkeypatch.setenv("SOCRATA_APP_TOKEN", token)

@@ -36,7 +36,7 @@ def test_a_refused_query_fails_at_once_and_loads_nothing(
     capfd: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     contract = by_id(contracts, "seattle_crime")
     seed_days(standin, contract, [DAY])
@@ -70,13 +70,13 @@ KILL_SCRIPT = textwrap.dedent(
     import sys, time
     sys.path.insert(0, sys.argv[1])
     from pathlib import Path
-    import citypulse.load as load
-    from citypulse.contracts import contract_by_id
-    from citypulse.standin.generator import generate_day
+    import citypulse.pipeline.load.batch as load
+    from citypulse.contracts.contract import contract_by_id
+    from citypulse_dev.generator import generate_day
     from citypulse.storage import StorageRoot
-    from citypulse.typing_rules import type_records
-    from citypulse.warehouse import connect
-    from citypulse.windows import window_for_dates
+    from citypulse.pipeline.validate.typing_rules import type_records
+    from citypulse.warehouse.connection import connect
+    from citypulse.pipeline.windows import window_for_dates
     import datetime
 
     contract = contract_by_id("nyc_311")
@@ -133,9 +133,9 @@ def test_a_task_killed_mid_load_commits_nothing(fresh_warehouse: str, tmp_path: 
 def test_an_unexpected_new_column_is_ignored_with_a_warning(
     contracts: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from citypulse.standin.generator import generate_day
-    from citypulse.typing_rules import type_records
-    from citypulse.validate import enforce, run_suite
+    from citypulse.pipeline.validate.suite import enforce, run_suite
+    from citypulse.pipeline.validate.typing_rules import type_records
+    from citypulse_dev.generator import generate_day
 
     contract = by_id(contracts, "chicago_crime")
     records = [{**r, "new_portal_column": "x"} for r in generate_day(contract, DAY, seed=8).records]
@@ -148,9 +148,9 @@ def test_an_unexpected_new_column_is_ignored_with_a_warning(
 
 
 def test_a_missing_required_column_fails_validation_naming_it(contracts: list[Any]) -> None:
-    from citypulse.standin.generator import generate_day
-    from citypulse.typing_rules import type_records
-    from citypulse.validate import enforce, run_suite
+    from citypulse.pipeline.validate.suite import enforce, run_suite
+    from citypulse.pipeline.validate.typing_rules import type_records
+    from citypulse_dev.generator import generate_day
 
     contract = by_id(contracts, "nyc_311")
     records = [
@@ -186,7 +186,7 @@ def test_a_run_handed_over_by_another_version_fails_at_once_saying_how_to_recove
     retries, and says to clear the run from `extract`."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from citypulse import tasks
+    from citypulse.dags import steps
 
     contract = by_id(contracts, "nyc_311")
     before_manifests = {
@@ -198,7 +198,7 @@ def test_a_run_handed_over_by_another_version_fails_at_once_saying_how_to_recove
     }
     for step, handed in (("validate", before_manifests), ("load", {"version": 99})):
         with pytest.raises(AirflowFailException) as caught:
-            tasks.run_step(step, contract.dag_id, handed, {"run_id": "scheduled__upgrade"})
+            steps.run_step(step, contract.dag_id, handed, {"run_id": "scheduled__upgrade"})
         message = str(caught.value)
         assert f"`{step}` was handed a run manifest of" in message
         assert "clear it from `extract`" in message
@@ -215,8 +215,8 @@ def test_a_window_is_never_green_with_rows_missing(
     publishes records of the window while the extract pages. The run either completes with
     every record (the audit row's portal count = extracted = loaded + rejected) or fails with
     both counts and loads nothing; it is never green with rows missing."""
-    from citypulse.standin.generator import generate_day
-    from citypulse.standin.server import Fault
+    from citypulse_dev.generator import generate_day
+    from citypulse_dev.standin.server import Fault
 
     contract = by_id(contracts, "nyc_311")
     fresh_dataset(standin, contract)
@@ -257,8 +257,8 @@ def test_a_window_is_never_green_with_rows_missing(
 def test_a_window_that_never_agrees_fails_with_both_counts_in_the_alert(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any], caplog: Any
 ) -> None:
-    from citypulse.standin.generator import generate_day
-    from citypulse.standin.server import Fault
+    from citypulse_dev.generator import generate_day
+    from citypulse_dev.standin.server import Fault
 
     contract = by_id(contracts, "nyc_311")
     fresh_dataset(standin, contract)

@@ -21,8 +21,8 @@ from typing import Any
 import h3
 import pytest
 
-from citypulse.contracts import Column, Contract, load_contracts
-from citypulse.standin.generator import (
+from citypulse.contracts.contract import Column, Contract, load_contracts
+from citypulse_dev.generator import (
     MALFORMED_KINDS,
     MISSING_REQUIRED,
     OUT_OF_BBOX,

@@ -87,7 +87,7 @@ def nyc(standin: Any, contracts: list[Any]) -> Iterator[Any]:
 
 
 def serve(standin: Any, contract: Any, records: list[dict[str, Any]] | None = None) -> list[Any]:
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     records = records or generate_day(contract, DAY, seed=61, records=40).records
     standin.put(contract.dataset_id, records)
@@ -139,7 +139,7 @@ def test_a_key_longer_than_an_index_entry_quarantines_its_record(
 ) -> None:
     import secrets
 
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     contract = by_id(contracts, "montgomery_traffic")  # keyed by Socrata's text row id
     fresh_dataset(standin, contract)
@@ -174,14 +174,14 @@ def test_an_event_time_with_an_offset_is_the_right_instant_in_both_columns(
 
 def test_an_offset_inside_the_local_day_is_inside_the_window(contracts: list[Any]) -> None:
     """`21:30-04:00` on the day is 01:30 UTC the next day, and 21:30 local: in the window."""
-    from citypulse.typing_rules import type_records
-    from citypulse.validate import run_suite
-    from citypulse.windows import window_for_dates
+    from citypulse.pipeline.validate.suite import run_suite
+    from citypulse.pipeline.validate.typing_rules import type_records
+    from citypulse.pipeline.windows import window_for_dates
 
     contract = by_id(contracts, "nyc_311")
     summer = date(2025, 7, 10)  # New York is at -04:00
     window = window_for_dates(summer.isoformat(), summer.isoformat(), contract.timezone)
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     record = generate_day(contract, summer, seed=63, records=1).records[0]
     record = {**record, "created_date": f"{summer}T21:30:00-04:00"}
@@ -195,7 +195,7 @@ def test_json_numbers_and_booleans_are_accepted_where_the_column_allows(
     dagbag: Any, standin: Any, fresh_warehouse: str, nyc: Any
 ) -> None:
     """A portal (or a proxy re-encoding it) sends the key and coordinates as JSON numbers."""
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     records = serve(standin, nyc)
     served = standin.records(nyc.dataset_id)
@@ -228,7 +228,7 @@ def _is_number(value: Any) -> bool:
 def test_a_dripping_portal_fails_the_request_by_its_deadline_and_the_retry_loads(
     dagbag: Any, standin: Any, fresh_warehouse: str, nyc: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     records = serve(standin, nyc)
     monkeypatch.setenv("CITYPULSE_HTTP_DEADLINE_SECONDS", "1.5")
@@ -242,11 +242,11 @@ def test_a_portal_that_never_stops_dripping_fails_naming_the_url_and_the_seconds
     standin: Any, nyc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from citypulse.exceptions import PortalError
-    from citypulse.extract import extract_window
-    from citypulse.socrata import RetryPolicy
-    from citypulse.standin.server import Fault
+    from citypulse.pipeline.extract import extract_window
+    from citypulse.pipeline.windows import window_for_dates
+    from citypulse.portal.client import RetryPolicy
     from citypulse.storage import StorageRoot
-    from citypulse.windows import window_for_dates
+    from citypulse_dev.standin.server import Fault
 
     serve(standin, nyc)
     standin.add_fault(Fault(drip=0.2, aggregate=False, times=None))
@@ -281,11 +281,11 @@ def test_a_200_that_is_not_rows_is_retried_then_reported_with_its_first_bytes(
     standin: Any, nyc: Any, tmp_path: Path, body: str, content_type: str
 ) -> None:
     from citypulse.exceptions import PortalError
-    from citypulse.extract import extract_window
-    from citypulse.socrata import RetryPolicy
-    from citypulse.standin.server import Fault
+    from citypulse.pipeline.extract import extract_window
+    from citypulse.pipeline.windows import window_for_dates
+    from citypulse.portal.client import RetryPolicy
     from citypulse.storage import StorageRoot
-    from citypulse.windows import window_for_dates
+    from citypulse_dev.standin.server import Fault
 
     records = serve(standin, nyc)
     window = window_for_dates(DAY.isoformat(), DAY.isoformat(), nyc.timezone)
@@ -308,11 +308,11 @@ def test_a_200_that_is_not_rows_is_retried_then_reported_with_its_first_bytes(
 def test_a_bad_retry_after_falls_back_to_backoff(
     standin: Any, nyc: Any, tmp_path: Path, retry_after: str
 ) -> None:
-    from citypulse.extract import extract_window
-    from citypulse.socrata import RetryPolicy
-    from citypulse.standin.server import Fault
+    from citypulse.pipeline.extract import extract_window
+    from citypulse.pipeline.windows import window_for_dates
+    from citypulse.portal.client import RetryPolicy
     from citypulse.storage import StorageRoot
-    from citypulse.windows import window_for_dates
+    from citypulse_dev.standin.server import Fault
 
     serve(standin, nyc)
     standin.add_fault(Fault(status=429, retry_after=retry_after, times=1))
@@ -335,7 +335,7 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_token_stays_home(
     recorder: Recorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
     serve(standin, nyc)
@@ -358,7 +358,7 @@ def test_a_portal_echoing_the_token_reaches_no_log_alert_or_webhook(
     capfd: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from citypulse.standin.server import Fault
+    from citypulse_dev.standin.server import Fault
 
     monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
     webhook = {"conn_type": "http", "host": f"http://127.0.0.1:{recorder.port}/hook"}
@@ -406,7 +406,7 @@ def test_a_window_no_run_may_load_fails_at_once_before_any_portal_request(
 
 
 def test_a_contract_source_that_is_not_a_field_name_is_refused(tmp_path: Path) -> None:
-    from citypulse.contracts import load_contracts
+    from citypulse.contracts.contract import load_contracts
 
     text = (ROOT / "include" / "contracts" / "nyc_311.yaml").read_text()
     hostile = text.replace(
@@ -425,7 +425,7 @@ def test_a_contract_source_that_is_not_a_field_name_is_refused(tmp_path: Path) -
 def test_two_contracts_claiming_one_table_are_both_refused_naming_both_files(
     tmp_path: Path,
 ) -> None:
-    from citypulse.contracts import load_contracts
+    from citypulse.contracts.contract import load_contracts
 
     for name in ("nyc_311.yaml", "chicago_crime.yaml"):
         shutil.copy(ROOT / "include" / "contracts" / name, tmp_path / name)
@@ -446,7 +446,7 @@ def test_a_database_error_during_a_load_is_reported_as_itself(fresh_warehouse: s
     "connection already closed" from the rollback that followed."""
     import psycopg2
 
-    from citypulse.warehouse import connect
+    from citypulse.warehouse.connection import connect
 
     with pytest.raises(psycopg2.OperationalError) as caught, connect() as conn:
         with conn.cursor() as cur:

@@ -54,7 +54,7 @@ def dag(airflow_db: str) -> Any:
 @pytest.fixture(scope="module")
 def runs(dag: Any, model_warehouse: str, contracts: list[Any]) -> dict[str, Any]:
     """Week 1: all four cities fresh. Week 2: a week more data for all but STALE_CITY."""
-    from citypulse.model.sample_history import load_history
+    from citypulse_dev.sample_history import load_history
 
     first = LAST_DAY - timedelta(days=7 * WEEKS - 1)
     load_history(contracts, first, LAST_DAY, dsn=model_warehouse, records_per_day=RECORDS_PER_DAY)

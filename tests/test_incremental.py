@@ -70,7 +70,7 @@ def test_next_daily_run_absorbs_late_and_changed_records(
     well_formed = [r for i, r in enumerate(day_before.records) if i not in day_before.malformed]
     now_local = datetime.now().strftime("%Y-%m-%dT%H:%M:%S.000")
     edited = [edit(r, contract, now_local) for r in well_formed[:5]]
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     late = generate_day(contract, DAY, seed=99, records=40).records[:3]
     # Generated keys depend on the day only: give the late records keys of their own.
@@ -236,7 +236,7 @@ def test_only_scheduled_and_plain_manual_runs_absorb_changes(
     leaves change capture (and the watermark) to the daily runs."""
     from types import SimpleNamespace
 
-    from citypulse.tasks import absorbs_changes
+    from citypulse.dags.steps import absorbs_changes
 
     if run_type is not None and run_type.isupper():
         run_type = _sdk_run_type(run_type)

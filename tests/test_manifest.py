@@ -1,4 +1,4 @@
-"""The run manifest (`citypulse.manifest`): JSON in XCom and back unchanged, frozen, and a
+"""The run manifest (`citypulse.pipeline.manifest`): JSON in XCom and back unchanged, frozen, and a
 manifest of another version refused with a message that says how to recover."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from citypulse.exceptions import ManifestError
-from citypulse.manifest import MANIFEST_VERSION, Extracted, Part, RunManifest, Validated
+from citypulse.pipeline.manifest import MANIFEST_VERSION, Extracted, Part, RunManifest, Validated
 
 
 def manifest(**changes: Any) -> RunManifest:

@@ -29,7 +29,7 @@ RECORDS_PER_DAY = 60
 
 @pytest.fixture(scope="module")
 def loaded(module_warehouse: str, contracts: list[Any]) -> Iterator[tuple[str, Any]]:
-    from citypulse.model.sample_history import load_history
+    from citypulse_dev.sample_history import load_history
 
     contract = by_id(contracts, "chicago_crime")
     load_history([contract], FIRST, LAST, dsn=module_warehouse, records_per_day=RECORDS_PER_DAY)
@@ -69,12 +69,12 @@ def metrics_of(dsn: str, run_id: str) -> dict[str, Any]:
 
 def change_the_past(dsn: str, contract: Any, tmp: Path) -> None:
     """After the as-of day: later records arrive, earlier ones lose coordinates, some go."""
-    from citypulse.load import load_typed_rows
-    from citypulse.model.sample_history import load_days, well_formed_records
+    from citypulse.pipeline.load.batch import load_typed_rows
+    from citypulse.pipeline.validate.typing_rules import type_records
+    from citypulse.pipeline.windows import window_for_dates
     from citypulse.storage import StorageRoot
-    from citypulse.typing_rules import type_records
-    from citypulse.warehouse import connect
-    from citypulse.windows import window_for_dates
+    from citypulse.warehouse.connection import connect
+    from citypulse_dev.sample_history import load_days, well_formed_records
 
     with connect(dsn) as conn:  # records dated on and after the as-of day, many of them
         load_days(conn, contract, AS_OF, AS_OF + timedelta(days=6), seed=99, records_per_day=400)

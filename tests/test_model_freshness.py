@@ -56,7 +56,7 @@ def test_read_from_the_warehouse(fresh_warehouse: str, contracts: list[Any]) -> 
     import psycopg2
 
     from citypulse.model.freshness import read_freshness
-    from citypulse.model.sample_history import load_history
+    from citypulse_dev.sample_history import load_history
 
     nyc = next(c for c in contracts if c.dag_id == "nyc_311")
     with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
@@ -84,7 +84,7 @@ def test_stale_city_is_skipped_by_fresh_city(
 ) -> None:
     from citypulse.model.config import CitySkipped, RetrainConfig
     from citypulse.model.retrain import fresh_city
-    from citypulse.model.sample_history import load_history
+    from citypulse_dev.sample_history import load_history
 
     nyc = next(c for c in contracts if c.dag_id == "nyc_311")
     last = date(2025, 11, 9) - timedelta(days=days_late)

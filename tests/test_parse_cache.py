@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from citypulse import contracts as contracts_module
-from citypulse import dag_specs
-from citypulse.contracts import load_contracts
-from citypulse.dag_specs import CityDagSpec, city_dag_specs
+from citypulse.contracts import contract as contracts_module
+from citypulse.contracts.contract import load_contracts
+from citypulse.dags import specs as dag_specs
+from citypulse.dags.specs import CityDagSpec, city_dag_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "include" / "contracts"

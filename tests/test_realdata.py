@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 import realdata_adapters as adapters
-from citypulse.contracts import Contract, load_contracts
+from citypulse.contracts.contract import Contract, load_contracts
 from citypulse.exceptions import ValidationFailed
-from citypulse.typing_rules import TypedBatch, type_records
-from citypulse.validate import ValidationReport, enforce, run_suite
-from citypulse.windows import window_for_dates
+from citypulse.pipeline.validate.suite import ValidationReport, enforce, run_suite
+from citypulse.pipeline.validate.typing_rules import TypedBatch, type_records
+from citypulse.pipeline.windows import window_for_dates
 
 pytestmark = pytest.mark.realdata
 

@@ -1,4 +1,4 @@
-"""The partition audit (`citypulse.reconcile`): per day of the whole history, the portal's
+"""The partition audit (`citypulse.pipeline.reconcile`): per day of the whole history, the portal's
 count and newest change against the warehouse's; differing days read again and reconciled.
 
 User stories: a record the portal deleted years ago is found and marked deleted (never
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from citypulse.reconcile import DayCount, canonical, differing_days, stretches
+from citypulse.pipeline.reconcile import DayCount, canonical, differing_days, stretches
 from conftest import query
 from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_states
 
@@ -170,7 +170,7 @@ def test_a_dataset_whose_portal_re_stamps_every_row_is_repaired_by_counts(
     """Story: Montgomery republishes its dataset daily (every `:updated_at` moves), so its
     runs look back only 7 days; a record published years late and one removed years later
     are the audit's, and the re-stamping itself is no difference."""
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
 
     contract = by_id(contracts, "montgomery_traffic")
     fresh_dataset(standin, contract)
@@ -228,8 +228,8 @@ def test_an_audit_that_would_delete_too_much_is_refused(
 
 
 def test_the_audit_is_due_every_few_days(contracts: list[Any]) -> None:
-    from citypulse.reconcile import audit_due
-    from citypulse.windows import window_for_dates
+    from citypulse.pipeline.reconcile import audit_due
+    from citypulse.pipeline.windows import window_for_dates
 
     contract = by_id(contracts, "nyc_311")
     due = [

@@ -21,8 +21,8 @@ FIRST, LAST = date(2025, 3, 3), date(2025, 3, 5)  # 300 records a day
 def test_malformed_records_are_quarantined_and_audited(
     fresh_warehouse: str, contracts: list[Any]
 ) -> None:
-    from citypulse.model.sample_history import load_history
-    from citypulse.standin.generator import generate_day
+    from citypulse_dev.generator import generate_day
+    from citypulse_dev.sample_history import load_history
 
     contract = by_id(contracts, "nyc_311")
     key = contract.key_column.wire_name

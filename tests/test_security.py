@@ -86,8 +86,8 @@ def test_hostile_params_are_refused_before_any_task_runs(
 
 
 def test_portal_values_going_back_into_soql_are_checked(contracts: list[Any]) -> None:
-    from citypulse.extract import changes_where
-    from citypulse.windows import window_for_dates
+    from citypulse.pipeline.extract import changes_where
+    from citypulse.pipeline.windows import window_for_dates
 
     contract = next(c for c in contracts if c.dag_id == "chicago_crime")
     window = window_for_dates("2025-01-01", "2025-01-01", contract.timezone)
@@ -106,8 +106,8 @@ def test_portal_values_going_back_into_soql_are_checked(contracts: list[Any]) ->
 def test_reader_role_selects_views_and_nothing_else(
     fresh_warehouse: str, contracts: list[Any]
 ) -> None:
-    from citypulse.views import build_views
-    from citypulse.warehouse import connect
+    from citypulse.pipeline.views import build_views
+    from citypulse.warehouse.connection import connect
 
     with connect() as conn, conn.cursor() as cur:
         build_views(cur, contracts[0], contracts)

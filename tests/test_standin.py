@@ -22,8 +22,8 @@ import pytest
 import requests
 from sodapy import Socrata
 
-from citypulse.standin import soql
-from citypulse.standin.server import Fault, SodaStandIn, load_ndjson
+from citypulse_dev.standin import soql
+from citypulse_dev.standin.server import Fault, SodaStandIn, load_ndjson
 
 TOKEN = "tok-standin-s3cret-value"
 DATASET = "test-0001"
@@ -448,7 +448,7 @@ def test_admin_http_api_round_trip(soda: SodaStandIn, client: Socrata) -> None:
 def test_app_token_is_recorded_but_never_logged(
     soda: SodaStandIn, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="citypulse.standin")
+    caplog.set_level(logging.DEBUG, logger="citypulse_dev.standin")
     make_client().get(DATASET, limit=1)
     make_client(token=None).get(DATASET, limit=1)
     query_token = requests.get(
@@ -483,7 +483,7 @@ def test_main_serves_in_the_foreground(tmp_path: Path) -> None:
     path = tmp_path / "rows.ndjson"
     path.write_text("\n".join(json.dumps(r) for r in sample_records(3)))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
-    command = [sys.executable, "-m", "citypulse.standin.server", "--port", "0"]
+    command = [sys.executable, "-m", "citypulse_dev.standin.server", "--port", "0"]
     command += ["--load", f"{path}:cli-0001:unique_key", "--declare", "cli-0001:unique_key=number"]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:

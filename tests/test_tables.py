@@ -1,4 +1,4 @@
-"""The warehouse's tables (`citypulse.tables`): created once, extended with what a newer
+"""The warehouse's tables (`citypulse.warehouse.tables`): created once, extended with what a newer
 contract adds, and never locked for nothing: a load must not wait for an analyst's query."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from helpers import by_id
 def test_ensuring_an_up_to_date_table_does_not_wait_for_its_readers(
     fresh_warehouse: str, contracts: list[Any]
 ) -> None:
-    from citypulse.tables import ensure_schema, ensure_table
+    from citypulse.warehouse.tables import ensure_schema, ensure_table
 
     contract = by_id(contracts, "chicago_crime")
     with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:

@@ -19,10 +19,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import realdata_adapters as adapters
-from citypulse.contracts import Contract
-from citypulse.staging import key_range, read_wire_table, write_accepted
-from citypulse.standin.generator import generate_day, write_ndjson
-from citypulse.typing_rules import TypedBatch, type_extract, type_records, type_table
+from citypulse.contracts.contract import Contract
+from citypulse.pipeline.run_files import key_range, read_wire_table, write_accepted
+from citypulse.pipeline.validate.typing_rules import (
+    TypedBatch,
+    type_extract,
+    type_records,
+    type_table,
+)
+from citypulse_dev.generator import generate_day, write_ndjson
 from conftest import query
 from test_realdata import CASES, Case
 
@@ -203,9 +208,9 @@ def test_accepted_rows_reach_postgres_unchanged(
     stays NULL; numbers, booleans and timestamps keep their values, through both paths."""
     import psycopg2
 
-    from citypulse.load import upsert_accepted
-    from citypulse.staging import stage_columns
-    from citypulse.tables import ensure_schema, ensure_table
+    from citypulse.pipeline.load.batch import upsert_accepted
+    from citypulse.pipeline.run_files import stage_columns
+    from citypulse.warehouse.tables import ensure_schema, ensure_table
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
     records = json_copy(generate_day(contract, DAY, seed=6, records=300).records)
@@ -417,10 +422,10 @@ def test_a_nul_character_rejects_its_row_and_the_reject_is_quarantined(
 ) -> None:
     import psycopg2
 
-    from citypulse.load import quarantine_rejects
-    from citypulse.staging import write_rejects
-    from citypulse.tables import ensure_schema
-    from citypulse.windows import window_for_dates
+    from citypulse.pipeline.load.batch import quarantine_rejects
+    from citypulse.pipeline.run_files import write_rejects
+    from citypulse.pipeline.windows import window_for_dates
+    from citypulse.warehouse.tables import ensure_schema
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
     records = _planted(contract, "descriptor", ["before\x00after"], seed=15)
@@ -499,8 +504,8 @@ def test_event_time_utc_is_postgres_own_conversion_across_dst(
     import pandas as pd
     import psycopg2
 
-    from citypulse.load import upsert_accepted
-    from citypulse.tables import ensure_schema, ensure_table
+    from citypulse.pipeline.load.batch import upsert_accepted
+    from citypulse.warehouse.tables import ensure_schema, ensure_table
 
     for contract in contracts:
         stamps = _dst_minutes(contract.timezone)
@@ -534,8 +539,8 @@ def test_a_batch_whose_key_is_stored_falls_back_to_the_upsert(
     lost, the changed row updated."""
     import psycopg2
 
-    from citypulse.load import _keys_stored, upsert_accepted
-    from citypulse.tables import ensure_schema, ensure_table
+    from citypulse.pipeline.load.batch import _keys_stored, upsert_accepted
+    from citypulse.warehouse.tables import ensure_schema, ensure_table
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
     records = json_copy(generate_day(contract, DAY, seed=18, records=200).records)

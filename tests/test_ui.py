@@ -73,9 +73,9 @@ def seeded(
 ) -> Seeded:
     """Eight weeks of history per city (one city stops 4 days early, one has an incomplete
     day), a city run that loads, one whose validation fails, and a retrain that publishes."""
-    from citypulse.model.sample_history import load_history
-    from citypulse.views import build_views
-    from citypulse.warehouse import connect
+    from citypulse.pipeline.views import build_views
+    from citypulse.warehouse.connection import connect
+    from citypulse_dev.sample_history import load_history
 
     late_through = last_due_day(by_id(contracts, LATE)) - timedelta(days=LATE_BY_DAYS)
     for contract in contracts:
@@ -126,7 +126,7 @@ class ApiServer:
     """`airflow api-server` with the plugin, on the tests' metadata DB and warehouse."""
 
     def __init__(self, home: Path, warehouse: str) -> None:
-        from citypulse.warehouse import airflow_conn_json
+        from citypulse.warehouse.connection import airflow_conn_json
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

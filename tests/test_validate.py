@@ -9,9 +9,9 @@ from helpers import by_id
 
 
 def test_grouped_reasons_keep_the_allowed_values_and_read_as_words(contracts: list[Any]) -> None:
-    from citypulse.standin.generator import generate_day
-    from citypulse.typing_rules import type_records
-    from citypulse.validate import run_suite
+    from citypulse.pipeline.validate.suite import run_suite
+    from citypulse.pipeline.validate.typing_rules import type_records
+    from citypulse_dev.generator import generate_day
 
     contract = by_id(contracts, "nyc_311")
     column = next(c for c in contract.columns if c.values)

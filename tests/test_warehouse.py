@@ -28,7 +28,7 @@ def test_connection_fields_become_a_dsn_without_leaking_elsewhere(
 ) -> None:
     from psycopg2.extensions import parse_dsn
 
-    from citypulse.warehouse import warehouse_dsn
+    from citypulse.warehouse.connection import warehouse_dsn
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAREHOUSE",
@@ -49,7 +49,7 @@ def test_connection_fields_become_a_dsn_without_leaking_elsewhere(
 
 def test_a_non_postgres_warehouse_connection_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from citypulse.exceptions import WarehouseError
-    from citypulse.warehouse import warehouse_dsn
+    from citypulse.warehouse.connection import warehouse_dsn
 
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", '{"conn_type": "mysql", "host": "h"}')
     with pytest.raises(WarehouseError, match="postgres"):
@@ -62,7 +62,7 @@ def test_city_dag_runs_into_the_embedded_postgres(
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from citypulse.warehouse import embedded_dsn, stop_embedded, warehouse_dsn
+    from citypulse.warehouse.connection import embedded_dsn, stop_embedded, warehouse_dsn
 
     contract = next(c for c in contracts if c.dag_id == "seattle_crime")
     day = date.today() - timedelta(days=10)

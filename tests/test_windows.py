@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from citypulse.windows import Window, window_for_dates, window_for_interval
+from citypulse.pipeline.windows import Window, window_for_dates, window_for_interval
 
 # (timezone, spring-forward day, fall-back day) in 2025.
 DST_DAYS = [

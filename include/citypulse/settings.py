@@ -1,14 +1,34 @@
-"""Settings read once from the environment; paths derived from the project layout."""
+"""Settings read once from the environment; paths derived from the project layout.
+
+The **project** is the folder that holds `dags/` and `include/contracts/`: the checkout this
+package runs from (an editable install, `make venv`), else the folder above Airflow's DAGs
+folder (`AIRFLOW__CORE__DAGS_FOLDER`, else `$AIRFLOW_HOME/dags`), as in the Docker image where
+the package is installed and the project lies in /opt/airflow.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INCLUDE_DIR = PROJECT_ROOT / "include"
-CONTRACTS_DIR = Path(os.environ.get("CITYPULSE_CONTRACTS_DIR", INCLUDE_DIR / "contracts"))
-SQL_DIR = INCLUDE_DIR / "sql"
+# The SQL CityPulse runs ships inside the package (package data), whatever the install.
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def _project_root() -> Path:
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "dags").is_dir() and (checkout / "include" / "contracts").is_dir():
+        return checkout
+    dags_folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or str(
+        Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "dags"
+    )
+    return Path(dags_folder).expanduser().resolve().parent
+
+
+PROJECT_ROOT = _project_root()
+CONTRACTS_DIR = Path(
+    os.environ.get("CITYPULSE_CONTRACTS_DIR") or PROJECT_ROOT / "include" / "contracts"
+)
 
 # This machine's own folder: the embedded PostgreSQL, the parse cache, the default storage.
 DATA_DIR = Path(os.environ.get("CITYPULSE_DATA_DIR", PROJECT_ROOT / ".citypulse"))

@@ -27,7 +27,7 @@ from citypulse.model.config import (
     CitySkipped,
     RetrainConfig,
 )
-from citypulse.sqlfiles import render
+from citypulse.warehouse.sqlfiles import render
 
 KEY = ["h3_cell", "local_day"]
 DEFAULT_HOLIDAYS = ("US", None)  # federal holidays when a contract names no calendar

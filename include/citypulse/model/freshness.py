@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from citypulse.settings import SCHEMA
-from citypulse.sqlfiles import render
+from citypulse.warehouse.sqlfiles import render
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from citypulse.model import models
 from citypulse.model.config import BASELINE_KINDS, DECISION_THRESHOLD, HORIZON_DAYS
 from citypulse.model.features import add_calendar
 from citypulse.model.registry import Champion, load_artifact
-from citypulse.sqlfiles import render
+from citypulse.warehouse.sqlfiles import render
 
 
 def forecast_frame(serving: pd.DataFrame, holidays: set[date], horizon: int) -> pd.DataFrame:

@@ -20,9 +20,9 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 from citypulse.settings import SCHEMA
-from citypulse.sqlfiles import render
 from citypulse.storage import MODELS_PREFIX, StorageRoot
-from citypulse.tables import DDL_LOCK
+from citypulse.warehouse.sqlfiles import render
+from citypulse.warehouse.tables import DDL_LOCK
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from citypulse.contracts import Contract
+from citypulse.contracts.contract import Contract
 from citypulse.model import features, models, promotion, registry
 from citypulse.model.backtest import Backtest, run_backtest
 from citypulse.model.config import (
@@ -26,7 +26,7 @@ from citypulse.model.freshness import Freshness, as_of_instant, read_freshness
 from citypulse.model.gates import Gates, coverage_gates
 from citypulse.model.metrics import evaluate
 from citypulse.model.report import significant
-from citypulse.warehouse import connect
+from citypulse.warehouse.connection import connect
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from citypulse.contracts import contract_by_id, load_contracts
+from citypulse.contracts.contract import contract_by_id, load_contracts
 from citypulse.model.config import CitySkipped, RetrainConfig
 from citypulse.model.features import Windows
-from citypulse.warehouse import connect
+from citypulse.warehouse.connection import connect
 
 log = logging.getLogger(__name__)
 

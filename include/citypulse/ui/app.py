@@ -20,7 +20,7 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from citypulse.contracts import Contract
+from citypulse.contracts.contract import Contract
 from citypulse.exceptions import WarehouseError
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +46,7 @@ async def warehouse_down(_request: Request, exc: WarehouseError) -> JSONResponse
 @cache
 def _contracts() -> list[Contract]:
     """The contracts as the api-server found them at start (like the DAGs it serves)."""
-    from citypulse.contracts import load_contracts
+    from citypulse.contracts.contract import load_contracts
 
     contracts, _errors = load_contracts()
     return contracts

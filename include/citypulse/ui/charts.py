@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from citypulse.contracts import Chart, Contract
+from citypulse.contracts.contract import Chart, Contract
 from citypulse.ui.db import exists, reading
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -77,7 +77,7 @@ def chart_data(chart: Chart, rows: list[tuple[str, str, float]]) -> ChartData:
 
 def city_charts(contract: Contract) -> list[ChartData]:
     """The city's dashboard charts, each from its view (empty charts while nothing loaded)."""
-    from citypulse.sqlfiles import identifier_or_null, render
+    from citypulse.warehouse.sqlfiles import identifier_or_null, render
 
     charts = []
     with reading() as cur:

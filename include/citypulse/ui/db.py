@@ -1,4 +1,5 @@
-"""Reading the warehouse for the UI: read-only transactions and the SQL of include/sql/ui."""
+"""Reading the warehouse for the UI: read-only transactions and the SQL of the package's
+`sql/ui/`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from citypulse.settings import SCHEMA
 @contextmanager
 def reading() -> Iterator[Any]:
     """A cursor in a read-only transaction: the UI never writes the warehouse."""
-    from citypulse.warehouse import connect
+    from citypulse.warehouse.connection import connect
 
     with connect() as conn, conn.cursor() as cur:
         cur.execute("SET TRANSACTION READ ONLY")
@@ -25,7 +26,7 @@ def exists(cur: Any, relation: str) -> bool:
 
 
 def fetch(cur: Any, relative: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    from citypulse.sqlfiles import render
+    from citypulse.warehouse.sqlfiles import render
 
     cur.execute(render(relative), params or {})
     return list(cur.fetchall())

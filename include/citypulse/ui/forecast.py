@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from citypulse.contracts import Contract
+from citypulse.contracts.contract import Contract
 from citypulse.ui.db import exists, fetch, reading
 
 FORECAST_OBSERVED_DAYS = 7

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from citypulse.contracts import Contract
+from citypulse.contracts.contract import Contract
 from citypulse.ui.airflow_runs import latest_runs
 from citypulse.ui.db import exists, fetch, reading
 from citypulse.ui.status import (

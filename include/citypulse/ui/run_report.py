@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from citypulse.contracts import Contract
+from citypulse.contracts.contract import Contract
 from citypulse.ui.airflow_runs import RunInfo, run_info
 from citypulse.ui.db import exists, fetch, reading
 

@@ -1,0 +1,452 @@
+"""YAML data contracts: one per city dataset, loaded into typed, validated objects.
+
+A contract says everything that differs between datasets: where the data lives, which column
+is the key and which the event time, the columns with their PostgreSQL types, the city's
+bounding box, what is expected of the values and how the stand-in generates sample records.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.functional_validators import AfterValidator
+
+from citypulse.contracts.column_types import COLUMN_TYPES, column_type
+from citypulse.exceptions import ContractError
+from citypulse.settings import CONTRACTS_DIR, IDENTIFIER_PATTERN, SQL_DIR
+
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+# libyaml's safe loader when available: contracts are parsed on every DAG-file parse.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
+
+# Columns every typed table carries besides the dataset's own; contracts may not reuse them.
+RESERVED_COLUMNS = (
+    "event_time",
+    "event_time_utc",
+    "h3_r7",
+    "h3_r8",
+    "cp_run_id",
+    "cp_loaded_at",
+    "cp_deleted_at",
+    "cp_origin",
+)
+
+
+def _check_identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value) or len(value) > 63:
+        raise ValueError(
+            f"{value!r} is not a safe SQL identifier (must match {IDENTIFIER_PATTERN})"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_identifier)]
+
+# A field name as it may go into SoQL: an identifier (Socrata's own may start with `@` after
+# a colon, `:@computed_region_...`) or a system field (`:id`, `:updated_at`). Nothing else:
+# a contract's `source` reaches `$where` and `$order` verbatim.
+_WIRE_FIELD = re.compile(r"^:?@?[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_wire_field(value: str) -> str:
+    if not _WIRE_FIELD.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Socrata field name (letters, digits and `_`, or a system "
+            "field like `:id`)"
+        )
+    return value
+
+
+def _check_column_type(value: str) -> str:
+    if value not in COLUMN_TYPES:
+        raise ValueError(f"{value!r} is not a column type; use one of {sorted(COLUMN_TYPES)}")
+    return value
+
+
+WireField = Annotated[str, AfterValidator(_check_wire_field)]
+ColumnTypeName = Annotated[str, AfterValidator(_check_column_type)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSample(_Strict):
+    """How the stand-in generator invents values for one column."""
+
+    choices: list[str] | None = None
+    weights: list[float] | None = None
+    pattern: str | None = Field(None, description="'#' becomes a digit, '@' an uppercase letter")
+    int_range: tuple[int, int] | None = None
+    derive: (
+        Literal[
+            "key",
+            "group_id",
+            "event_time",
+            "event_date",
+            "event_time_of_day",
+            "event_year",
+            "latitude",
+            "longitude",
+            "later_time",
+            "row_id",
+        ]
+        | None
+    ) = None
+    null_share: float = Field(0.0, ge=0, le=1)
+    as_json_boolean: bool = False
+
+
+class Column(_Strict):
+    """One column: its wire name, its PostgreSQL type and what its values may be."""
+
+    name: Identifier
+    source: WireField | None = Field(None, description="field name on the wire, if not `name`")
+    type: ColumnTypeName = Field("text", description="a type of citypulse.contracts.column_types")
+    required: bool = False
+    values: list[str] | None = Field(None, description="the allowed value set, if closed")
+    null_values: list[str] = Field(default_factory=list, description="wire values meaning NULL")
+    true_values: list[str] = Field(default_factory=lambda: ["true", "True", "1"])
+    false_values: list[str] = Field(default_factory=lambda: ["false", "False", "0"])
+    description: str = ""
+    sample: ColumnSample = Field(default_factory=lambda: ColumnSample())
+
+    @property
+    def wire_name(self) -> str:
+        return self.source or self.name
+
+
+class BoundingBox(_Strict):
+    """The city's extent; coordinates outside it are rejected, expected for `mostly` of rows."""
+
+    min_lat: float = Field(ge=-90, le=90)
+    max_lat: float = Field(ge=-90, le=90)
+    min_lon: float = Field(ge=-180, le=180)
+    max_lon: float = Field(ge=-180, le=180)
+    mostly: float = Field(0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoundingBox:
+        if self.min_lat >= self.max_lat or self.min_lon >= self.max_lon:
+            raise ValueError("min_lat/min_lon must be below max_lat/max_lon")
+        return self
+
+
+class IncidentMapping(_Strict):
+    """Which of the dataset's columns feed the unified `incidents` view."""
+
+    category: Identifier
+    subcategory: Identifier | None = None
+    district: Identifier | None = None
+
+
+class HolidayCalendar(_Strict):
+    """The public holidays a city observes, as the `holidays` package names them."""
+
+    country: str = Field("US", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
+    subdiv: str | None = Field(None, description="state or province code, e.g. NY")
+
+
+class Hotspot(_Strict):
+    lat: float
+    lon: float
+    weight: float = Field(1.0, gt=0)
+    spread_km: float = Field(0.6, gt=0)
+
+
+class DatasetSample(_Strict):
+    """How the stand-in generator shapes a day of records for this dataset."""
+
+    records_per_day: int = Field(300, ge=0)
+    malformed_share: float = Field(0.01, ge=0, le=0.5)
+    hotspot_share: float = Field(0.6, ge=0, le=1)
+    hotspots: list[Hotspot] = Field(default_factory=list)
+    location_object: str | None = Field(
+        None, description="wire field holding a Socrata location object built from lat/lon"
+    )
+    extra_fields: dict[str, str] = Field(
+        default_factory=dict, description="constant wire fields the contract does not load"
+    )
+
+
+class Incremental(_Strict):
+    """How a daily run also catches records of earlier days that appeared or changed."""
+
+    change_column: Identifier = Field(
+        description="a timestamp column that moves whenever the portal changes a record "
+        "(a dataset column like Chicago's updated_on, or one sourced from ':updated_at')"
+    )
+    lookback_days: int | None = Field(
+        None,
+        ge=1,
+        le=3660,
+        description="only for a portal that republishes (and so re-stamps) every row: how "
+        "many earlier days a run re-reads; older changes are the partition audit's. Unset: "
+        "every record changed since the watermark, whatever its age",
+    )
+
+    @property
+    def restamps(self) -> bool:
+        """Whether the change column moves for every row (it then says nothing per day)."""
+        return self.lookback_days is not None
+
+
+class Reconcile(_Strict):
+    """The partition audit: per day of the whole history, the portal's count (and newest
+    change) against the warehouse's; days that differ are read again and reconciled."""
+
+    every_days: int = Field(7, ge=1, description="run when the window ends on a multiple of this")
+    max_repair_days: int = Field(
+        62, ge=1, le=3660, description="days read again per audit at most (newest first)"
+    )
+    max_delete_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="refuse an audit that would mark more than this share of the table deleted",
+    )
+
+
+class Chart(_Strict):
+    """One chart of the city's dashboard in the UI, drawn from one of the city's views.
+
+    `bar`: `value` per `x` (stacked by `series` when set), the `limit` largest `x`;
+    `line`: `value` per `x` in `x` order (a date or number); `heatmap`: `value` per `x` and
+    `series` (e.g. hour by weekday). Values are summed per `x` (and `series`).
+    """
+
+    title: str
+    view: Identifier = Field(description="a view of include/citypulse/sql/views/<dag_id>/")
+    kind: Literal["bar", "line", "heatmap"]
+    x: Identifier
+    value: Identifier
+    series: Identifier | None = None
+    limit: int = Field(15, ge=1, le=200)
+    percent: bool = Field(False, description="the value is a share (0..1): shown as a percent")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _heatmap_has_rows(self) -> Chart:
+        if self.kind == "heatmap" and self.series is None:
+            raise ValueError("a heatmap needs `series` (its rows)")
+        return self
+
+
+class Contract(_Strict):
+    """A city dataset's data contract."""
+
+    dag_id: Identifier
+    title: str
+    description: str
+    portal: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
+    dataset_id: str = Field(pattern=r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+    timezone: str
+    start_date: date
+    schedule: str = "0 0 * * *"
+    owner: str = "citypulse"
+    tags: list[str] = Field(default_factory=list)
+    table: Identifier
+    key: Identifier
+    event_time: Identifier
+    event_time_of_day: Identifier | None = None
+    latitude: Identifier
+    longitude: Identifier
+    bbox: BoundingBox
+    reject_threshold: float = Field(0.05, ge=0, le=1)
+    page_size: int = Field(50_000, ge=1, le=50_000)
+    retries: int = Field(3, ge=2, le=10)
+    deadline_hours: float = Field(
+        6.0, gt=0, description="alert when a daily run has not finished this long after queueing"
+    )
+    task_timeout_minutes: float = Field(
+        120, gt=0, le=24 * 60, description="a task still running this long is stopped (retried)"
+    )
+    max_window_days: int = Field(
+        366,
+        ge=1,
+        description="the longest window one run may load (params start_date .. end_date); "
+        "longer spans are a backfill's",
+    )
+    incremental: Incremental | None = None
+    reconcile: Reconcile | None = None
+    incidents: IncidentMapping
+    holidays: HolidayCalendar = Field(
+        default_factory=lambda: HolidayCalendar(),
+        description="the city's public holidays (a hotspot model feature)",
+    )
+    columns: list[Column] = Field(min_length=1)
+    ignore_fields: list[str] = Field(
+        default_factory=list,
+        description="wire fields known and deliberately not loaded (no drift warning)",
+    )
+    sample: DatasetSample = Field(default_factory=lambda: DatasetSample())
+    dashboard: list[Chart] = Field(
+        default_factory=list, description="the city's charts in the UI (CityPulse > Charts)"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        parts = value.split()
+        if len(parts) != 5 or not all(_CRON_FIELD.fullmatch(p) for p in parts):
+            raise ValueError(f"{value!r} is not a five-field cron expression")
+        return value
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Contract:
+        names = [c.name for c in self.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"columns repeat: {duplicated}")
+        reserved = sorted(set(names) & set(RESERVED_COLUMNS))
+        if reserved:
+            raise ValueError(f"columns use reserved names: {reserved}")
+        by_name = {c.name: c for c in self.columns}
+        refs: dict[str, str | None] = {
+            "key": self.key,
+            "event_time": self.event_time,
+            "event_time_of_day": self.event_time_of_day,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "incidents.category": self.incidents.category,
+            "incidents.subcategory": self.incidents.subcategory,
+            "incidents.district": self.incidents.district,
+        }
+        for field, column in refs.items():
+            if column is not None and column not in by_name:
+                raise ValueError(f"{field} names column {column!r}, which is not in columns")
+        if not column_type(by_name[self.event_time].type).local:
+            raise ValueError("event_time must name a timestamp or date column")
+        if self.incremental is not None:
+            change = by_name.get(self.incremental.change_column)
+            if change is None or column_type(change.type).family != "timestamp":
+                raise ValueError(
+                    "incremental.change_column must name a timestamp or timestamptz column"
+                )
+        for coordinate in (self.latitude, self.longitude):
+            if column_type(by_name[coordinate].type).family != "number":
+                raise ValueError(f"{coordinate} must be a 'double precision' column")
+        for i, chart in enumerate(self.dashboard):
+            if not (SQL_DIR / "views" / self.dag_id / f"{chart.view}.sql").is_file():
+                raise ValueError(
+                    f"dashboard[{i}] ({chart.title}) draws view {chart.view!r}, which has no "
+                    f"file include/citypulse/sql/views/{self.dag_id}/{chart.view}.sql"
+                )
+        return self
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def system_fields(self) -> bool:
+        """Whether any column comes from a Socrata system field (`:id`, `:updated_at`)."""
+        return any(c.wire_name.startswith(":") for c in self.columns)
+
+    @property
+    def change_column(self) -> Column | None:
+        return self.column(self.incremental.change_column) if self.incremental else None
+
+    @property
+    def key_column(self) -> Column:
+        return self.column(self.key)
+
+    @property
+    def event_column(self) -> Column:
+        return self.column(self.event_time)
+
+
+def _describe(exc: ValidationError, raw: Any) -> str:
+    """Name each failing field the way a person reads the YAML: `columns[3] (status).type`."""
+    problems = []
+    for error in exc.errors():
+        parts: list[str] = []
+        node = raw
+        for loc in error["loc"]:
+            if isinstance(loc, int):
+                label = f"[{loc}]"
+                if isinstance(node, list) and loc < len(node):
+                    node = node[loc]
+                    if isinstance(node, dict) and "name" in node:
+                        label += f" ({node['name']})"
+                parts.append(label)
+            else:
+                parts.append(("." if parts else "") + str(loc))
+                node = node.get(loc) if isinstance(node, dict) else None
+        where = "".join(parts) or "(top level)"
+        problems.append(f"field '{where}': {error['msg']}")
+    return "; ".join(problems)
+
+
+def load_contract(path: Path) -> Contract:
+    """Read and validate one contract; a ContractError names the file and the field."""
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContractError(f"{path}: cannot read YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ContractError(f"{path}: a contract must be a YAML mapping")
+    try:
+        return Contract.model_validate(raw)
+    except ValidationError as exc:
+        raise ContractError(f"{path}: {_describe(exc, raw)}") from None
+
+
+def load_contracts(
+    directory: Path = CONTRACTS_DIR,
+) -> tuple[list[Contract], list[ContractError]]:
+    """All contracts of a folder in a stable order, and the errors of those that failed."""
+    errors: list[ContractError] = []
+    loaded: list[tuple[Path, Contract]] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            loaded.append((path, load_contract(path)))
+        except ContractError as exc:
+            errors.append(exc)
+    # Two contracts of one DAG id, table or dataset would write one table twice over:
+    # neither is trusted, and the error names both files.
+    clashes: dict[tuple[Path, ...], list[str]] = {}
+    for what, value_of in _UNIQUE_PER_CONTRACT.items():
+        claimed: dict[str, list[Path]] = {}
+        for path, contract in loaded:
+            claimed.setdefault(value_of(contract), []).append(path)
+        for value, paths in claimed.items():
+            if len(paths) > 1:
+                clashes.setdefault(tuple(paths), []).append(f"{what} {value!r}")
+    for group, shared in clashes.items():
+        files = " and ".join(str(p) for p in group)
+        errors.append(ContractError(f"{files}: each claims {', '.join(shared)}"))
+    clashing = {path for group in clashes for path in group}
+    return [contract for path, contract in loaded if path not in clashing], errors
+
+
+# What no two contracts may share, and how to read it off a contract.
+_UNIQUE_PER_CONTRACT: dict[str, Any] = {
+    "dag_id": lambda c: c.dag_id,
+    "table": lambda c: c.table,
+    "dataset": lambda c: f"{c.portal}/{c.dataset_id}",
+}
+
+
+def contract_by_id(dag_id: str, directory: Path = CONTRACTS_DIR) -> Contract:
+    """The contract of one DAG, read fresh (tasks run in other processes than the parser)."""
+    contracts, _ = load_contracts(directory)
+    for contract in contracts:
+        if contract.dag_id == dag_id:
+            return contract
+    raise ContractError(f"no valid contract with dag_id {dag_id!r} in {directory}")

@@ -1,0 +1,310 @@
+"""Reconcile: the partition audit, so the warehouse equals the portal however old a change.
+
+Per local day of the dataset's whole history, one grouped query asks the portal for its
+record count and newest change (`date_trunc_ymd`, `count(*)`, `max()`); the warehouse
+answers the same from its rows (not deleted) and open rejects, for every day it holds (the
+windows of its loads: a day never loaded is a backfill's business, not the audit's). A day
+differs when the counts do, or when the portal holds a change newer than any the warehouse
+has seen for that day (not for a portal that re-stamps every row: there counts alone can
+tell). Differing days, newest first and at most `max_repair_days` an audit, are read again
+from the portal (count-verified), validated and loaded (inserts, updates, restores), and
+their rows the portal no longer holds are soft-deleted, one transaction per stretch of days.
+Every audit is recorded.
+Imported only inside tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from psycopg2.extras import Json, execute_values
+
+from citypulse.contracts.contract import Contract
+from citypulse.exceptions import PortalError
+from citypulse.pipeline.run_files import read_ndjson
+from citypulse.pipeline.windows import Window
+from citypulse.storage import StorageRoot
+from citypulse.warehouse.sqlfiles import identifier_or_null, render
+
+log = logging.getLogger(__name__)
+
+# Days read again in one go: consecutive differing days, at most this many.
+STRETCH_DAYS = 31
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """One day as the portal or the warehouse accounts for it."""
+
+    rows: int
+    changed: str | None  # newest change, canonical (`YYYY-MM-DDTHH:MM:SS.mmm`, UTC if fixed)
+
+
+@dataclass
+class AuditResult:
+    days_checked: int
+    days_differing: int
+    days_repaired: int
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    rejects_resolved: int = 0
+    seconds: float = 0.0
+    repaired: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def audit_due(contract: Contract, window: Window) -> bool:
+    """Whether a run of `window` audits: every `reconcile.every_days` by the window's end."""
+    if contract.reconcile is None:
+        return False
+    return window.end.date().toordinal() % contract.reconcile.every_days == 0
+
+
+def compares_changes(contract: Contract) -> bool:
+    """Whether a day's newest change means something (a change column, not re-stamped)."""
+    incremental = contract.incremental
+    return incremental is not None and not incremental.restamps
+
+
+def canonical(value: Any) -> str | None:
+    """A timestamp (portal text or database value) as comparable text, UTC if it has a zone."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+
+
+def portal_days(contract: Contract, client: Any) -> dict[date, DayCount]:
+    """The portal's count and newest change per local day (one grouped query)."""
+    column = contract.change_column if compares_changes(contract) else None
+    change = column.wire_name if column is not None else None
+    days: dict[date, DayCount] = {}
+    for row in client.days(contract.event_column.wire_name, change):
+        if row.get("day"):  # records without an event time belong to no day
+            day = date.fromisoformat(str(row["day"])[:10])
+            days[day] = DayCount(int(row.get("n", 0)), canonical(row.get("changed")))
+    return days
+
+
+def warehouse_days(cur: Any, contract: Contract) -> dict[date, DayCount]:
+    """The warehouse's rows (not deleted) plus open rejects, and newest change, per day."""
+    change = contract.change_column
+    cur.execute(
+        render(
+            "reconcile/warehouse_days.sql",
+            table=contract.table,
+            key=contract.key,
+            event=contract.event_time,
+            change=identifier_or_null(None if change is None else change.name),
+        ),
+        {"dag_id": contract.dag_id},
+    )
+    return {day: DayCount(int(n), canonical(changed)) for day, n, changed in cur.fetchall()}
+
+
+def covered_days(cur: Any, contract: Contract) -> set[date]:
+    """The days the warehouse holds: those of its successful loads' windows."""
+    cur.execute(render("reconcile/covered_days.sql"), {"dag_id": contract.dag_id})
+    return {day for (day,) in cur.fetchall()}
+
+
+def verified_days(cur: Any, contract: Contract) -> dict[date, DayCount]:
+    """Each day's portal signature when the warehouse last agreed with it."""
+    cur.execute(render("reconcile/verified_days.sql"), {"dag_id": contract.dag_id})
+    return {day: DayCount(int(n), changed) for day, n, changed in cur.fetchall()}
+
+
+def differing_days(
+    portal: dict[date, DayCount],
+    warehouse: dict[date, DayCount],
+    verified: dict[date, DayCount],
+    compare_changes: bool,
+) -> list[date]:
+    """Days whose counts differ, or (comparing changes) whose portal holds a change newer
+    than any the warehouse has or agreed with; newest first."""
+    empty = DayCount(0, None)
+    differing = []
+    for day in set(portal) | set(warehouse):
+        theirs, ours = portal.get(day, empty), warehouse.get(day, empty)
+        if theirs.rows != ours.rows:
+            differing.append(day)
+        elif compare_changes and theirs.changed is not None:
+            seen = [ours.changed, verified.get(day, empty).changed]
+            known = max((c for c in seen if c is not None), default=None)
+            if known is None or theirs.changed > known:
+                differing.append(day)
+    return sorted(differing, reverse=True)
+
+
+def stretches(days: list[date], longest: int = STRETCH_DAYS) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) stretches of at most `longest` days, newest first."""
+    found: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if found and day == found[-1][1] + timedelta(days=1):
+            first, _ = found[-1]
+            if (day - first).days < longest:
+                found[-1] = (first, day)
+                continue
+        found.append((day, day))
+    return sorted(found, reverse=True)
+
+
+def audit(contract: Contract, run_id: str, root: StorageRoot, prefix: str) -> AuditResult:
+    """Compare every day of the history with the portal; repair the days that differ."""
+    from citypulse.portal.client import SocrataClient
+    from citypulse.warehouse.connection import connect
+    from citypulse.warehouse.tables import ensure_schema, ensure_table
+
+    assert contract.reconcile is not None
+    began = time.time()
+    with SocrataClient(contract) as client:
+        portal = portal_days(contract, client)
+    with connect() as conn, conn.cursor() as cur:
+        ensure_schema(cur)
+        ensure_table(cur, contract)
+        covered = covered_days(cur, contract)
+        warehouse = warehouse_days(cur, contract)
+        verified = verified_days(cur, contract)
+    # Only the days the warehouse holds: a day never loaded is a backfill's, not a repair.
+    portal = {day: count for day, count in portal.items() if day in covered}
+    warehouse = {day: count for day, count in warehouse.items() if day in covered}
+    differing = differing_days(portal, warehouse, verified, compares_changes(contract))
+    chosen = differing[: contract.reconcile.max_repair_days]
+    result = AuditResult(len(covered), len(differing), len(chosen))
+    # A broken portal answer must not delete the table: bound what one audit deletes.
+    deletable = int(contract.reconcile.max_delete_share * sum(d.rows for d in warehouse.values()))
+    for first, last in stretches(chosen):
+        repair_days(contract, first, last, run_id, root, f"{prefix}/{first}", result, deletable)
+        for day in _days(first, last):
+            ours, theirs = warehouse.get(day), portal.get(day)
+            result.repaired.append(
+                {
+                    "day": day.isoformat(),
+                    "portal_rows": theirs.rows if theirs else 0,
+                    "warehouse_rows": ours.rows if ours else 0,
+                    "portal_changed": theirs.changed if theirs else None,
+                    "warehouse_changed": ours.changed if ours else None,
+                }
+            )
+    result.seconds = round(time.time() - began, 3)
+    agreed = [day for day in portal if day not in set(differing) or day in set(chosen)]
+    with connect() as conn, conn.cursor() as cur:
+        execute_values(
+            cur,
+            render("reconcile/verify_days.sql").as_string(cur),
+            [(contract.dag_id, day, portal[day].rows, portal[day].changed) for day in agreed],
+            page_size=1000,
+        )
+        cur.execute(
+            render("reconcile/record_audit.sql"),
+            {
+                "dag_id": contract.dag_id,
+                "run_id": run_id,
+                **{k: v for k, v in result.as_dict().items() if k != "repaired"},
+                "repaired": Json(result.repaired),
+            },
+        )
+    log.info(
+        "%s: partition audit checked %d days, %d differed, %d repaired (+%d ~%d -%d rows, "
+        "%d rejects resolved)%s",
+        contract.dag_id,
+        result.days_checked,
+        result.days_differing,
+        result.days_repaired,
+        result.rows_inserted,
+        result.rows_updated,
+        result.rows_deleted,
+        result.rejects_resolved,
+        "; the rest next audit" if len(differing) > len(chosen) else "",
+    )
+    return result
+
+
+def repair_days(
+    contract: Contract,
+    first: date,
+    last: date,
+    run_id: str,
+    root: StorageRoot,
+    prefix: str,
+    result: AuditResult,
+    deletable: int,
+) -> None:
+    """Read the days [first, last] again and make the warehouse hold exactly what the portal
+    does for them, in one transaction: load (insert, update, restore), soft-delete the rows
+    whose keys the portal no longer has, resolve rejects that no longer stand."""
+    from citypulse.pipeline.extract import extract_window
+    from citypulse.pipeline.load.batch import load_batch
+    from citypulse.pipeline.manifest import RunManifest
+    from citypulse.pipeline.validate.suite import validate_run
+    from citypulse.pipeline.windows import window_for_dates
+    from citypulse.warehouse.connection import connect
+
+    window = window_for_dates(first.isoformat(), last.isoformat(), contract.timezone)
+    extracted = extract_window(contract, window, root, f"{prefix}/extract")
+    manifest = RunManifest.of_window(
+        contract.dag_id, run_id, prefix, window, extracted, started=time.time()
+    )
+    manifest = manifest.with_validated(validate_run(contract, manifest, root))
+    key = contract.key_column.wire_name
+    keys = sorted(
+        {
+            str(record[key])
+            for part in extracted.parts
+            for record in read_ndjson(root.object(part.key))
+            if record.get(key) is not None
+        }
+    )
+    with connect() as conn:
+        loaded = load_batch(conn, contract, manifest, root)
+        with conn.cursor() as cur:
+            cur.execute(
+                render(
+                    "reconcile/mark_deleted.sql",
+                    table=contract.table,
+                    key=contract.key,
+                    event=contract.event_time,
+                ),
+                {"start": window.start, "end": window.end, "keys": keys},
+            )
+            deleted = [row[0] for row in cur.fetchall()]
+            if result.rows_deleted + len(deleted) > deletable:
+                share = contract.reconcile.max_delete_share if contract.reconcile else 0
+                raise PortalError(
+                    f"{contract.dag_id}: the portal no longer holds {len(deleted)} stored rows "
+                    f"of {first} .. {last}; with them this audit would delete "
+                    f"{result.rows_deleted + len(deleted)} rows, over the {share:.0%} of the "
+                    "table one audit may delete. Nothing of these days was changed: check the "
+                    "portal, then rerun with the `reconcile` param"
+                )
+            cur.execute(
+                render("reconcile/resolve_rejects.sql", table=contract.table, key=contract.key),
+                {"dag_id": contract.dag_id, "first": first, "last": last, "keys": keys},
+            )
+            resolved = cur.rowcount
+    if deleted:
+        log.warning(
+            "%s: marked %d row(s) of %s .. %s deleted (gone from the portal): %s",
+            contract.dag_id,
+            len(deleted),
+            first,
+            last,
+            deleted[:20],
+        )
+    result.rows_inserted += loaded.inserted
+    result.rows_updated += loaded.updated
+    result.rows_deleted += len(deleted)
+    result.rejects_resolved += resolved
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

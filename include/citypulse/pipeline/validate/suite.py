@@ -1,0 +1,444 @@
+"""Validation: a Great Expectations 1.x suite built from the contract, run on typed records.
+
+Row-level failures become reject reasons (the raw record is quarantined with them); the batch
+fails only when the rejected share passes the contract's threshold or a required column is
+missing altogether. Imported only inside tasks: great_expectations costs seconds to import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from citypulse.contracts.contract import Contract
+from citypulse.exceptions import ValidationFailed
+from citypulse.pipeline.manifest import Part, RunManifest, Validated
+from citypulse.pipeline.run_files import (
+    ACCEPTED_PREFIX,
+    REJECTS_PREFIX,
+    key_range,
+    part_key,
+    write_accepted,
+    write_rejects,
+)
+from citypulse.pipeline.validate.chunks import (
+    Chunk,
+    ChunkReader,
+    KeyLedger,
+    PartSizeMismatch,
+    plan_chunks,
+)
+from citypulse.pipeline.validate.typing_rules import TypedBatch
+from citypulse.pipeline.windows import Window
+from citypulse.storage import StorageRoot
+
+log = logging.getLogger(__name__)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+@dataclass
+class ExpectationOutcome:
+    """One expectation's verdict as it goes into the run's validation report."""
+
+    expectation: str
+    column: str | None
+    success: bool
+    unexpected: int
+    unexpected_percent: float | None
+
+
+@dataclass
+class ExpectationCounts:
+    """One expectation's counts over the rows checked so far: what a verdict is made of, so
+    that chunks add up to the verdict one run over all their rows would give."""
+
+    expectation: str
+    column: str | None
+    mostly: float
+    counted: bool  # a row-level expectation (the others have a success only)
+    success: bool = True
+    rows: int = 0
+    considered: int = 0  # rows not NULL (and matching its row condition)
+    unexpected: int = 0
+
+    def add(self, other: ExpectationCounts) -> None:
+        self.success = self.success and other.success
+        self.rows += other.rows
+        self.considered += other.considered
+        self.unexpected += other.unexpected
+
+    def outcome(self) -> ExpectationOutcome:
+        """The verdict as Great Expectations words it (its `_format_map_output`)."""
+        if not self.counted:
+            return ExpectationOutcome(self.expectation, self.column, self.success, 0, None)
+        known = self.rows > 0 and self.considered > 0
+        percent = self.unexpected / self.considered * 100 if known else None
+        success = (
+            True
+            if not known
+            else (float(self.considered) - float(self.unexpected)) / float(self.considered)
+            >= self.mostly
+        )
+        return ExpectationOutcome(self.expectation, self.column, success, self.unexpected, percent)
+
+
+@dataclass
+class ChunkReport:
+    """What the suite found in one chunk of a run (reports of chunks merge into the run's)."""
+
+    rows: int
+    rejected: int
+    counts: list[ExpectationCounts]
+    reasons: Counter[str]
+
+
+@dataclass
+class ValidationReport:
+    extracted: int
+    rejected: int
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def rejected_share(self) -> float:
+        return self.rejected / self.extracted if self.extracted else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "extracted": self.extracted,
+            "rejected": self.rejected,
+            "rejected_share": round(self.rejected_share, 6),
+            "expectations": [o.__dict__ for o in self.outcomes],
+            "top_reasons": self.top_reasons,
+        }
+
+    @classmethod
+    def merged(cls, chunks: Sequence[ChunkReport]) -> ValidationReport:
+        """The report of a run from its chunks' (in order): what one chunk of all the rows
+        would give."""
+        counts: list[ExpectationCounts] = []
+        reasons: Counter[str] = Counter()
+        for chunk in chunks:
+            if not counts:
+                counts = [replace(c) for c in chunk.counts]
+            elif chunk.counts:
+                for total, one in zip(counts, chunk.counts, strict=True):
+                    total.add(one)
+            reasons.update(chunk.reasons)
+        return cls(
+            sum(c.rows for c in chunks),
+            sum(c.rejected for c in chunks),
+            [c.outcome() for c in counts],
+            reasons.most_common(10),
+        )
+
+
+def build_suite(contract: Contract, window: Window | None) -> Any:
+    """The contract's expectations as a GX ExpectationSuite, with the reject reason of each."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    suite = gx.ExpectationSuite(name=f"citypulse_{contract.dag_id}")
+
+    def add(expectation: Any, reason: str) -> None:
+        expectation.meta = {"reason": reason}
+        suite.add_expectation(expectation)
+
+    for column in contract.columns:
+        add(e.ExpectColumnToExist(column=column.name), f"{column.name}: column missing")
+        if column.required:
+            add(
+                e.ExpectColumnValuesToNotBeNull(column=column.name),
+                f"{column.name}: required value missing",
+            )
+        if column.values:
+            add(
+                e.ExpectColumnValuesToBeInSet(column=column.name, value_set=column.values),
+                f"{column.name}: value not one of {', '.join(column.values)}",
+            )
+    add(
+        e.ExpectColumnValuesToBeUnique(column=contract.key),
+        f"{contract.key}: key repeated in this extract",
+    )
+    if window is not None:
+        add(
+            # Rows of the incremental changes query lie outside the window by design.
+            e.ExpectColumnValuesToBeBetween(
+                column=contract.event_time,
+                min_value=window.start,
+                max_value=window.end,
+                strict_max=True,
+                row_condition='cp_origin=="window"',
+                condition_parser="pandas",
+            ),
+            f"{contract.event_time}: outside the window {window.start} .. {window.end}",
+        )
+    box = contract.bbox
+    for name, low, high in (
+        (contract.latitude, box.min_lat, box.max_lat),
+        (contract.longitude, box.min_lon, box.max_lon),
+    ):
+        add(
+            e.ExpectColumnValuesToBeBetween(
+                column=name, min_value=low, max_value=high, mostly=box.mostly
+            ),
+            f"{name}: outside the city bounding box [{low}, {high}]",
+        )
+    return suite
+
+
+def _context() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+class SuiteRunner:
+    """The contract's suite, run chunk after chunk on one Great Expectations context."""
+
+    def __init__(self, contract: Contract, window: Window | None) -> None:
+        self.contract, self.window = contract, window
+        self._definition: Any = None
+        self._suite: Any = None
+
+    def check(self, batch: TypedBatch, repeated: frozenset[Any] = frozenset()) -> ChunkReport:
+        """Validate a typed chunk; add each failing row's reason to the batch. `repeated`:
+        keys found in other chunks too, rejected as a key repeated in this extract."""
+        counts = self._validate(batch, repeated) if len(batch.frame) else []
+        reasons = Counter(
+            reason.split(":")[0] + ": " + _reason_kind(reason)
+            for rows in batch.reasons
+            for reason in rows
+        )
+        return ChunkReport(len(batch.frame), int(batch.rejected_mask.sum()), counts, reasons)
+
+    def _validate(self, batch: TypedBatch, repeated: frozenset[Any]) -> list[ExpectationCounts]:
+        if self._definition is None:
+            context = _context()
+            asset = context.data_sources.add_pandas("citypulse").add_dataframe_asset(
+                self.contract.dag_id
+            )
+            self._definition = asset.add_batch_definition_whole_dataframe("extract")
+            self._suite = build_suite(self.contract, self.window)
+        gx_batch = self._definition.get_batch(batch_parameters={"dataframe": batch.frame})
+        result = gx_batch.validate(self._suite, result_format={"result_format": "COMPLETE"})
+        return _apply_results(result, batch, self.contract.key, repeated)
+
+
+def run_suite(contract: Contract, batch: TypedBatch, window: Window | None) -> ValidationReport:
+    """Validate a typed batch; add each failing row's reason to the batch."""
+    return ValidationReport.merged([SuiteRunner(contract, window).check(batch)])
+
+
+def _reason_kind(reason: str) -> str:
+    # Reasons differ by the quoted value ("x: 'N/A' is not ..."); group them by wording.
+    text = reason.split(":", 1)[1] if ":" in reason else reason
+    # Long enough for an allowed-value list; a report groups reasons, it does not quote values.
+    return " ".join(_QUOTED.sub("", text).split())[:200]
+
+
+def _apply_results(
+    result: Any, batch: TypedBatch, key: str, repeated: frozenset[Any]
+) -> list[ExpectationCounts]:
+    counts = []
+    for item in result.results:
+        config = item.expectation_config
+        column = config.kwargs.get("column")
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            raise ValidationFailed(
+                f"expectation {config.type} on {column!r} could not run: "
+                f"{item.exception_info.get('exception_message')}"
+            )
+        mask = np.zeros(len(batch.frame), dtype=bool)
+        mask[np.asarray(item.result.get("unexpected_index_list") or [], dtype=int)] = True
+        if repeated and config.type == "expect_column_values_to_be_unique" and column == key:
+            keys = batch.frame[key]
+            mask |= (keys.notna() & keys.isin(repeated)).to_numpy(dtype=bool)
+        if mask.any():
+            batch.reject(mask, config.meta["reason"])
+        rows = item.result.get("element_count")
+        mostly = config.kwargs.get("mostly")
+        counts.append(
+            ExpectationCounts(
+                config.type,
+                column,
+                1.0 if mostly is None else float(mostly),
+                counted=rows is not None,
+                success=bool(item.success),
+                rows=rows or 0,
+                considered=(rows or 0) - (item.result.get("missing_count") or 0),
+                unexpected=int(mask.sum()),
+            )
+        )
+    return counts
+
+
+def enforce(contract: Contract, batch: TypedBatch, report: ValidationReport) -> None:
+    """Fail the batch, with a message an operator can act on, when it must not load."""
+    if batch.absent_required:
+        raise ValidationFailed(
+            f"{contract.dag_id}: required column(s) {batch.absent_required} are missing from "
+            f"every record the portal sent (schema drift at {contract.portal}/"
+            f"{contract.dataset_id}?); nothing was loaded",
+            report=report.as_dict(),
+        )
+    if report.rejected_share > contract.reject_threshold:
+        reasons = "; ".join(f"{reason} ({count})" for reason, count in report.top_reasons[:5])
+        raise ValidationFailed(
+            f"{contract.dag_id}: {report.rejected:,} of {report.extracted:,} records "
+            f"({report.rejected_share:.1%}) failed validation, above the contract's "
+            f"{contract.reject_threshold:.0%} threshold; nothing was loaded. "
+            f"Top reasons: {reasons}",
+            report=report.as_dict(),
+        )
+    if batch.unknown_fields:
+        log.warning(
+            "%s: ignoring %d field(s) the contract does not know: %s",
+            contract.dag_id,
+            len(batch.unknown_fields),
+            sorted(batch.unknown_fields),
+        )
+
+
+def validate_run(
+    contract: Contract, manifest: RunManifest, root: StorageRoot, chunk_rows: int | None = None
+) -> Validated:
+    """Type a run's extract parts, validate them, and write the accepted rows (COPY-ready)
+    and the rejects (raw record + reasons) under the run's prefix, one part of each per chunk
+    of at most `chunk_rows` records (default: the `CHUNK_ROWS` setting). ValidationFailed
+    when the batch must not load; then nothing is left written."""
+    from citypulse import settings
+
+    extracted = manifest.extracted
+    chunks = plan_chunks(
+        [(root.object(part.key), part.rows) for part in extracted.parts],
+        extracted.window_rows,
+        chunk_rows or settings.CHUNK_ROWS,
+    )
+    prefixes = [manifest.key(ACCEPTED_PREFIX), manifest.key(REJECTS_PREFIX)]
+    for prefix in prefixes:
+        root.remove(prefix)  # a rerun with other chunks leaves none of the last run's
+    try:
+        written = _validate_chunks(contract, manifest, root, chunks)
+    except BaseException:
+        for prefix in prefixes:
+            root.remove(prefix)
+        raise
+    report = ValidationReport.merged([w.report for w in written])
+    log.info(
+        "%s: %d extracted in %d chunk(s), %d accepted, %d rejected (%.2f%%)",
+        contract.dag_id,
+        report.extracted,
+        len(written),
+        report.extracted - report.rejected,
+        report.rejected,
+        100 * report.rejected_share,
+    )
+    bounds = [w.key_range for w in written if w.key_range is not None]
+    return Validated(
+        accepted=tuple(w.accepted for w in written),
+        rejects=tuple(w.rejects for w in written),
+        report=report.as_dict(),
+        key_range=(min(b[0] for b in bounds), max(b[1] for b in bounds)) if bounds else None,
+    )
+
+
+@dataclass
+class _Written:
+    """One chunk's outcome: its report and the objects written for it."""
+
+    report: ChunkReport
+    accepted: Part
+    rejects: Part
+    key_range: tuple[Any, Any] | None
+    absent_required: list[str]
+    unknown_fields: set[str]
+
+
+def _validate_chunks(
+    contract: Contract, manifest: RunManifest, root: StorageRoot, chunks: Sequence[Chunk]
+) -> list[_Written]:
+    """Each chunk typed, checked and written in turn; the chunks holding a key that another
+    chunk holds too are checked again knowing it. Enforced over the whole run at the end."""
+    reader, ledger = ChunkReader(contract), KeyLedger()
+    runner = SuiteRunner(contract, manifest.window)
+    written: list[_Written] = []
+    try:
+        for chunk in chunks:
+            batch = reader.typed(chunk)
+            ledger.add(chunk.index, batch.frame[contract.key])
+            written.append(_write_chunk(contract, manifest, root, runner, chunk, batch))
+        repeated, again = ledger.repeated_across()
+        for index in again:  # rare: re-read, so the window is never held
+            chunk = chunks[index]
+            batch = reader.typed(chunk)
+            written[index] = _write_chunk(contract, manifest, root, runner, chunk, batch, repeated)
+    except PartSizeMismatch:
+        raise RuntimeError(
+            f"{manifest.prefix}: the extract parts hold another number of records than "
+            f"extract reported ({manifest.extracted.rows}): clear the run from `extract`"
+        ) from None
+    whole = TypedBatch(pd.DataFrame(), [], set(), [])
+    whole.unknown_fields = set().union(*(w.unknown_fields for w in written))
+    if written:  # a required column absent from every record is absent from every chunk
+        absent = set.intersection(*(set(w.absent_required) for w in written))
+        whole.absent_required = [c for c in written[0].absent_required if c in absent]
+    enforce(contract, whole, ValidationReport.merged([w.report for w in written]))
+    return written
+
+
+def _write_chunk(
+    contract: Contract,
+    manifest: RunManifest,
+    root: StorageRoot,
+    runner: SuiteRunner,
+    chunk: Chunk,
+    batch: TypedBatch,
+    repeated: frozenset[Any] = frozenset(),
+) -> _Written:
+    """Check a typed chunk and write its accepted rows and its rejects."""
+    report = runner.check(batch, repeated)
+    rejected = batch.rejected_mask
+    accepted_rows = batch.frame[~rejected]
+    accepted_key = manifest.key(part_key(ACCEPTED_PREFIX, chunk.index, "csv"))
+    rejects_key = manifest.key(part_key(REJECTS_PREFIX, chunk.index, "ndjson"))
+    accepted = write_accepted(
+        accepted_rows, contract, root.object(accepted_key), run_id=manifest.run_id
+    )
+    key_field = contract.key_column.wire_name
+    positions = np.flatnonzero(rejected).tolist()
+    rejects = write_rejects(
+        (
+            {"record": record, "reason": "; ".join(batch.reasons[i]), "key": record.get(key_field)}
+            for i, record in zip(positions, batch.raw_records(positions), strict=True)
+        ),
+        root.object(rejects_key),
+    )
+    bounds = key_range(accepted_rows, contract)
+    return _Written(
+        report,
+        Part(key=accepted_key, rows=accepted),
+        Part(key=rejects_key, rows=rejects),
+        None if bounds is None else (bounds[0], bounds[1]),
+        batch.absent_required,
+        batch.unknown_fields,
+    )

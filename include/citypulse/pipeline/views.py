@@ -1,0 +1,170 @@
+"""Views: each city's from `include/citypulse/sql/views/<dag_id>/`, and the cross-city ones.
+
+`incidents` unions every contract's table through the contract's `incidents:` mapping;
+`hex_daily_counts` counts incidents per H3 cell and local day on top of it;
+`incident_versions` unions every version of every record (its local day, cells and the span it
+was current), so the hotspot model can read the warehouse as it was on a past date;
+`pipeline_health` summarises the audit per city for operators.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from psycopg2 import sql
+
+from citypulse.contracts.contract import Contract
+from citypulse.settings import SCHEMA, SQL_DIR
+from citypulse.warehouse.sqlfiles import identifiers, render, sql_text
+from citypulse.warehouse.tables import (
+    DDL_LOCK,
+    ensure_schema,
+    ensure_table,
+    history_table,
+    table_columns,
+)
+
+log = logging.getLogger(__name__)
+
+
+def city_view_files(contract: Contract) -> list[str]:
+    """The city's view files (relative to include/citypulse/sql), in name order."""
+    folder = SQL_DIR / "views" / contract.dag_id
+    return [f"views/{contract.dag_id}/{p.name}" for p in sorted(folder.glob("*.sql"))]
+
+
+def _optional_text(column: str | None) -> sql.Composable:
+    if column is None:
+        return sql.SQL("NULL::text")
+    return sql.SQL("t.{}::text").format(sql.Identifier(column))
+
+
+def incidents_view(contracts: list[Contract]) -> sql.Composed:
+    """CREATE OR REPLACE VIEW incidents: one branch per contract, in dag_id order."""
+    branches = [
+        sql.SQL(sql_text("views/common/incidents_branch.sql")).format(
+            schema=sql.Identifier(SCHEMA),
+            table=sql.Identifier(c.table),
+            city=sql.Literal(c.dag_id),
+            key=sql.Identifier(c.key),
+            category=sql.Identifier(c.incidents.category),
+            subcategory=_optional_text(c.incidents.subcategory),
+            district=_optional_text(c.incidents.district),
+            latitude=sql.Identifier(c.latitude),
+            longitude=sql.Identifier(c.longitude),
+        )
+        for c in sorted(contracts, key=lambda c: c.dag_id)
+    ]
+    return sql.SQL("CREATE OR REPLACE VIEW {}.incidents AS\n{}").format(
+        sql.Identifier(SCHEMA), sql.SQL("\nUNION ALL\n").join(branches)
+    )
+
+
+def incident_versions_view(contracts: list[Contract]) -> sql.Composed:
+    """CREATE OR REPLACE VIEW incident_versions: each contract's `<table>_versions`, unioned."""
+    branches = [
+        sql.SQL(sql_text("views/common/incident_versions_branch.sql")).format(
+            schema=sql.Identifier(SCHEMA),
+            versions=sql.Identifier(f"{c.table}_versions"),
+            city=sql.Literal(c.dag_id),
+            key=sql.Identifier(c.key),
+        )
+        for c in sorted(contracts, key=lambda c: c.dag_id)
+    ]
+    return sql.SQL("CREATE OR REPLACE VIEW {}.incident_versions AS\n{}").format(
+        sql.Identifier(SCHEMA), sql.SQL("\nUNION ALL\n").join(branches)
+    )
+
+
+def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list[str]:
+    """(Re)create the city's views and the cross-city views; returns the views built."""
+    ensure_schema(cur)
+    for other in contracts:
+        ensure_table(cur, other)
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+    built = []
+    for relative in city_view_files(contract):
+        cur.execute(render(relative, table=contract.table))
+        built.append(relative.rsplit("/", 1)[1].removesuffix(".sql"))
+    built += history_views(cur, contract)
+    for other in contracts:  # every city's versions view, for the union below
+        if other.dag_id != contract.dag_id:
+            history_views(cur, other)
+    cur.execute(incidents_view(contracts))
+    cur.execute(incident_versions_view(contracts))
+    cur.execute(render("views/common/hex_daily_counts.sql"))
+    cur.execute(render("views/common/pipeline_health.sql"))
+    built += ["incidents", "incident_versions", "hex_daily_counts", "pipeline_health"]
+    grant_reader(cur)
+    return built
+
+
+def history_views(cur: Any, contract: Contract) -> list[str]:
+    """`<table>_versions` (every version of every row, with when it was current) and
+    `<table>_changes` (each content change: when, by which run, before and after)."""
+    columns = table_columns(contract)
+    lineage = sql.SQL("ARRAY[{}]::text[]").format(
+        sql.SQL(", ").join(
+            sql.Literal(c)
+            for c in (
+                "cp_run_id",
+                "cp_loaded_at",
+                "cp_changed_at",
+                "cp_deleted_at",
+                "valid_from",
+                "valid_to",
+                "replaced_by_run",
+            )
+        )
+    )
+    versions, changes = f"{contract.table}_versions", f"{contract.table}_changes"
+    cur.execute(
+        render(
+            "views/common/versions.sql",
+            versions=versions,
+            table=contract.table,
+            history=history_table(contract),
+            columns=identifiers(columns, "h"),
+            current_columns=identifiers(columns, "t"),
+        )
+    )
+    cur.execute(
+        render(
+            "views/common/changes.sql",
+            changes=changes,
+            table=contract.table,
+            history=history_table(contract),
+            key=contract.key,
+            lineage=lineage,
+        )
+    )
+    return [versions, changes]
+
+
+READER_ROLE = "citypulse_reader"
+
+
+def grant_reader(cur: Any) -> None:
+    """Let `citypulse_reader` select every view of the schema and nothing else.
+
+    Creating the role needs CREATEROLE; without it (a locked-down warehouse user) the grants
+    are left to the DBA and a warning says so.
+    """
+    cur.execute("SAVEPOINT reader_role")
+    try:
+        cur.execute(render("views/common/reader_role.sql"))
+    except Exception as exc:  # psycopg2.errors.InsufficientPrivilege, mostly
+        cur.execute("ROLLBACK TO SAVEPOINT reader_role")
+        log.warning("could not set up role %s (%s); ask a DBA to", READER_ROLE, exc)
+        return
+    cur.execute(
+        "SELECT table_name FROM information_schema.views WHERE table_schema = %s",
+        (SCHEMA,),
+    )
+    for (view,) in cur.fetchall():
+        cur.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(
+                sql.Identifier(SCHEMA, view), sql.Identifier(READER_ROLE)
+            )
+        )
