@@ -26,7 +26,7 @@ EDITED_DAYS = 3
 
 def serve_and_load(standin: Any, contract: Any, first: date, records_per_day: int | None) -> int:
     """The same well-formed records in the stand-in and in the warehouse; how many."""
-    from citypulse.pipeline.load.batch import load_typed_rows
+    from citypulse.pipeline.run import load_typed_rows
     from citypulse.pipeline.validate.typing_rules import type_records
     from citypulse.pipeline.windows import window_for_dates
     from citypulse.storage import StorageRoot

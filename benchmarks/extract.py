@@ -49,7 +49,9 @@ def extract_once(day: str) -> dict[str, Any]:
     rss_before = harness.peak_rss_mb()
     began = time.perf_counter()
     result = steps.extract(
-        DAG_ID, {"run_id": f"bench_extract_{day}", "params": {"start_date": day, "end_date": day}}
+        DAG_ID,
+        None,
+        {"run_id": f"bench_extract_{day}", "params": {"start_date": day, "end_date": day}},
     )
     seconds = time.perf_counter() - began
     StorageRoot.configured().remove(result["prefix"])

@@ -126,7 +126,7 @@ def replayed_extract(contract: Any, source: Path, context: dict[str, Any]) -> di
         )
 
     with mock.patch.object(extract, "extract_window", replay):
-        result: dict[str, Any] = steps.extract(DAG_ID, context)
+        result: dict[str, Any] = steps.extract(DAG_ID, None, context)
     return result
 
 
@@ -152,7 +152,7 @@ def project_pass(contract: Any, source: Path, run_id: str) -> dict[str, Any]:
     gc.collect()  # start every pass from the same heap
     with stages.patched(targets):
         with stages.time("validate_task"):
-            validated = steps.validate(DAG_ID, extracted)
+            validated = steps.validate(DAG_ID, extracted, {})
         with stages.time("load_task"):
             result = steps.load(DAG_ID, validated, context)
     seconds = stages.seconds

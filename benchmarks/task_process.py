@@ -67,7 +67,7 @@ def run_task(task: str, given: dict[str, Any]) -> dict[str, Any]:
         from citypulse.pipeline.validate import suite
 
         with stages.patched({"gx": (suite.SuiteRunner, "_validate")}):
-            result = steps.validate(given["dag_id"], given["manifest"])
+            result = steps.validate(given["dag_id"], given["manifest"], {})
     else:
         result = steps.load(given["dag_id"], given["manifest"], given["context"])
     seconds = time.perf_counter() - began

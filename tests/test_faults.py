@@ -76,6 +76,7 @@ KILL_SCRIPT = textwrap.dedent(
     from citypulse.storage import StorageRoot
     from citypulse.pipeline.validate.typing_rules import type_records
     from citypulse.warehouse.connection import connect
+    from citypulse.pipeline.run import load_typed_rows
     from citypulse.pipeline.windows import window_for_dates
     import datetime
 
@@ -95,7 +96,7 @@ KILL_SCRIPT = textwrap.dedent(
     load.quarantine_rejects = stall
     window = window_for_dates("2025-06-01", "2025-06-01", contract.timezone)
     with connect() as conn:
-        load.load_typed_rows(conn, contract, batch.frame[ok], "doomed", window, root)
+        load_typed_rows(conn, contract, batch.frame[ok], "doomed", window, root)
     """
 )
 
@@ -198,7 +199,7 @@ def test_a_run_handed_over_by_another_version_fails_at_once_saying_how_to_recove
     }
     for step, handed in (("validate", before_manifests), ("load", {"version": 99})):
         with pytest.raises(AirflowFailException) as caught:
-            steps.run_step(step, contract.dag_id, handed, {"run_id": "scheduled__upgrade"})
+            steps.STEPS[step](contract.dag_id, handed, {"run_id": "scheduled__upgrade"})
         message = str(caught.value)
         assert f"`{step}` was handed a run manifest of" in message
         assert "clear it from `extract`" in message

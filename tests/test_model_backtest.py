@@ -69,7 +69,7 @@ def metrics_of(dsn: str, run_id: str) -> dict[str, Any]:
 
 def change_the_past(dsn: str, contract: Any, tmp: Path) -> None:
     """After the as-of day: later records arrive, earlier ones lose coordinates, some go."""
-    from citypulse.pipeline.load.batch import load_typed_rows
+    from citypulse.pipeline.run import load_typed_rows
     from citypulse.pipeline.validate.typing_rules import type_records
     from citypulse.pipeline.windows import window_for_dates
     from citypulse.storage import StorageRoot

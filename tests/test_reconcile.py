@@ -245,3 +245,40 @@ def test_the_audit_is_due_every_few_days(contracts: list[Any]) -> None:
         )
     ]
     assert len(due) == 2 and due[1] - due[0] == contract.reconcile.every_days
+
+
+@pytest.mark.integration
+def test_an_audits_repair_keeps_its_validation_report_beside_the_runs_own(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story: an operator asks why a repaired day holds what it holds. The audit read the day
+    again through the same validate as any run, so its report is kept (stage `reconcile`);
+    the run's Validation tab still shows the run's own report."""
+    import psycopg2
+
+    from citypulse.warehouse.sqlfiles import render
+
+    contract = by_id(contracts, "nyc_311")
+    fresh_dataset(standin, contract)
+    served = seed_days(standin, contract, [YEARS_AGO], seed=57)[YEARS_AGO]
+    dag = dagbag.dags[contract.dag_id]
+    load_days(dag, YEARS_AGO, YEARS_AGO)
+    gone = next(r for i, r in enumerate(served.records) if i not in served.malformed)
+    assert standin.delete(contract.dataset_id, "unique_key", [gone["unique_key"]]) == 1
+    run = reconcile(dag)
+    assert audits(fresh_warehouse, contract.dag_id)[-1][2] == 1  # the day was repaired
+    reports = query(
+        fresh_warehouse,
+        "SELECT stage, passed, (report ->> 'extracted')::int FROM citypulse.validation_reports "
+        "WHERE dag_id = %s AND run_id = %s ORDER BY id",
+        (contract.dag_id, run.run_id),
+    )
+    # The run's own day (the portal holds nothing for it), then the repaired day's records.
+    assert reports == [("validate", True, 0), ("reconcile", True, len(served.records) - 1)]
+    with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
+        cur.execute(
+            render("ui/run_validation.sql"), {"dag_id": contract.dag_id, "run_id": run.run_id}
+        )
+        shown = cur.fetchall()
+    conn.close()
+    assert [(passed, report["extracted"]) for passed, _, report, _ in shown] == [(True, 0)]

@@ -96,8 +96,8 @@ def test_a_cleared_validate_or_load_reruns_and_expired_files_fail_at_once(
     fresh_dataset(standin, contract)
     seed_days(standin, contract, [DAY], seed=62)
     context = context_for(contract, DAY, "scheduled__clear_me")
-    extracted = steps.extract(contract.dag_id, context)
-    validated = steps.validate(contract.dag_id, extracted)
+    extracted = steps.extract(contract.dag_id, None, context)
+    validated = steps.validate(contract.dag_id, extracted, {})
     first = steps.load(contract.dag_id, validated, context)
     assert first["inserted"] == first["loaded"] > 0
     # What crosses the task boundary names objects by keys under the root, never a path.
@@ -105,7 +105,7 @@ def test_a_cleared_validate_or_load_reruns_and_expired_files_fail_at_once(
     assert str(settings.DATA_DIR) not in handed and '"/' not in handed
 
     # Cleared after the run ended: the files are still there, the reruns change nothing.
-    assert steps.validate(contract.dag_id, extracted) == validated
+    assert steps.validate(contract.dag_id, extracted, {}) == validated
     again = steps.load(contract.dag_id, validated, context)
     assert (again["loaded"], again["inserted"], again["updated"]) == (first["loaded"], 0, 0)
 
@@ -113,12 +113,12 @@ def test_a_cleared_validate_or_load_reruns_and_expired_files_fail_at_once(
     folder = settings.DATA_DIR / validated["prefix"]
     age(folder, settings.RUN_RETENTION_DAYS + 1)
     other = context_for(contract, DAY, "scheduled__housekeeper")
-    assert steps.housekeeping(contract.dag_id, other)["removed"] >= 1
+    assert steps.housekeeping(contract.dag_id, None, other)["removed"] >= 1
     assert not folder.exists()
     audits = query(fresh_warehouse, "SELECT count(*) FROM citypulse.ingest_runs")
     for step, handed in (("load", validated), ("validate", extracted)):
         with pytest.raises(AirflowFailException) as caught:
-            steps.run_step(step, contract.dag_id, handed, context)
+            steps.STEPS[step](contract.dag_id, handed, context)
         message = str(caught.value)
         assert f"`{step}` needs {validated['prefix']}/" in message and "is gone" in message
         assert "Clear this run from `extract`" in message
@@ -165,7 +165,7 @@ def test_an_unusable_storage_root_fails_extract_before_any_portal_request(
     monkeypatch.setattr(settings, "STORAGE_URL", "s3://missing_conn@citypulse-runs/prod")
     standin.requests_log.clear()
     with pytest.raises(AirflowFailException) as caught:
-        steps.extract(contract.dag_id, context_for(contract, DAY, "scheduled__bad_root"))
+        steps.extract(contract.dag_id, None, context_for(contract, DAY, "scheduled__bad_root"))
     message = str(caught.value)
     assert "s3://missing_conn@citypulse-runs/prod" in message and "'missing_conn'" in message
     assert [r for r in standin.requests_log if r.path.startswith("/resource/")] == []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from citypulse.contracts.contract import Contract, load_contracts
-from citypulse.pipeline.load.batch import load_typed_rows
+from citypulse.pipeline.run import load_typed_rows
 from citypulse.pipeline.validate.typing_rules import type_records
 from citypulse.pipeline.views import build_views
 from citypulse.pipeline.windows import window_for_dates

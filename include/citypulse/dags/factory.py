@@ -1,7 +1,7 @@
 """The DAG factory: one Airflow DAG per data contract (its `CityDagSpec`).
 
 Only `airflow.sdk` and light CityPulse modules are imported here: this module runs on every
-parse of `dags/`, so the heavy work lives in `citypulse.dags.steps`, imported inside each task.
+parse of `dags/`; the steps (`citypulse.dags.steps`) import the heavy work inside each step.
 """
 
 from __future__ import annotations
@@ -168,16 +168,14 @@ def build_city_dag(spec: CityDagSpec) -> CityDAG:
         deadline=deadline_alert(spec),
         render_template_as_native_obj=True,
     ) as dag:
-        extract = CityStepOperator(task_id="extract", pool=SOCRATA_POOL)
-        validate = CityStepOperator(task_id="validate", upstream=extract.output)
+        extract = CityStepOperator(step="extract", pool=SOCRATA_POOL)
+        validate = CityStepOperator(step="validate", upstream=extract.output)
         load = CityStepOperator(
-            task_id="load", upstream=validate.output, outlets=[table_asset(spec.table)]
+            step="load", upstream=validate.output, outlets=[table_asset(spec.table)]
         )
-        reconcile = CityStepOperator(
-            task_id="reconcile", upstream=validate.output, pool=SOCRATA_POOL
-        )
+        reconcile = CityStepOperator(step="reconcile", upstream=validate.output, pool=SOCRATA_POOL)
         load >> reconcile
-        CityStepOperator(task_id="build_views", upstream=reconcile.output)
+        CityStepOperator(step="build_views", upstream=reconcile.output)
         # Independent of the run's own tasks: removes other runs' expired run files.
-        CityStepOperator(task_id="housekeeping")
+        CityStepOperator(step="housekeeping")
     return dag

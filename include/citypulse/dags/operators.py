@@ -1,4 +1,4 @@
-"""The operator every city DAG task is: one step of `citypulse.dags.steps`.
+"""The operator every city DAG task is: one step of the registry `citypulse.dags.steps`.
 
 A plain `BaseOperator` rather than TaskFlow's `@task`: the decorators import the standard
 provider (and `packaging`) on first use, which made up most of what parsing `dags/` cost.
@@ -10,10 +10,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from citypulse.dags.steps import Step, step_named
+
 
 class CityStepOperator(BaseOperator):
-    """Runs `citypulse.dags.steps.run_step(task_id, dag_id, upstream, context)`; its result is the
-    task's XCom.
+    """Runs one step of a city DAG, bound by name when the DAG is built (an unknown name is
+    an import error of the DAG file); the step's result is the task's XCom. The task id is
+    the step's name unless given.
 
     `upstream` is the previous step's output (an `XComArg`, which also sets the dependency);
     Airflow resolves it to that step's result before `execute`.
@@ -22,11 +25,11 @@ class CityStepOperator(BaseOperator):
     template_fields = ("upstream",)
     ui_color = "#d9ecf7"
 
-    def __init__(self, *, upstream: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *, step: str, upstream: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("task_id", step)
         super().__init__(**kwargs)
+        self.step: Step = step_named(step)
         self.upstream = upstream
 
     def execute(self, context: Any) -> Any:
-        from citypulse.dags import steps
-
-        return steps.run_step(self.task_id, self.dag_id, self.upstream, dict(context))
+        return self.step(self.dag_id, self.upstream, dict(context))

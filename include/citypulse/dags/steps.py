@@ -1,21 +1,24 @@
-"""What each task of a city DAG does, given its Airflow context.
+"""The steps of a city DAG: one registry from step name to the function its task runs.
 
-The DAG factory imports this module inside the task functions only, so parsing `dags/`
-never pays for pandas, Great Expectations, sodapy or h3. What a task hands the next is the
-run manifest (`citypulse.pipeline.manifest`) in XCom; the records themselves are objects under the
-storage root (`citypulse.storage`), so each task may run on any worker.
+`CityStepOperator` takes a step by name when the DAG is built and binds the function then, so
+a misspelled step is an import error of `dags/`, not a failure at run time. Every step takes
+`(dag_id, upstream, context)`: `upstream` is the previous step's result (the run manifest in
+XCom), `context` the task's Airflow context. The work itself is the pipeline's
+(`citypulse.pipeline.run.WindowRun`); a step adds what belongs to Airflow: the run's window
+from its params or data interval, and errors no retry can fix failing the task at once.
+
+Light at module level (Airflow imports it when parsing `dags/`): everything heavy is
+imported inside the steps.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from citypulse.contracts.contract import Contract, contract_by_id, load_contracts
 from citypulse.exceptions import (
     ContractError,
     ManifestError,
@@ -25,13 +28,18 @@ from citypulse.exceptions import (
     StorageError,
     ValidationFailed,
 )
-from citypulse.pipeline.manifest import Part, RunManifest
-from citypulse.pipeline.run_files import EXTRACT_PREFIX
-from citypulse.pipeline.windows import Window, window_for_dates, window_for_interval
 from citypulse.settings import RUN_RETENTION_DAYS
-from citypulse.storage import StorageRoot, run_prefix
+
+if TYPE_CHECKING:
+    from citypulse.contracts.contract import Contract
+    from citypulse.pipeline.manifest import RunManifest
+    from citypulse.pipeline.windows import Window
 
 log = logging.getLogger(__name__)
+
+Context = Mapping[str, Any]
+Step = Callable[[str, Any, Context], Any]
+
 # Errors that say what is wrong and that no retry can fix unless they say they are transient.
 _OPERATOR_ERRORS = (
     ParamsError,
@@ -59,9 +67,11 @@ def failing_fast() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
-def run_window(contract: Contract, context: dict[str, Any]) -> Window:
+def run_window(contract: Contract, context: Context) -> Window:
     """The run's window: Params `start_date`/`end_date` if given, else the data interval.
     ParamsError when they ask for no window, or one longer than the contract allows."""
+    from citypulse.pipeline.windows import window_for_dates, window_for_interval
+
     params = context.get("params") or {}
     start, end = params.get("start_date"), params.get("end_date")
     if start or end:
@@ -101,7 +111,7 @@ def current_watermark(contract: Contract) -> str | None:
         return read_watermark(cur, contract)
 
 
-def absorbs_changes(context: dict[str, Any]) -> bool:
+def absorbs_changes(context: Context) -> bool:
     """Whether the run also absorbs changes to earlier days and may move the watermark:
     scheduled and plain manual runs do; backfills and explicit reloads load exactly their
     days."""
@@ -112,128 +122,102 @@ def absorbs_changes(context: dict[str, Any]) -> bool:
     return "backfill" not in str(run_type or "") and not params.get("start_date")
 
 
-def extract(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
+def read_manifest(upstream: Any, step: str) -> RunManifest:
+    from citypulse.pipeline.manifest import RunManifest
+
+    with failing_fast():
+        return RunManifest.from_xcom(upstream, task=step)
+
+
+def window_run(dag_id: str) -> Any:
+    """The dataset's `WindowRun` over the configured storage root."""
+    from citypulse.contracts.contract import contract_by_id
+    from citypulse.pipeline.run import WindowRun
+    from citypulse.storage import StorageRoot
+
+    return WindowRun(contract_by_id(dag_id), StorageRoot.configured())
+
+
+def extract(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
     """Check the storage root, then write the window's records (and changes since the
     watermark) as parts under the run's prefix; returns the run manifest."""
-    from citypulse.pipeline.extract import extract_window
+    import time
+
+    from citypulse.storage import run_prefix
 
     started = time.time()
-    contract = contract_by_id(dag_id)
-    root = StorageRoot.configured()
+    run = window_run(dag_id)
     with failing_fast():
-        window = run_window(contract, context)
-        root.check()  # before any portal request: a bad root fails here, naming itself
-    incremental = absorbs_changes(context) and contract.incremental is not None
-    watermark = current_watermark(contract) if incremental else None
-    prefix = run_prefix(dag_id, context["run_id"])
+        window = run_window(run.contract, context)
+        run.root.check()  # before any portal request: a bad root fails here, naming itself
+    incremental = absorbs_changes(context) and run.contract.incremental is not None
+    watermark = current_watermark(run.contract) if incremental else None
     with failing_fast():
-        extracted = extract_window(
-            contract,
+        manifest = run.extract(
+            context["run_id"],
+            run_prefix(dag_id, context["run_id"]),
             window,
-            root,
-            f"{prefix}/{EXTRACT_PREFIX}",
             incremental=incremental,
             watermark=watermark,
+            started=started,
         )
-    manifest = RunManifest.of_window(
-        dag_id,
-        context["run_id"],
-        prefix,
-        window,
-        extracted,
-        started=started,
-        incremental=incremental,
-        watermark_before=watermark,
-    )
-    return manifest.to_xcom()
+    return dict(manifest.to_xcom())
 
 
-def read_manifest(upstream: Any, task: str) -> RunManifest:
-    with failing_fast():
-        return RunManifest.from_xcom(upstream, task=task)
-
-
-def require_objects(manifest: RunManifest, root: StorageRoot, parts: list[Part], task: str) -> None:
-    """Fail at once, saying to clear from `extract`, when an input object of `task` is gone."""
-    for part in parts:
-        if not root.exists(part.key):
-            with failing_fast():
-                raise RunFilesMissing(
-                    f"{manifest.dag_id} run {manifest.run_id}: `{task}` needs {part.key} under "
-                    f"the {root.described}, and it is gone (run files are kept "
-                    f"{RUN_RETENTION_DAYS:g} days after a run's last write, then housekeeping "
-                    "removes them). Clear this run from `extract` (Clear, with downstream) to "
-                    "fetch the window again"
-                )
-
-
-def validate(dag_id: str, upstream: Any) -> dict[str, Any]:
+def validate(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
     """Type and validate the extract parts; write the accepted rows and the rejects."""
-    from citypulse.pipeline.validate.reports import record_validation
-    from citypulse.pipeline.validate.suite import validate_run
-
     manifest = read_manifest(upstream, "validate")
-    contract = contract_by_id(dag_id)
-    root = StorageRoot.configured()
-    require_objects(manifest, root, list(manifest.extracted.parts), "validate")
+    run = window_run(dag_id)
     with failing_fast():
-        try:
-            validated = validate_run(contract, manifest, root)
-        except ValidationFailed as exc:
-            record_validation(manifest, passed=False, report=exc.report, message=str(exc))
-            raise
-    record_validation(manifest, passed=True, report=validated.report, message=None)
-    return manifest.with_validated(validated).to_xcom()
+        return dict(run.validate(manifest).to_xcom())
 
 
-def load(dag_id: str, upstream: Any, context: dict[str, Any]) -> dict[str, Any]:
+def load(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
     """Load the validated run in one transaction. Its objects stay (for the retention
     period), so clearing this task reruns it."""
-    from citypulse.pipeline.load.batch import load_batch
     from citypulse.warehouse.connection import connect
 
     manifest = read_manifest(upstream, "load")
+    run = window_run(dag_id)
     with failing_fast():
         validated = manifest.require_validated()
-    contract = contract_by_id(dag_id)
-    root = StorageRoot.configured()
-    require_objects(manifest, root, [*validated.accepted, *validated.rejects], "load")
+        run.require_objects(manifest, [*validated.accepted, *validated.rejects], "load")
     with connect() as conn:
-        result = load_batch(conn, contract, manifest, root)
-    return result.as_dict()
+        result = run.load(conn, manifest)
+    return dict(result.as_dict())
 
 
-def reconcile(dag_id: str, upstream: Any, context: dict[str, Any]) -> dict[str, Any]:
+def reconcile(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
     """The partition audit, when due (or forced by the `reconcile` param): every day of the
     history compared with the portal, the days that differ read again and reconciled."""
     from citypulse.pipeline.reconcile import audit, audit_due
 
     manifest = read_manifest(upstream, "reconcile")
-    contract = contract_by_id(dag_id)
+    run = window_run(dag_id)
     forced = bool((context.get("params") or {}).get("reconcile"))
-    if contract.reconcile is None or not (forced or audit_due(contract, manifest.window)):
+    if run.contract.reconcile is None or not (forced or audit_due(run.contract, manifest.window)):
         return {"due": False}
     with failing_fast():
-        result = audit(
-            contract, manifest.run_id, StorageRoot.configured(), f"{manifest.prefix}/audit"
-        )
+        result = audit(run.contract, manifest.run_id, run.root, f"{manifest.prefix}/audit")
     return {"due": True, **result.as_dict()}
 
 
-def build_views(dag_id: str) -> list[str]:
+def build_views(dag_id: str, upstream: Any, context: Context) -> list[str]:
+    from citypulse.contracts.contract import load_contracts
     from citypulse.pipeline import views
     from citypulse.warehouse.connection import connect
 
     contracts, _ = load_contracts()
     contract = next(c for c in contracts if c.dag_id == dag_id)
     with connect() as conn, conn.cursor() as cur:
-        return views.build_views(cur, contract, contracts)
+        return list(views.build_views(cur, contract, contracts))
 
 
-def housekeeping(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
+def housekeeping(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
     """Remove the run files of this DAG's runs whose last write is older than the retention
     period (never the current run's)."""
     from citypulse.pipeline.run_files import expire_runs
+    from citypulse.storage import StorageRoot, run_prefix
 
     root = StorageRoot.configured()
     with failing_fast():
@@ -249,18 +233,21 @@ def housekeeping(dag_id: str, context: dict[str, Any]) -> dict[str, Any]:
     return {"removed": len(removed), "kept": kept, "retention_days": RUN_RETENTION_DAYS}
 
 
-def run_step(step: str, dag_id: str, upstream: Any, context: dict[str, Any]) -> Any:
-    """Run one step of a city DAG; `upstream` is the previous step's result."""
-    if step == "extract":
-        return extract(dag_id, context)
-    if step == "validate":
-        return validate(dag_id, upstream)
-    if step == "load":
-        return load(dag_id, upstream, context)
-    if step == "reconcile":
-        return reconcile(dag_id, upstream, context)
-    if step == "build_views":
-        return build_views(dag_id)
-    if step == "housekeeping":
-        return housekeeping(dag_id, context)
-    raise ValueError(f"{dag_id}: no step {step!r} in a city DAG")
+# The one registry of a city DAG's steps, in the order a run takes them.
+STEPS: dict[str, Step] = {
+    "extract": extract,
+    "validate": validate,
+    "load": load,
+    "reconcile": reconcile,
+    "build_views": build_views,
+    "housekeeping": housekeeping,
+}
+
+
+def step_named(name: str) -> Step:
+    """The step called `name`; ValueError naming the known steps otherwise."""
+    try:
+        return STEPS[name]
+    except KeyError:
+        known = ", ".join(STEPS)
+        raise ValueError(f"no step {name!r} in a city DAG; the steps are {known}") from None

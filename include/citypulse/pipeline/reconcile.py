@@ -25,6 +25,7 @@ from psycopg2.extras import Json, execute_values
 
 from citypulse.contracts.contract import Contract
 from citypulse.exceptions import PortalError
+from citypulse.pipeline.run import WindowRun
 from citypulse.pipeline.run_files import read_ndjson
 from citypulse.pipeline.windows import Window
 from citypulse.storage import StorageRoot
@@ -182,8 +183,15 @@ def audit(contract: Contract, run_id: str, root: StorageRoot, prefix: str) -> Au
     result = AuditResult(len(covered), len(differing), len(chosen))
     # A broken portal answer must not delete the table: bound what one audit deletes.
     deletable = int(contract.reconcile.max_delete_share * sum(d.rows for d in warehouse.values()))
+    run = WindowRun(contract, root)
     for first, last in stretches(chosen):
-        repair_days(contract, first, last, run_id, root, f"{prefix}/{first}", result, deletable)
+        repair = repair_days(
+            run, first, last, run_id, f"{prefix}/{first}", result.rows_deleted, deletable
+        )
+        result.rows_inserted += repair.inserted
+        result.rows_updated += repair.updated
+        result.rows_deleted += repair.deleted
+        result.rejects_resolved += repair.rejects_resolved
         for day in _days(first, last):
             ours, theirs = warehouse.get(day), portal.get(day)
             result.repaired.append(
@@ -229,43 +237,48 @@ def audit(contract: Contract, run_id: str, root: StorageRoot, prefix: str) -> Au
     return result
 
 
+@dataclass(frozen=True)
+class Repair:
+    """What repairing one stretch of days changed."""
+
+    inserted: int
+    updated: int
+    deleted: int
+    rejects_resolved: int
+
+
 def repair_days(
-    contract: Contract,
+    run: WindowRun,
     first: date,
     last: date,
     run_id: str,
-    root: StorageRoot,
     prefix: str,
-    result: AuditResult,
+    deleted_before: int,
     deletable: int,
-) -> None:
-    """Read the days [first, last] again and make the warehouse hold exactly what the portal
-    does for them, in one transaction: load (insert, update, restore), soft-delete the rows
-    whose keys the portal no longer has, resolve rejects that no longer stand."""
-    from citypulse.pipeline.extract import extract_window
-    from citypulse.pipeline.load.batch import load_batch
-    from citypulse.pipeline.manifest import RunManifest
-    from citypulse.pipeline.validate.suite import validate_run
+) -> Repair:
+    """Read the days [first, last] again through the same extract and validate as any run
+    (its validation report kept, as stage `reconcile`), and make the warehouse hold exactly
+    what the portal does for them, in one transaction: load (insert, update, restore),
+    soft-delete the rows whose keys the portal no longer has (PortalError, changing nothing,
+    when with the `deleted_before` of this audit they pass `deletable`), resolve rejects
+    that no longer stand."""
     from citypulse.pipeline.windows import window_for_dates
     from citypulse.warehouse.connection import connect
 
+    contract = run.contract
     window = window_for_dates(first.isoformat(), last.isoformat(), contract.timezone)
-    extracted = extract_window(contract, window, root, f"{prefix}/extract")
-    manifest = RunManifest.of_window(
-        contract.dag_id, run_id, prefix, window, extracted, started=time.time()
-    )
-    manifest = manifest.with_validated(validate_run(contract, manifest, root))
+    manifest = run.validate(run.extract(run_id, prefix, window), stage="reconcile")
     key = contract.key_column.wire_name
     keys = sorted(
         {
             str(record[key])
-            for part in extracted.parts
-            for record in read_ndjson(root.object(part.key))
+            for part in manifest.extracted.parts
+            for record in read_ndjson(run.root.object(part.key))
             if record.get(key) is not None
         }
     )
     with connect() as conn:
-        loaded = load_batch(conn, contract, manifest, root)
+        loaded = run.load(conn, manifest)
         with conn.cursor() as cur:
             cur.execute(
                 render(
@@ -277,12 +290,12 @@ def repair_days(
                 {"start": window.start, "end": window.end, "keys": keys},
             )
             deleted = [row[0] for row in cur.fetchall()]
-            if result.rows_deleted + len(deleted) > deletable:
+            if deleted_before + len(deleted) > deletable:
                 share = contract.reconcile.max_delete_share if contract.reconcile else 0
                 raise PortalError(
                     f"{contract.dag_id}: the portal no longer holds {len(deleted)} stored rows "
                     f"of {first} .. {last}; with them this audit would delete "
-                    f"{result.rows_deleted + len(deleted)} rows, over the {share:.0%} of the "
+                    f"{deleted_before + len(deleted)} rows, over the {share:.0%} of the "
                     "table one audit may delete. Nothing of these days was changed: check the "
                     "portal, then rerun with the `reconcile` param"
                 )
@@ -300,10 +313,7 @@ def repair_days(
             last,
             deleted[:20],
         )
-    result.rows_inserted += loaded.inserted
-    result.rows_updated += loaded.updated
-    result.rows_deleted += len(deleted)
-    result.rejects_resolved += resolved
+    return Repair(loaded.inserted, loaded.updated, len(deleted), resolved)
 
 
 def _days(first: date, last: date) -> list[date]:

@@ -21,22 +21,16 @@ from psycopg2.extras import Json, execute_values
 
 from citypulse.contracts.contract import Contract
 from citypulse.pipeline.load.copystream import BLOCK_BYTES, PartStream
-from citypulse.pipeline.manifest import Extracted, Part, RunManifest, Validated
+from citypulse.pipeline.manifest import RunManifest
 from citypulse.pipeline.run_files import (
-    ACCEPTED_PREFIX,
-    REJECTS_PREFIX,
     Source,
     copy_columns,
-    key_range,
-    part_key,
     read_ndjson,
     stage_columns,
-    write_accepted,
-    write_rejects,
 )
 from citypulse.pipeline.windows import Window
 from citypulse.settings import SCHEMA
-from citypulse.storage import StorageRoot, run_prefix
+from citypulse.storage import StorageRoot
 from citypulse.warehouse.sqlfiles import identifiers, render
 from citypulse.warehouse.tables import ensure_schema, ensure_table, history_table, table_columns
 
@@ -332,45 +326,6 @@ def load_batch(
     )
     log.info("%s: %s", contract.dag_id, result)
     return result
-
-
-def load_typed_rows(
-    conn: Any,
-    contract: Contract,
-    frame: Any,
-    run_id: str,
-    window: Window,
-    root: StorageRoot,
-    rejects: Sequence[dict[str, Any]] = (),
-) -> LoadResult:
-    """Load typed rows that need no validation (generated history, tests) as one audited run
-    of `run_id`: written under `root` as a validated run's objects, then `load_batch`.
-    `rejects`: reject rows (record, reason, key) the run quarantines beside them."""
-    prefix = run_prefix(contract.dag_id, run_id)
-    accepted_key = f"{prefix}/{part_key(ACCEPTED_PREFIX, 0, 'csv')}"
-    rejects_key = f"{prefix}/{part_key(REJECTS_PREFIX, 0, 'ndjson')}"
-    rows = write_accepted(frame, contract, root.object(accepted_key), run_id)
-    rejected = write_rejects(iter(rejects), root.object(rejects_key))
-    bounds = key_range(frame, contract)
-    extracted = Extracted(
-        parts=(),
-        rows=rows + rejected,
-        window_rows=rows + rejected,
-        change_rows=0,
-        pages=0,
-        retries=0,
-        portal_rows=rows + rejected,
-    )
-    validated = Validated(
-        accepted=(Part(key=accepted_key, rows=rows),),
-        rejects=(Part(key=rejects_key, rows=rejected),),
-        report={},
-        key_range=None if bounds is None else (bounds[0], bounds[1]),
-    )
-    manifest = RunManifest.of_window(
-        contract.dag_id, run_id, prefix, window, extracted, started=time.time()
-    ).with_validated(validated)
-    return load_batch(conn, contract, manifest, root)
 
 
 def read_watermark(cur: Any, contract: Contract) -> str | None:

@@ -15,10 +15,16 @@ log = logging.getLogger(__name__)
 
 
 def record_validation(
-    manifest: RunManifest, *, passed: bool, report: dict[str, Any] | None, message: str | None
+    manifest: RunManifest,
+    *,
+    passed: bool,
+    report: dict[str, Any] | None,
+    message: str | None,
+    stage: str = "validate",
 ) -> None:
-    """Store one validation's report. Never raises: the validation's own outcome (and error)
-    is what the task must report, and the load records the run's audit regardless."""
+    """Store one validation's report, and which stage validated (`validate`, or `reconcile`
+    for an audit's repair). Never raises: the validation's own outcome (and error) is what the
+    task must report, and the load records the run's audit regardless."""
     from psycopg2.extras import Json
 
     from citypulse.warehouse.connection import connect
@@ -36,6 +42,7 @@ def record_validation(
                     "passed": passed,
                     "message": message,
                     "report": Json(report or {}),
+                    "stage": stage,
                 },
             )
     except Exception as exc:  # the report is for people; the run's outcome must not depend on it

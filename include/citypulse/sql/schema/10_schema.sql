@@ -105,3 +105,7 @@ CREATE TABLE IF NOT EXISTS {schema}.validation_reports (
 );
 CREATE INDEX IF NOT EXISTS validation_reports_run_idx
     ON {schema}.validation_reports (dag_id, run_id);
+-- Who validated: the run's own `validate`, or `reconcile` for the days a partition audit read
+-- again (the run's Validation tab shows the former).
+ALTER TABLE {schema}.validation_reports
+    ADD COLUMN IF NOT EXISTS stage text NOT NULL DEFAULT 'validate';

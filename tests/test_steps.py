@@ -1,0 +1,39 @@
+"""The step registry (`citypulse.dags.steps`): what each city DAG task runs is bound when the
+DAG is built, so a misspelled step is an import error of `dags/`, never a failure at run time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from citypulse.dags.operators import CityStepOperator
+from citypulse.dags.steps import STEPS, step_named
+
+
+def test_every_city_task_runs_the_registered_step_of_its_name(dagbag: Any) -> None:
+    city_dags = [
+        d
+        for d in dagbag.dags.values()
+        if "citypulse" in d.tags
+        and d.dag_id in {"nyc_311", "seattle_crime", "chicago_crime", "montgomery_traffic"}
+    ]
+    assert city_dags
+    for dag in city_dags:
+        assert {t.task_id for t in dag.tasks} == set(STEPS)
+        for task in dag.tasks:
+            assert isinstance(task, CityStepOperator)
+            assert task.step is STEPS[task.task_id]
+
+
+def test_an_unknown_step_fails_when_the_dag_is_built_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="no step 'extrct' in a city DAG; the steps are extract, "):
+        CityStepOperator(step="extrct")
+    with pytest.raises(ValueError, match="build_views"):
+        step_named("views")
+
+
+def test_a_step_may_run_under_another_task_id() -> None:
+    operator = CityStepOperator(step="housekeeping", task_id="tidy_up")
+    assert operator.task_id == "tidy_up" and operator.step is STEPS["housekeeping"]
