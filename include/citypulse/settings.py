@@ -50,6 +50,10 @@ _PARSE_CACHE = os.environ.get("CITYPULSE_PARSE_CACHE_FILE", str(DATA_DIR / "cach
 PARSE_CACHE_FILE = Path(_PARSE_CACHE) if _PARSE_CACHE else None
 
 WAREHOUSE_CONN_ID = "warehouse"
+# Whether a missing `warehouse` connection may start the embedded PostgreSQL: true or false;
+# unset, only where Airflow's executor runs every task on this machine (LocalExecutor).
+_EMBEDDED = os.environ.get("CITYPULSE_EMBEDDED_WAREHOUSE", "").strip().lower()
+EMBEDDED_WAREHOUSE = None if not _EMBEDDED else _EMBEDDED in ("1", "true", "yes", "on")
 SOCRATA_CONN_ID = "socrata"
 # When set (e.g. http://127.0.0.1:8765) every portal is redirected to this base URL.
 SOCRATA_BASE_URL_ENV = "SOCRATA_BASE_URL"

@@ -1,8 +1,14 @@
-"""The warehouse connection: Airflow connection `warehouse`, else an embedded PostgreSQL.
+"""The warehouse connection: Airflow connection `warehouse`, else an embedded PostgreSQL
+where that is safe.
 
 Connection details come from Airflow (UI, `AIRFLOW_CONN_WAREHOUSE`, a secrets backend); the
 password is never logged. With no `warehouse` connection configured, CityPulse starts (or
-reuses) an embedded PostgreSQL server (`pgserver`) in the project's data folder.
+reuses) an embedded PostgreSQL server (`pgserver`) in the project's data folder, but only
+where every task runs on this machine: Airflow's executor is the LocalExecutor (`airflow
+standalone`, `airflow dags test`, `make demo`, the tests), or `CITYPULSE_EMBEDDED_WAREHOUSE`
+says so. With any other executor (Celery, Kubernetes, ...) each worker would write to a
+private database on its own disk and the run would look green: there a task fails at once
+(`WarehouseNotConfigured`, no retries), naming the connection and how to set it.
 """
 
 from __future__ import annotations
@@ -14,11 +20,37 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from citypulse.exceptions import WarehouseError
 from citypulse.secrets import remember
-from citypulse.settings import PGSERVER_DIR, WAREHOUSE_CONN_ID
+from citypulse.settings import EMBEDDED_WAREHOUSE, PGSERVER_DIR, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
+
+# Executors whose tasks all run on the machine that schedules them.
+LOCAL_EXECUTORS = frozenset({"LocalExecutor"})
+
+
+class WarehouseNotConfigured(WarehouseError, AirflowFailException):
+    """No `warehouse` connection where an embedded database would be private to one worker.
+    Also an `AirflowFailException`: whichever task meets it fails at once, without retries."""
+
+
+def executor_names() -> list[str]:
+    """The class names of Airflow's configured executors (`[core] executor`: a list whose
+    entries may be `alias:module.path.Class`)."""
+    from airflow.configuration import conf
+
+    configured = conf.get("core", "executor", fallback="LocalExecutor") or "LocalExecutor"
+    return [entry.split(":")[-1].rsplit(".", 1)[-1].strip() for entry in configured.split(",")]
+
+
+def embedded_allowed() -> bool:
+    """Whether a missing `warehouse` connection may start the embedded PostgreSQL here."""
+    if EMBEDDED_WAREHOUSE is not None:
+        return EMBEDDED_WAREHOUSE
+    return all(name in LOCAL_EXECUTORS for name in executor_names())
 
 _EMBEDDED: dict[Path, Any] = {}
 
@@ -79,7 +111,17 @@ def warehouse_dsn() -> str:
     try:
         conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
     except AirflowNotFoundException:
-        return embedded_dsn()
+        if embedded_allowed():
+            return embedded_dsn()
+        raise WarehouseNotConfigured(
+            f"no Airflow connection '{WAREHOUSE_CONN_ID}': with the "
+            f"{', '.join(executor_names())} tasks run on other machines, where an embedded "
+            "PostgreSQL would be a private database on each worker. Create the connection "
+            f"(Admin > Connections, `airflow connections add {WAREHOUSE_CONN_ID} --conn-uri "
+            "postgresql://USER:PASSWORD@HOST:5432/DB`, or the environment variable "
+            "AIRFLOW_CONN_WAREHOUSE on every component); on a single machine, "
+            "CITYPULSE_EMBEDDED_WAREHOUSE=true allows the embedded one"
+        ) from None
     if conn.conn_type not in ("postgres", "postgresql"):
         raise WarehouseError(
             f"connection '{WAREHOUSE_CONN_ID}' has type {conn.conn_type!r}; "
