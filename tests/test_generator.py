@@ -1,8 +1,9 @@
 """The stand-in record generator: wire format, determinism, malformed rows and hotspots.
 
-Every test runs for every contract in include/contracts, so a new city YAML is covered as
-soon as it lands. Tests marked `realdata` compare with the real extracts in
-../shared/realdata and skip cleanly when that folder is absent.
+Every test runs for every contract in include/contracts (with its sample profile from
+include/citypulse_dev/samples/), so a new city YAML is covered as soon as it lands. Tests
+marked `realdata` compare with the real extracts in ../shared/realdata and skip cleanly when
+that folder is absent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from citypulse_dev.generator import (
     main,
     write_ndjson,
 )
+from citypulse_dev.profiles import SampleProfile, sample_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS_DIR = ROOT / "include" / "contracts"
@@ -55,7 +57,8 @@ def _days(contract: Contract, first: date, count: int, seed: int = 0) -> list[Ge
 
 
 def _derived(contract: Contract, derive: str) -> list[Column]:
-    return [c for c in contract.columns if c.sample.derive == derive]
+    profile = sample_profile(contract)
+    return [c for c in contract.columns if profile.column(c.name).derive == derive]
 
 
 def _coordinate_columns(contract: Contract) -> tuple[Column, Column]:
@@ -113,10 +116,11 @@ def problems(contract: Contract, record: dict[str, Any]) -> set[str]:
     return found
 
 
-def _wire_names(contract: Contract) -> set[str]:
-    names = {c.wire_name for c in contract.columns} | set(contract.sample.extra_fields)
-    if contract.sample.location_object:
-        names.add(contract.sample.location_object)
+def _wire_names(contract: Contract, profile: SampleProfile | None = None) -> set[str]:
+    profile = profile or sample_profile(contract)
+    names = {c.wire_name for c in contract.columns} | set(profile.extra_fields)
+    if profile.location_object:
+        names.add(profile.location_object)
     return names
 
 
@@ -135,7 +139,7 @@ def test_deterministic_per_seed(contract: Contract) -> None:
 @each_contract
 def test_default_volume_follows_contract(contract: Contract) -> None:
     sizes = [len(d.records) for d in _days(contract, DAY, 7)]
-    expected = contract.sample.records_per_day
+    expected = sample_profile(contract).records_per_day
     assert 0.8 * expected <= sum(sizes) / len(sizes) <= 1.2 * expected
     assert len(generate_day(contract, DAY, records=123).records) == 123
     assert generate_day(contract, DAY, records=0).records == []
@@ -156,8 +160,11 @@ def test_key_and_event_time_on_every_record(contract: Contract) -> None:
 
 @each_contract
 def test_wire_format(contract: Contract) -> None:
-    json_booleans = {c.wire_name for c in contract.columns if c.sample.as_json_boolean}
-    location = contract.sample.location_object
+    profile = sample_profile(contract)
+    json_booleans = {
+        c.wire_name for c in contract.columns if profile.column(c.name).as_json_boolean
+    }
+    location = profile.location_object
     timestamps = {c.wire_name for c in contract.columns if c.type in ("timestamp", "date")}
     for record in generate_day(contract, DAY).records:
         for name, value in record.items():
@@ -192,7 +199,7 @@ def test_field_names_come_from_the_contract(contract: Contract) -> None:
 @each_contract
 def test_malformed_share_and_kinds(contract: Contract) -> None:
     days = _days(contract, DAY, 6)
-    share = contract.sample.malformed_share
+    share = sample_profile(contract).malformed_share
     total = sum(len(d.records) for d in days)
     for generated in days:
         assert abs(len(generated.malformed) - share * len(generated.records)) <= 1
@@ -203,12 +210,10 @@ def test_malformed_share_and_kinds(contract: Contract) -> None:
 
 @each_contract
 def test_malformed_records_really_are_and_others_are_not(contract: Contract) -> None:
-    # A bigger share than the contract's, to meet every applicable kind at least once.
-    heavy = contract.model_copy(
-        update={"sample": contract.sample.model_copy(update={"malformed_share": 0.2})}
-    )
+    # A bigger share than the profile's, to meet every applicable kind at least once.
+    heavy = sample_profile(contract).model_copy(update={"malformed_share": 0.2})
     kinds: Counter[str] = Counter()
-    for generated in _days(heavy, DAY, 3):
+    for generated in generate_range(contract, DAY, DAY + timedelta(days=3), profile=heavy):
         for i, record in enumerate(generated.records):
             found = problems(contract, record)
             if i in generated.malformed:
@@ -223,10 +228,8 @@ def test_malformed_records_really_are_and_others_are_not(contract: Contract) -> 
 
 @each_contract
 def test_malformed_rows_keep_key_and_event_time(contract: Contract) -> None:
-    heavy = contract.model_copy(
-        update={"sample": contract.sample.model_copy(update={"malformed_share": 0.3})}
-    )
-    generated = generate_day(heavy, DAY)
+    heavy = sample_profile(contract).model_copy(update={"malformed_share": 0.3})
+    generated = generate_day(contract, DAY, profile=heavy)
     start = datetime.combine(DAY, datetime.min.time())
     for i in generated.malformed:
         record = generated.records[i]
@@ -301,15 +304,16 @@ def test_null_tokens_stand_for_both_coordinates(contract: Contract) -> None:
     assert 0.02 < len(tokens) / len(records) < 0.1
     for record in tokens:
         assert record.get(lon_col.wire_name) in lon_col.null_values
-        assert contract.sample.location_object not in record
+        assert sample_profile(contract).location_object not in record
 
 
 @each_contract
 def test_null_share_is_honoured(contract: Contract) -> None:
     records = [r for d in _days(contract, DAY, 3) for r in d.records]
+    profile = sample_profile(contract)
     for column in contract.columns:
-        share = column.sample.null_share
-        if column.required or column.sample.derive in ("longitude",) or share == 0:
+        share = profile.column(column.name).null_share
+        if column.required or profile.column(column.name).derive in ("longitude",) or share == 0:
             continue
         absent = sum(1 for r in records if column.wire_name not in r) / len(records)
         tolerance = 4 * math.sqrt(share * (1 - share) / len(records)) + 0.02
@@ -387,7 +391,7 @@ def test_hour_profile_is_realistic(contract: Contract) -> None:
 
 
 def test_contract_without_hints_still_generates() -> None:
-    """A new city's YAML with no sample hints at all gets plausible records, not a crash."""
+    """A new city's YAML with no sample profile at all gets plausible records, not a crash."""
     contract = Contract.model_validate(
         {
             "dag_id": "new_city",
@@ -416,13 +420,15 @@ def test_contract_without_hints_still_generates() -> None:
                 {"name": "lat", "type": "double precision"},
                 {"name": "lon", "type": "double precision"},
             ],
-            "sample": {"malformed_share": 0.1},
         }
     )
-    generated = generate_day(contract, DAY)
+    assert sample_profile(contract) == SampleProfile()  # no samples/new_city.yaml
+    assert 0.8 * 300 <= len(generate_day(contract, DAY).records) <= 1.2 * 300
+    some_malformed = SampleProfile(malformed_share=0.1)
+    generated = generate_day(contract, DAY, profile=some_malformed)
     assert generated.records and generated.malformed
     for i, record in enumerate(generated.records):
-        assert set(record) <= _wire_names(contract)
+        assert set(record) <= _wire_names(contract, some_malformed)
         assert record["case_id"] and record["reported_at"]
         found = problems(contract, record)
         assert (generated.malformed[i] in found) if i in generated.malformed else not found
@@ -432,13 +438,12 @@ def test_contract_without_hints_still_generates() -> None:
 
 def test_mismatched_weights_are_reported() -> None:
     contract = BY_ID.get("nyc_311") or CONTRACTS[0]
-    column = next(c for c in contract.columns if c.sample.choices and c.sample.weights)
-    broken = column.model_copy(
-        update={"sample": column.sample.model_copy(update={"weights": [1.0]})}
-    )
-    columns = [broken if c.name == column.name else c for c in contract.columns]
-    with pytest.raises(ValueError, match=column.name):
-        generate_day(contract.model_copy(update={"columns": columns}), DAY)
+    profile = sample_profile(contract)
+    name, hints = next((n, h) for n, h in profile.columns.items() if h.choices and h.weights)
+    broken = hints.model_copy(update={"weights": [1.0]})
+    columns = {**profile.columns, name: broken}
+    with pytest.raises(ValueError, match=name):
+        generate_day(contract, DAY, profile=profile.model_copy(update={"columns": columns}))
 
 
 def test_generate_records_makes_unique_keys_at_benchmark_size() -> None:

@@ -1,7 +1,9 @@
 """Realistic SODA 2.1 JSON records for a city dataset, driven only by its data contract.
 
-The generator reads the contract's `sample` hints (per column and per dataset) and has no
-dataset-specific branches, so a new city YAML gets sample data for free. Records look like
+The generator reads the contract and its sample profile (`citypulse_dev/samples/<dag_id>.yaml`:
+per-dataset settings and per-column hints, see `citypulse_dev.profiles`) and has no
+dataset-specific branches, so a new city YAML gets sample data for free (without a profile,
+every column is drawn from its role and type). Records look like
 what the live portals send: every value a string (checkbox columns as JSON booleans), floating
 local timestamps `YYYY-MM-DDTHH:MM:SS.000`, null fields omitted, an optional Socrata location
 object, a few deliberately malformed rows and spatial hotspots that persist from day to day.
@@ -30,6 +32,7 @@ import numpy as np
 from citypulse.contracts.column_types import column_type
 from citypulse.contracts.contract import Column, Contract, load_contracts
 from citypulse.pipeline.run_files import gc_paused
+from citypulse_dev.profiles import ColumnSample, SampleProfile, sample_profile
 
 # Relative volume of records per local hour (0..23): quiet at 3-5 am, busiest late afternoon
 # and evening, the shape both 311 requests and police reports have in the real extracts.
@@ -98,6 +101,7 @@ class _Slot:
     """A column with the role the generator gives it."""
 
     column: Column
+    sample: ColumnSample  # the column's hints in the profile
     derive: str | None
 
     @property
@@ -114,6 +118,7 @@ class _Day:
     """Everything one day's columns are drawn from."""
 
     contract: Contract
+    profile: SampleProfile
     day: date
     n: int
     seed: int
@@ -127,7 +132,7 @@ class _Day:
     coord_state: np.ndarray  # per record: 0 present, 1 omitted, 2 written as a null token
 
 
-def _slots(contract: Contract) -> list[_Slot]:
+def _slots(contract: Contract, profile: SampleProfile) -> list[_Slot]:
     """Each column's effective derive: its own hint, else the role the contract names."""
     implied: dict[str, str] = {contract.latitude: "latitude", contract.longitude: "longitude"}
     if contract.event_time_of_day:
@@ -136,7 +141,10 @@ def _slots(contract: Contract) -> list[_Slot]:
     implied[event.name] = "event_date" if column_type(event.type).day_only else "event_time"
     key = contract.key_column
     implied[key.name] = "row_id" if key.wire_name.startswith(":") else "key"
-    slots = [_Slot(c, c.sample.derive or implied.get(c.name)) for c in contract.columns]
+    slots = []
+    for column in contract.columns:
+        sample = profile.column(column.name)
+        slots.append(_Slot(column, sample, sample.derive or implied.get(column.name)))
     # The portal itself sets system fields (`:updated_at`, `:created_at`); only a row id the
     # contract keys on is generated, so that the stand-in and the warehouse agree on keys.
     return [s for s in slots if not s.is_system or s.derive == "row_id"]
@@ -189,10 +197,10 @@ def _hour_profile(day: date, timezone: str) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _daily_volume(contract: Contract, day: date, seed: int) -> int:
-    """Records on a day: the contract's volume, a weekly rhythm and a little noise."""
+def _daily_volume(contract: Contract, profile: SampleProfile, day: date, seed: int) -> int:
+    """Records on a day: the profile's volume, a weekly rhythm and a little noise."""
     noise = random.Random(f"{seed}:{contract.dag_id}:{day.isoformat()}:volume").gauss(0, 0.06)
-    volume = contract.sample.records_per_day * WEEKDAY_VOLUME[day.weekday()] * math.exp(noise)
+    volume = profile.records_per_day * WEEKDAY_VOLUME[day.weekday()] * math.exp(noise)
     return max(0, round(volume))
 
 
@@ -209,23 +217,23 @@ def _groups(gen: np.random.Generator, n: int, grouped: bool) -> tuple[np.ndarray
 
 
 def _coordinates(
-    contract: Contract, day: date, gen: np.random.Generator, count: int
+    contract: Contract, profile: SampleProfile, day: date, gen: np.random.Generator, count: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points: `hotspot_share` around the weighted hotspots, the rest uniform in the bbox."""
-    box, sample = contract.bbox, contract.sample
+    box = contract.bbox
     lat = box.min_lat + gen.random(count) * (box.max_lat - box.min_lat)
     lon = box.min_lon + gen.random(count) * (box.max_lon - box.min_lon)
-    if sample.hotspots and count:
+    if profile.hotspots and count:
         # Each hotspot swings mildly over the week with a fixed phase, so its rank persists
         # from day to day (yesterday's hot hexagon predicts today's) yet weekdays differ.
-        phases = np.arange(len(sample.hotspots)) * (2 * math.pi / len(sample.hotspots))
+        phases = np.arange(len(profile.hotspots)) * (2 * math.pi / len(profile.hotspots))
         swing = 1 + HOTSPOT_WEEKLY_SWING * np.sin(2 * math.pi * day.weekday() / 7 + phases)
-        weights = np.array([h.weight for h in sample.hotspots]) * swing
-        near = np.flatnonzero(gen.random(count) < sample.hotspot_share)
-        which = gen.choice(len(sample.hotspots), size=near.size, p=weights / weights.sum())
-        centre_lat = np.array([h.lat for h in sample.hotspots])[which]
-        centre_lon = np.array([h.lon for h in sample.hotspots])[which]
-        spread_km = np.array([h.spread_km for h in sample.hotspots])[which]
+        weights = np.array([h.weight for h in profile.hotspots]) * swing
+        near = np.flatnonzero(gen.random(count) < profile.hotspot_share)
+        which = gen.choice(len(profile.hotspots), size=near.size, p=weights / weights.sum())
+        centre_lat = np.array([h.lat for h in profile.hotspots])[which]
+        centre_lon = np.array([h.lon for h in profile.hotspots])[which]
+        spread_km = np.array([h.spread_km for h in profile.hotspots])[which]
         # A degree of latitude is ~111 km everywhere; a degree of longitude shrinks by cos(lat).
         lat[near] = centre_lat + gen.standard_normal(near.size) * spread_km / 110.574
         km_per_lon = 111.320 * np.cos(np.radians(centre_lat))
@@ -252,25 +260,28 @@ def _null_shares(gen: np.random.Generator, count: int, share: float, tokens: boo
     return state
 
 
-def _start_day(contract: Contract, day: date, seed: int, records: int | None) -> _Day:
+def _start_day(
+    contract: Contract, profile: SampleProfile, day: date, seed: int, records: int | None
+) -> _Day:
     rng = random.Random(f"{seed}:{contract.dag_id}:{day.isoformat()}")
     gen = np.random.default_rng(rng.getrandbits(128))
-    n = _daily_volume(contract, day, seed) if records is None else records
+    n = _daily_volume(contract, profile, day, seed) if records is None else records
     if n < 0:
         raise ValueError(f"records must be >= 0, not {n}")
-    slots = _slots(contract)
+    slots = _slots(contract, profile)
     group_of, n_groups = _groups(gen, n, any(s.derive == "group_id" for s in slots))
     # Event instants: an hour from the profile, then a uniform second inside it.
     hours = gen.choice(24, size=n_groups, p=_hour_profile(day, contract.timezone))
     seconds = np.sort(hours * 3600 + gen.integers(0, 3600, n_groups))
-    lat, lon = _coordinates(contract, day, gen, n_groups)
-    coords = [s.column for s in slots if s.derive in ("latitude", "longitude")]
-    share = max((c.sample.null_share for c in coords), default=0.0)
-    tokens = any(c.null_values for c in coords)
+    lat, lon = _coordinates(contract, profile, day, gen, n_groups)
+    coords = [s for s in slots if s.derive in ("latitude", "longitude")]
+    share = max((s.sample.null_share for s in coords), default=0.0)
+    tokens = any(s.column.null_values for s in coords)
     coord_state = _null_shares(gen, n_groups, share, tokens)
     # Rows of one event share its instant, place and whether the place is known.
     return _Day(
         contract=contract,
+        profile=profile,
         day=day,
         n=n,
         seed=seed,
@@ -300,9 +311,9 @@ def _pattern(gen: np.random.Generator, pattern: str, n: int) -> list[str]:
     return [bytes(row).decode("utf-8") for row in grid]
 
 
-def _choose(gen: np.random.Generator, column: Column, options: Sequence[Any], n: int) -> list[Any]:
+def _choose(gen: np.random.Generator, slot: _Slot, options: Sequence[Any], n: int) -> list[Any]:
     """One of `options` per row, weighted by the column's `weights` if given."""
-    weights = column.sample.weights
+    column, weights = slot.column, slot.sample.weights
     if weights is not None and len(weights) != len(options):
         raise ValueError(f"column {column.name}: {len(weights)} weights for {len(options)} choices")
     p = None if weights is None else np.asarray(weights, dtype=float) / sum(weights)
@@ -357,7 +368,7 @@ def _row_ids(ctx: _Day) -> list[str]:
 def _int_keys(ctx: _Day, low: int, high: int) -> list[str]:
     """Sequential keys in event order, a fixed block per day: unique over any range of days."""
     span = max(1, (high - low + 1) // (KEY_LAST_DAY - ctx.contract.start_date).days)
-    block = max(span, 2 * ctx.contract.sample.records_per_day, 1)
+    block = max(span, 2 * ctx.profile.records_per_day, 1)
     first = low + (ctx.day - ctx.contract.start_date).days * block
     return [str(first + i) for i in range(ctx.n)]
 
@@ -387,7 +398,7 @@ def _fallback(ctx: _Day, column: Column) -> list[Any]:
 
 def _values(ctx: _Day, slot: _Slot) -> list[Any]:
     """All rows' wire values for one column; None marks a field to omit."""
-    column, sample, gen, n = slot.column, slot.column.sample, ctx.gen, ctx.n
+    column, sample, gen, n = slot.column, slot.sample, ctx.gen, ctx.n
     derive = slot.derive
     if derive == "key":
         if sample.int_range is not None:
@@ -415,7 +426,7 @@ def _values(ctx: _Day, slot: _Slot) -> list[Any]:
     if sample.choices:
         # "" would be an empty field on the wire, which portals never send: omit instead.
         options = [c if c != "" else None for c in sample.choices]
-        values = _choose(gen, column, options, n)
+        values = _choose(gen, slot, options, n)
         if sample.as_json_boolean:
             truthy = set(column.true_values)
             return [None if v is None else v in truthy for v in values]
@@ -440,7 +451,7 @@ def _blank(ctx: _Day, slot: _Slot, values: list[Any]) -> None:
         # missing required field is a deliberate malformation, never a sampling accident.
         return
     else:
-        state = _null_shares(ctx.gen, ctx.n, column.sample.null_share, bool(tokens))
+        state = _null_shares(ctx.gen, ctx.n, slot.sample.null_share, bool(tokens))
     for i in np.flatnonzero(state == 1 if tokens else state).tolist():
         values[i] = None
     if tokens:
@@ -475,7 +486,7 @@ def _outside_bbox(ctx: _Day, i: int) -> tuple[str, str]:
 
 def _malform(ctx: _Day, slots: list[_Slot], columns: dict[str, list[Any]]) -> dict[int, str]:
     """Corrupt `malformed_share` of the rows, never touching the key or the event time."""
-    contract, rng = ctx.contract, ctx.rng
+    rng = ctx.rng
     protected = {"key", "row_id", "event_time", "event_date"}
     plain = [s for s in slots if s.derive not in protected and not s.is_system]
     lat_slot = next((s for s in slots if s.derive == "latitude"), None)
@@ -499,8 +510,7 @@ def _malform(ctx: _Day, slots: list[_Slot], columns: dict[str, list[Any]]) -> di
         UNPARSEABLE_BOOLEAN: [
             s
             for s in plain
-            if column_type(s.column.type).family == "boolean"
-            and not s.column.sample.as_json_boolean
+            if column_type(s.column.type).family == "boolean" and not s.sample.as_json_boolean
         ],
     }
     kinds = [k for k, found in candidates.items() if found]
@@ -509,7 +519,7 @@ def _malform(ctx: _Day, slots: list[_Slot], columns: dict[str, list[Any]]) -> di
     if not kinds or ctx.n == 0:
         return {}
     # An exact share (randomly rounded), so small days still carry their expected count.
-    count = min(ctx.n, int(ctx.n * contract.sample.malformed_share + rng.random()))
+    count = min(ctx.n, int(ctx.n * ctx.profile.malformed_share + rng.random()))
     malformed: dict[int, str] = {}
     for i in sorted(rng.sample(range(ctx.n), count)):
         kind = rng.choice(kinds)
@@ -540,31 +550,42 @@ def _location_objects(lats: list[Any], lons: list[Any], tokens: set[str]) -> lis
 
 
 def generate_day(
-    contract: Contract, day: date, *, seed: int = 0, records: int | None = None
+    contract: Contract,
+    day: date,
+    *,
+    seed: int = 0,
+    records: int | None = None,
+    profile: SampleProfile | None = None,
 ) -> GeneratedDay:
-    """One local day of records (default: the contract's volume for that weekday)."""
+    """One local day of records (default: the profile's volume for that weekday).
+
+    `profile` defaults to the contract's sample profile (`sample_profile(contract)`).
+    """
+    if profile is None:
+        profile = sample_profile(contract)
     with gc_paused():
-        return _generate_day(contract, day, seed, records)
+        return _generate_day(contract, profile, day, seed, records)
 
 
-def _generate_day(contract: Contract, day: date, seed: int, records: int | None) -> GeneratedDay:
-    ctx = _start_day(contract, day, seed, records)
-    slots = _slots(contract)
+def _generate_day(
+    contract: Contract, profile: SampleProfile, day: date, seed: int, records: int | None
+) -> GeneratedDay:
+    ctx = _start_day(contract, profile, day, seed, records)
+    slots = _slots(contract, profile)
     columns: dict[str, list[Any]] = {}
     for slot in slots:
         values = _values(ctx, slot)
         _blank(ctx, slot, values)
         columns[slot.wire] = values
     malformed = _malform(ctx, slots, columns)
-    sample = contract.sample
-    if sample.location_object:
+    if profile.location_object:
         lat_wire = next(s.wire for s in slots if s.derive == "latitude")
         lon_wire = next(s.wire for s in slots if s.derive == "longitude")
         tokens = {t for s in slots for t in s.column.null_values}
-        columns[sample.location_object] = _location_objects(
+        columns[profile.location_object] = _location_objects(
             columns[lat_wire], columns[lon_wire], tokens
         )
-    for name, value in sample.extra_fields.items():
+    for name, value in profile.extra_fields.items():
         columns[name] = [value] * ctx.n
     names = list(columns)
     # None marks an omitted field (portals drop nulls); filtering while building is cheaper
@@ -583,19 +604,22 @@ def generate_range(
     *,
     seed: int = 0,
     records_per_day: int | None = None,
+    profile: SampleProfile | None = None,
 ) -> Iterator[GeneratedDay]:
     """Days `start` .. `end` (exclusive), each generated independently of the others."""
+    if profile is None:
+        profile = sample_profile(contract)
     day = start
     while day < end:
-        yield generate_day(contract, day, seed=seed, records=records_per_day)
+        yield generate_day(contract, day, seed=seed, records=records_per_day, profile=profile)
         day += timedelta(days=1)
 
 
 def generate_records(
-    contract: Contract, n: int, *, day: date, seed: int = 0
+    contract: Contract, n: int, *, day: date, seed: int = 0, profile: SampleProfile | None = None
 ) -> list[dict[str, Any]]:
     """Exactly `n` records of one day, e.g. for benchmarks."""
-    return generate_day(contract, day, seed=seed, records=n).records
+    return generate_day(contract, day, seed=seed, records=n, profile=profile).records
 
 
 def write_ndjson(records: Iterable[dict[str, Any]], path: Path | str) -> int:

@@ -2,7 +2,8 @@
 
 A contract says everything that differs between datasets: where the data lives, which column
 is the key and which the event time, the columns with their PostgreSQL types, the city's
-bounding box, what is expected of the values and how the stand-in generates sample records.
+bounding box and what is expected of the values. How the dev tooling's generator invents
+sample records is not part of a contract: that lives in include/citypulse_dev/samples/.
 """
 
 from __future__ import annotations
@@ -78,32 +79,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ColumnSample(_Strict):
-    """How the stand-in generator invents values for one column."""
-
-    choices: list[str] | None = None
-    weights: list[float] | None = None
-    pattern: str | None = Field(None, description="'#' becomes a digit, '@' an uppercase letter")
-    int_range: tuple[int, int] | None = None
-    derive: (
-        Literal[
-            "key",
-            "group_id",
-            "event_time",
-            "event_date",
-            "event_time_of_day",
-            "event_year",
-            "latitude",
-            "longitude",
-            "later_time",
-            "row_id",
-        ]
-        | None
-    ) = None
-    null_share: float = Field(0.0, ge=0, le=1)
-    as_json_boolean: bool = False
-
-
 class Column(_Strict):
     """One column: its wire name, its PostgreSQL type and what its values may be."""
 
@@ -116,7 +91,6 @@ class Column(_Strict):
     true_values: list[str] = Field(default_factory=lambda: ["true", "True", "1"])
     false_values: list[str] = Field(default_factory=lambda: ["false", "False", "0"])
     description: str = ""
-    sample: ColumnSample = Field(default_factory=lambda: ColumnSample())
 
     @property
     def wire_name(self) -> str:
@@ -152,28 +126,6 @@ class HolidayCalendar(_Strict):
 
     country: str = Field("US", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
     subdiv: str | None = Field(None, description="state or province code, e.g. NY")
-
-
-class Hotspot(_Strict):
-    lat: float
-    lon: float
-    weight: float = Field(1.0, gt=0)
-    spread_km: float = Field(0.6, gt=0)
-
-
-class DatasetSample(_Strict):
-    """How the stand-in generator shapes a day of records for this dataset."""
-
-    records_per_day: int = Field(300, ge=0)
-    malformed_share: float = Field(0.01, ge=0, le=0.5)
-    hotspot_share: float = Field(0.6, ge=0, le=1)
-    hotspots: list[Hotspot] = Field(default_factory=list)
-    location_object: str | None = Field(
-        None, description="wire field holding a Socrata location object built from lat/lon"
-    )
-    extra_fields: dict[str, str] = Field(
-        default_factory=dict, description="constant wire fields the contract does not load"
-    )
 
 
 class Incremental(_Strict):
@@ -286,7 +238,6 @@ class Contract(_Strict):
         default_factory=list,
         description="wire fields known and deliberately not loaded (no drift warning)",
     )
-    sample: DatasetSample = Field(default_factory=lambda: DatasetSample())
     dashboard: list[Chart] = Field(
         default_factory=list, description="the city's charts in the UI (CityPulse > Charts)"
     )
@@ -371,10 +322,30 @@ class Contract(_Strict):
         return self.column(self.event_time)
 
 
+# Keys contracts used to hold (top level, or per column) and where they went: a contract
+# still carrying one is told so.
+_MOVED_KEYS = {
+    "sample": "sample settings are no longer part of a contract: they live in the dev "
+    "tooling's sample profiles, include/citypulse_dev/samples/<dag_id>.yaml",
+}
+
+
+def _moved_key(loc: tuple[int | str, ...]) -> str | None:
+    """The moved key an unknown-field error is about (`sample`, `columns[3].sample`), if any."""
+    if len(loc) == 1 or (len(loc) == 3 and loc[0] == "columns" and isinstance(loc[1], int)):
+        key = loc[-1]
+        return key if isinstance(key, str) and key in _MOVED_KEYS else None
+    return None
+
+
 def _describe(exc: ValidationError, raw: Any) -> str:
     """Name each failing field the way a person reads the YAML: `columns[3] (status).type`."""
     problems = []
+    moved: dict[str, str] = {}
     for error in exc.errors():
+        key = _moved_key(error["loc"]) if error["type"] == "extra_forbidden" else None
+        if key is not None:
+            moved[key] = _MOVED_KEYS[key]
         parts: list[str] = []
         node = raw
         for loc in error["loc"]:
@@ -390,7 +361,10 @@ def _describe(exc: ValidationError, raw: Any) -> str:
                 node = node.get(loc) if isinstance(node, dict) else None
         where = "".join(parts) or "(top level)"
         problems.append(f"field '{where}': {error['msg']}")
-    return "; ".join(problems)
+    dag_id = raw.get("dag_id") if isinstance(raw, dict) else None
+    if isinstance(dag_id, str):
+        moved = {k: note.replace("<dag_id>", dag_id) for k, note in moved.items()}
+    return "; ".join(problems + [f"({note})" for note in moved.values()])
 
 
 def load_contract(path: Path) -> Contract:
