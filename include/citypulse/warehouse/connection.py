@@ -52,6 +52,7 @@ def embedded_allowed() -> bool:
         return EMBEDDED_WAREHOUSE
     return all(name in LOCAL_EXECUTORS for name in executor_names())
 
+
 _EMBEDDED: dict[Path, Any] = {}
 
 
