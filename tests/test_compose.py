@@ -255,9 +255,11 @@ def test_dockerfile_builds_on_the_pinned_airflow() -> None:
     assert python == f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert re.search(r"^COPY .*requirements\.txt ", text, re.MULTILINE)
     assert re.search(r"^RUN pip install --no-cache-dir -r \S*requirements\.txt$", text, re.M)
-    for folder in ("dags", "include", "plugins"):
+    # The package is installed (pip install .), not put on a path; Airflow's folders beside.
+    assert re.search(r"^RUN pip install --no-cache-dir --no-deps \S+citypulse-src$", text, re.M)
+    for folder in ("dags", "plugins", "include/contracts"):
         assert re.search(rf"^COPY .*{folder}/ /opt/airflow/{folder}/$", text, re.MULTILINE)
-    assert "ENV PYTHONPATH=/opt/airflow/include" in text
+    assert "PYTHONPATH" not in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".citypulse", ".env"} <= set(ignored)
 
@@ -306,7 +308,7 @@ def test_project_folders_mounted_where_airflow_and_pythonpath_look(compose: dict
     # The image's AIRFLOW_HOME is /opt/airflow, so dags_folder defaults to /opt/airflow/dags.
     assert env.get("AIRFLOW__CORE__DAGS_FOLDER", expected["dags"]) == expected["dags"]
     assert expected["include"] in env["PYTHONPATH"].split(":")
-    # dags/city_pipelines.py also finds the package as ../include from its own folder.
+    # CityPulse finds the contracts in include/contracts beside the DAGs folder.
     assert PurePosixPath(expected["dags"]).parent / "include" == PurePosixPath(expected["include"])
 
 
