@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg2 import sql
 from psycopg2.errors import UniqueViolation
@@ -39,6 +39,10 @@ from citypulse.settings import SCHEMA
 from citypulse.storage import StorageRoot, run_prefix
 from citypulse.warehouse.sqlfiles import identifiers, render
 from citypulse.warehouse.tables import ensure_schema, ensure_table, history_table, table_columns
+from citypulse.warehouse.types import Connection, Cursor
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 # Rejects are read and inserted this many at a time.
@@ -91,7 +95,7 @@ def _event_day(record: Any, contract: Contract) -> date | None:
 
 
 def quarantine_rejects(
-    cur: Any, contract: Contract, rejects: Source | Sequence[Source], run_id: str, window: Window
+    cur: Cursor, contract: Contract, rejects: Source | Sequence[Source], run_id: str, window: Window
 ) -> int:
     """Insert the run's rejects, a page at a time; a record already quarantined (a rerun) is
     not repeated."""
@@ -119,7 +123,7 @@ def quarantine_rejects(
 
 
 def upsert_accepted(
-    cur: Any,
+    cur: Cursor,
     contract: Contract,
     accepted: Source | Sequence[Source],
     key_range: Sequence[Any] | None = None,
@@ -149,7 +153,7 @@ def _sources(given: Source | Sequence[Source]) -> list[Source]:
     return list(given) if isinstance(given, list | tuple) else [given]  # type: ignore[list-item]
 
 
-def _copy_each(cur: Any, command: str, sources: Sequence[Source]) -> int:
+def _copy_each(cur: Cursor, command: str, sources: Sequence[Source]) -> int:
     """COPY every source, one after the other, in one statement fed by a thread that reads
     the next blocks while the server ingests (bytes: line breaks inside values stay as
     sent); rows."""
@@ -158,7 +162,7 @@ def _copy_each(cur: Any, command: str, sources: Sequence[Source]) -> int:
     return int(cur.rowcount)
 
 
-def _keys_stored(cur: Any, contract: Contract, key_range: Sequence[Any]) -> bool:
+def _keys_stored(cur: Cursor, contract: Contract, key_range: Sequence[Any]) -> bool:
     """Whether the table holds a key between the two (deleted rows count). SYMMETRIC: text
     keys were ordered by Python, the database orders them by its collation."""
     cur.execute(
@@ -176,7 +180,7 @@ def _copy_command(table: sql.Composable, columns: list[str]) -> sql.Composed:
 
 
 def _copy_new_rows(
-    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source]
+    cur: Cursor, contract: Contract, columns: list[str], sources: Sequence[Source]
 ) -> int | None:
     """COPY the rows into the table; the row count, or None (and nothing written) when a
     key is already there."""
@@ -193,7 +197,7 @@ def _copy_new_rows(
 
 
 def _stage_and_upsert(
-    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source], run_id: str
+    cur: Cursor, contract: Contract, columns: list[str], sources: Sequence[Source], run_id: str
 ) -> tuple[int, int]:
     cur.execute(
         sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
@@ -245,7 +249,7 @@ def _not_older(contract: Contract, incoming: str) -> sql.Composable:
 
 
 def load_batch(
-    conn: Any, contract: Contract, manifest: RunManifest, root: StorageRoot
+    conn: Connection, contract: Contract, manifest: RunManifest, root: StorageRoot
 ) -> LoadResult:
     """Load one validated run's objects in one transaction (the caller's connection commits).
 
@@ -335,9 +339,9 @@ def load_batch(
 
 
 def load_typed_rows(
-    conn: Any,
+    conn: Connection,
     contract: Contract,
-    frame: Any,
+    frame: pd.DataFrame,
     run_id: str,
     window: Window,
     root: StorageRoot,
@@ -373,7 +377,7 @@ def load_typed_rows(
     return load_batch(conn, contract, manifest, root)
 
 
-def read_watermark(cur: Any, contract: Contract) -> str | None:
+def read_watermark(cur: Cursor, contract: Contract) -> str | None:
     """The dataset's watermark, if incremental capture has one for its change column."""
     if contract.change_column is None:
         return None
