@@ -316,7 +316,7 @@ def load_batch(
                 "updated": updated,
                 "unchanged": accepted - inserted - updated,
                 "seconds": round(seconds, 3),
-                "validation": Json(validated.report) if validated.report else None,
+                "validation": Json(validated.report.to_json()) if validated.report else None,
                 "window_rows": extracted.window_rows,
                 "portal_rows": extracted.portal_rows,
                 "change_rows": extracted.change_rows,
