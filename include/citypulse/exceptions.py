@@ -54,6 +54,10 @@ class ManifestError(CityPulseError):
     """A run manifest this CityPulse cannot read (written by another version)."""
 
 
+class HandoffError(CityPulseError):
+    """A hotspot retrain hand-off this CityPulse cannot read (written by another version)."""
+
+
 class ParamsError(CityPulseError):
     """A run's params ask for what no run may do (an end before its start, a window longer
     than the contract allows): terminal."""
