@@ -120,6 +120,8 @@ with DAG(
 
     @task_group(group_id="city")
     def retrain_city(city: str) -> Any:
+        # Each task hands the next the city's CityRetrain (citypulse.model.handoff) as its
+        # versioned XCom JSON, as the city DAGs hand a RunManifest.
         @task(inlets=CITY_ASSETS)
         def check_freshness(city: str, **context: Any) -> dict[str, Any]:
             from citypulse.model import tasks
@@ -127,10 +129,10 @@ with DAG(
             return tasks.check_freshness(city, context)
 
         @task
-        def train(freshness: dict[str, Any], **context: Any) -> dict[str, Any]:
+        def train(fresh: dict[str, Any], **context: Any) -> dict[str, Any]:
             from citypulse.model import tasks
 
-            return tasks.train(freshness, context)
+            return tasks.train(fresh, context)
 
         @task
         def predict(trained: dict[str, Any], **context: Any) -> dict[str, Any]:

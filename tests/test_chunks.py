@@ -170,9 +170,9 @@ def test_the_merged_report_is_the_report_of_one_run_over_every_row(extract: Extr
     contract, manifest, root = extract.contract, extract.manifest, extract.root
     parts = [root.object(part.key) for part in manifest.extracted.parts]
     batch = type_extract(contract, parts, manifest.extracted.window_rows)
-    one_run = run_suite(contract, batch, manifest.window).as_dict()
+    one_run = run_suite(contract, batch, manifest.window).to_json()
     for chunk_rows in (SMALL_CHUNK, 50, 10**9):
-        report = validate_run(contract, manifest, root, chunk_rows).report
+        report = validate_run(contract, manifest, root, chunk_rows).report.to_json()
         assert report == one_run, chunk_rows
     unique = next(
         e

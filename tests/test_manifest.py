@@ -45,7 +45,13 @@ def test_a_manifest_survives_xcom_json_unchanged() -> None:
         Validated(
             accepted=(Part(key="runs/x/accepted.csv", rows=2),),
             rejects=(Part(key="runs/x/rejects.ndjson", rows=1),),
-            report={"expectations": [], "top_reasons": [["a:b", 1]]},
+            report={
+                "extracted": 3,
+                "rejected": 1,
+                "rejected_share": 0.333333,
+                "expectations": [],
+                "top_reasons": [["a:b", 1]],
+            },
             key_range=(10, 99),
         )
     )

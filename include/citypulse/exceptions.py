@@ -6,7 +6,10 @@ task fails at once: no retry can fix a refused query or a misconfiguration).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from citypulse.pipeline.validate.reports import ValidationReport
 
 
 class CityPulseError(Exception):
@@ -28,9 +31,9 @@ class PortalError(CityPulseError):
 class ValidationFailed(CityPulseError):
     """A batch failed validation: too many rejects or a required column is missing."""
 
-    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, report: ValidationReport | None = None) -> None:
         super().__init__(message)
-        # The validation report that made the batch fail (ValidationReport.as_dict()).
+        # The validation report that made the batch fail.
         self.report = report
 
 
@@ -49,6 +52,10 @@ class RunFilesMissing(CityPulseError):
 
 class ManifestError(CityPulseError):
     """A run manifest this CityPulse cannot read (written by another version)."""
+
+
+class HandoffError(CityPulseError):
+    """A hotspot retrain hand-off this CityPulse cannot read (written by another version)."""
 
 
 class ParamsError(CityPulseError):

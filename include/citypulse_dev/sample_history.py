@@ -24,6 +24,7 @@ from citypulse.pipeline.views import build_views
 from citypulse.pipeline.windows import window_for_dates
 from citypulse.storage import StorageRoot
 from citypulse.warehouse.connection import connect
+from citypulse.warehouse.types import Connection
 from citypulse_dev.generator import generate_day
 
 DAYS_PER_LOAD = 14
@@ -71,7 +72,7 @@ def generated_records(
 
 
 def load_days(
-    conn: Any,
+    conn: Connection,
     contract: Contract,
     first: date,
     last: date,

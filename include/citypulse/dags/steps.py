@@ -33,6 +33,7 @@ from citypulse.settings import RUN_RETENTION_DAYS
 if TYPE_CHECKING:
     from citypulse.contracts.contract import Contract
     from citypulse.pipeline.manifest import RunManifest
+    from citypulse.pipeline.run import WindowRun
     from citypulse.pipeline.windows import Window
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def read_manifest(upstream: Any, step: str) -> RunManifest:
         return RunManifest.from_xcom(upstream, task=step)
 
 
-def window_run(dag_id: str) -> Any:
+def window_run(dag_id: str) -> WindowRun:
     """The dataset's `WindowRun` over the configured storage root."""
     from citypulse.contracts.contract import contract_by_id
     from citypulse.pipeline.run import WindowRun

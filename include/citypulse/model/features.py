@@ -28,6 +28,7 @@ from citypulse.model.config import (
     RetrainConfig,
 )
 from citypulse.warehouse.sqlfiles import render
+from citypulse.warehouse.types import Cursor
 
 KEY = ["h3_cell", "local_day"]
 DEFAULT_HOLIDAYS = ("US", None)  # federal holidays when a contract names no calendar
@@ -121,7 +122,7 @@ def _field(calendar: Any, name: str) -> Any:
 
 
 def known_counts(
-    cur: Any,
+    cur: Cursor,
     city: str,
     h3_column: str,
     first_day: date,
@@ -141,7 +142,7 @@ def known_counts(
     )
 
 
-def daily_coverage(cur: Any) -> pd.DataFrame:
+def daily_coverage(cur: Cursor) -> pd.DataFrame:
     """(local_day, records, located) of the counts `known_counts` kept, days with records."""
     cur.execute(render("model/daily_coverage.sql"))
     frame = pd.DataFrame(cur.fetchall(), columns=["local_day", "records", "located"])
@@ -149,13 +150,15 @@ def daily_coverage(cur: Any) -> pd.DataFrame:
     return frame.astype({"records": int, "located": "Int64"}).fillna({"located": 0})
 
 
-def hex_day_counts(cur: Any, first_day: date, last_observed: date, last_day: date) -> pd.DataFrame:
+def hex_day_counts(
+    cur: Cursor, first_day: date, last_observed: date, last_day: date
+) -> pd.DataFrame:
     """The SQL part: zero-filled counts with lags, rolling and long-run means, sorted."""
     cur.execute(
         render("model/hex_day_features.sql"),
         {"first_day": first_day, "last_observed": last_observed, "last_day": last_day},
     )
-    columns = [d[0] for d in cur.description]
+    columns = [d.name for d in cur.description or ()]
     frame = pd.DataFrame(cur.fetchall(), columns=columns)
     frame["local_day"] = pd.to_datetime(frame["local_day"])
     for column in columns[2:]:
@@ -229,7 +232,7 @@ def add_calendar(frame: pd.DataFrame, holidays: set[date]) -> pd.DataFrame:
 
 
 def build_features(
-    cur: Any,
+    cur: Cursor,
     city: str,
     h3_column: str,
     windows: Windows,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from citypulse.settings import SCHEMA
 from citypulse.warehouse.sqlfiles import render
+from citypulse.warehouse.types import Cursor
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def as_of_instant(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
 
 
-def read_freshness(cur: Any, city: str, timezone: str, reference: datetime) -> Freshness:
+def read_freshness(cur: Cursor, city: str, timezone: str, reference: datetime) -> Freshness:
     """The city's freshness from `ingest_runs` and `incidents` (absent tables mean no data)."""
     cur.execute(
         "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",

@@ -23,6 +23,7 @@ from citypulse.model.config import BASELINE_KINDS, DECISION_THRESHOLD, HORIZON_D
 from citypulse.model.features import add_calendar
 from citypulse.model.registry import Champion, load_artifact
 from citypulse.warehouse.sqlfiles import render
+from citypulse.warehouse.types import Cursor
 
 
 def forecast_frame(serving: pd.DataFrame, holidays: set[date], horizon: int) -> pd.DataFrame:
@@ -76,7 +77,7 @@ def cell_geometry(cell: str) -> tuple[float, float, dict[str, Any]]:
     return lat, lon, {"type": "Polygon", "coordinates": [ring]}
 
 
-def upsert_cells(cur: Any, cells: list[str], resolution: int) -> int:
+def upsert_cells(cur: Cursor, cells: list[str], resolution: int) -> int:
     """Store the shapes of cells not yet in `hex_cells`; returns how many were offered."""
     from psycopg2.extras import Json
 
@@ -90,7 +91,7 @@ def upsert_cells(cur: Any, cells: list[str], resolution: int) -> int:
 
 
 def replace_predictions(
-    cur: Any,
+    cur: Cursor,
     city: str,
     resolution: int,
     model_run_id: int,

@@ -23,6 +23,7 @@ from citypulse.settings import SCHEMA
 from citypulse.storage import MODELS_PREFIX, StorageRoot
 from citypulse.warehouse.sqlfiles import render
 from citypulse.warehouse.tables import DDL_LOCK
+from citypulse.warehouse.types import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +59,18 @@ class Champion:
     params: dict[str, Any]
 
 
-def ensure_registry(cur: Any) -> None:
+def ensure_registry(cur: Cursor) -> None:
     """Create the registry tables and the map view if missing (idempotent, serialised)."""
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
     cur.execute(render("model/10_registry.sql", schema_name=sql.Literal(SCHEMA)))
 
 
-def lock_city(cur: Any, city: str) -> None:
+def lock_city(cur: Cursor, city: str) -> None:
     """Serialise registrations of one city until the transaction ends."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"citypulse.model.{city}",))
 
 
-def record(cur: Any, run: ModelRun) -> int:
+def record(cur: Cursor, run: ModelRun) -> int:
     """Insert (or, for a retried task, update) a model's row; returns its id."""
     windows = run.windows
     cur.execute(
@@ -99,7 +100,7 @@ def artifact_key(city: str, model_kind: str, run_id: int) -> str:
 
 
 def save_artifact(
-    cur: Any,
+    cur: Cursor,
     run_id: int,
     run: ModelRun,
     estimator: Any,
@@ -145,7 +146,7 @@ def load_artifact(key: str, root: StorageRoot | None = None) -> tuple[Any, dict[
         return joblib.load(handle), metadata
 
 
-def champion(cur: Any, city: str, resolution: int) -> Champion | None:
+def champion(cur: Cursor, city: str, resolution: int) -> Champion | None:
     """The current champion of a city, row-locked until the transaction ends."""
     cur.execute(render("model/champion.sql"), {"city": city, "resolution": resolution})
     row = cur.fetchone()
@@ -153,7 +154,7 @@ def champion(cur: Any, city: str, resolution: int) -> Champion | None:
 
 
 def publish(
-    cur: Any, run_id: int, reason: str, evidence: dict[str, Any], previous: Champion | None
+    cur: Cursor, run_id: int, reason: str, evidence: dict[str, Any], previous: Champion | None
 ) -> None:
     """Make a model the city's published one, retiring the previous; note why."""
     if previous is not None and previous.id != run_id:
@@ -164,7 +165,7 @@ def publish(
     log.info("model run %s published: %s", run_id, reason)
 
 
-def record_decision(cur: Any, run_id: int, reason: str, evidence: dict[str, Any]) -> None:
+def record_decision(cur: Cursor, run_id: int, reason: str, evidence: dict[str, Any]) -> None:
     cur.execute(
         render("model/record_decision.sql"),
         {"id": run_id, "decision": reason, "evidence": Json(evidence)},
@@ -172,7 +173,7 @@ def record_decision(cur: Any, run_id: int, reason: str, evidence: dict[str, Any]
 
 
 def record_gates(
-    cur: Any,
+    cur: Cursor,
     dag_run_id: str,
     city: str,
     resolution: int,
@@ -195,17 +196,17 @@ def record_gates(
     )
 
 
-def run_metrics(cur: Any, dag_run_id: str) -> list[dict[str, Any]]:
+def run_metrics(cur: Cursor, dag_run_id: str) -> list[dict[str, Any]]:
     """Every model a retrain run registered, per city, baselines first."""
     return _rows(cur, "model/run_metrics.sql", dag_run_id)
 
 
-def run_gates(cur: Any, dag_run_id: str) -> list[dict[str, Any]]:
+def run_gates(cur: Cursor, dag_run_id: str) -> list[dict[str, Any]]:
     """Every city's gate figures of a retrain run."""
     return _rows(cur, "model/run_gates.sql", dag_run_id)
 
 
-def _rows(cur: Any, relative: str, dag_run_id: str) -> list[dict[str, Any]]:
+def _rows(cur: Cursor, relative: str, dag_run_id: str) -> list[dict[str, Any]]:
     cur.execute(render(relative), {"dag_run_id": dag_run_id})
-    names = [d[0] for d in cur.description]
+    names = [d.name for d in cur.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

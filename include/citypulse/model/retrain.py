@@ -27,6 +27,7 @@ from citypulse.model.gates import Gates, coverage_gates
 from citypulse.model.metrics import evaluate
 from citypulse.model.report import significant
 from citypulse.warehouse.connection import connect
+from citypulse.warehouse.types import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def register(
 
 
 def apply(
-    cur: Any,
+    cur: Cursor,
     decision: promotion.Decision,
     ids: dict[str, int],
     config: RetrainConfig,

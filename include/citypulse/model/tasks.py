@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from citypulse.contracts.contract import contract_by_id, load_contracts
+from citypulse.exceptions import HandoffError
 from citypulse.model.config import CitySkipped, RetrainConfig
-from citypulse.model.features import Windows
+from citypulse.model.handoff import CityRetrain
 from citypulse.warehouse.connection import connect
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def ensure_registry() -> None:
 
 
 def check_freshness(city: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The city's hand-off (`CityRetrain`) with its freshness; skipped if it is stale."""
     from citypulse.model.retrain import fresh_city, reference_for
 
     contract, config = contract_by_id(city), config_of(context)
@@ -74,36 +76,43 @@ def check_freshness(city: str, context: dict[str, Any]) -> dict[str, Any]:
     with skipping_city(city):
         freshness = fresh_city(contract, config, reference)
     log.info("%s is fresh: %s", city, freshness.as_dict())
-    return freshness.as_dict()
+    return CityRetrain.of_freshness(freshness).to_xcom()
 
 
-def train(freshness: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    from citypulse.model.freshness import Freshness
+def train(fresh: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The hand-off with what was trained, registered and published."""
     from citypulse.model.retrain import train_city
 
-    city = freshness["city"]
-    contract = contract_by_id(city)
-    state = Freshness(
-        city=city,
-        timezone=contract.timezone,
-        reference=datetime.fromisoformat(freshness["reference"]),
-        last_success_at=_when(freshness["last_success_at"]),
-        first_loaded_day=_day(freshness["first_loaded_day"]),
-        last_loaded_day=_day(freshness["last_loaded_day"]),
-        newest_event_local=_when(freshness["newest_event_local"]),
-    )
-    with skipping_city(city):
-        return train_city(contract, config_of(context), state, context["run_id"])
+    handoff = handed(fresh, "train")
+    with skipping_city(handoff.city):
+        trained = train_city(
+            contract_by_id(handoff.city), config_of(context), handoff.fresh(), context["run_id"]
+        )
+    return handoff.with_trained(trained).to_xcom()
 
 
 def predict(trained: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The hand-off with the forecast the published model wrote."""
     from citypulse.model.retrain import publish_forecast
 
-    city = trained["city"]
-    windows = Windows(**{k: date.fromisoformat(v) for k, v in trained["windows"].items()})
-    known_at = datetime.fromisoformat(trained["known_at"])
-    with skipping_city(city):
-        return publish_forecast(contract_by_id(city), config_of(context), windows, known_at)
+    handoff = handed(trained, "predict")
+    windows, known_at = handoff.windows(), handoff.require_trained().known_at
+    with skipping_city(handoff.city):
+        forecast = publish_forecast(
+            contract_by_id(handoff.city), config_of(context), windows, known_at
+        )
+    return handoff.with_forecast(forecast).to_xcom()
+
+
+def handed(data: Any, task: str) -> CityRetrain:
+    """The upstream task's hand-off; a task failed without retries if it cannot be read
+    (only clearing the city from `check_freshness` helps)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return CityRetrain.from_xcom(data, task=task)
+    except HandoffError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def report(context: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,11 +139,3 @@ def report(context: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def _day(value: str | None) -> date | None:
-    return None if value is None else date.fromisoformat(value)
-
-
-def _when(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from citypulse.exceptions import ManifestError
+from citypulse.pipeline.validate.reports import ValidationReport
 from citypulse.pipeline.windows import Window
 
 # Raise when the manifest's meaning or a run file's layout changes.
@@ -52,9 +53,17 @@ class Validated(_Frozen):
 
     accepted: tuple[Part, ...]
     rejects: tuple[Part, ...]
-    report: dict[str, Any]
+    # What validation found (its JSON in XCom is `ValidationReport.to_json()`); None for rows
+    # loaded without validation (`load_typed_rows`: generated history, tests).
+    report: ValidationReport | None
     # The lowest and highest accepted key (None: no row).
     key_range: tuple[Any, Any] | None
+
+    @field_validator("report", mode="before")
+    @classmethod
+    def _no_report(cls, value: Any) -> Any:
+        # `{}` is how rows loaded without validation said "no report" before it had a type.
+        return None if value == {} else value
 
     @property
     def accepted_rows(self) -> int:

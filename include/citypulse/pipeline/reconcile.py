@@ -30,6 +30,7 @@ from citypulse.pipeline.run_files import read_ndjson
 from citypulse.pipeline.windows import Window
 from citypulse.storage import StorageRoot
 from citypulse.warehouse.sqlfiles import identifier_or_null, render
+from citypulse.warehouse.types import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def portal_days(contract: Contract, client: Any) -> dict[date, DayCount]:
     return days
 
 
-def warehouse_days(cur: Any, contract: Contract) -> dict[date, DayCount]:
+def warehouse_days(cur: Cursor, contract: Contract) -> dict[date, DayCount]:
     """The warehouse's rows (not deleted) plus open rejects, and newest change, per day."""
     change = contract.change_column
     cur.execute(
@@ -112,13 +113,13 @@ def warehouse_days(cur: Any, contract: Contract) -> dict[date, DayCount]:
     return {day: DayCount(int(n), canonical(changed)) for day, n, changed in cur.fetchall()}
 
 
-def covered_days(cur: Any, contract: Contract) -> set[date]:
+def covered_days(cur: Cursor, contract: Contract) -> set[date]:
     """The days the warehouse holds: those of its successful loads' windows."""
     cur.execute(render("reconcile/covered_days.sql"), {"dag_id": contract.dag_id})
     return {day for (day,) in cur.fetchall()}
 
 
-def verified_days(cur: Any, contract: Contract) -> dict[date, DayCount]:
+def verified_days(cur: Cursor, contract: Contract) -> dict[date, DayCount]:
     """Each day's portal signature when the warehouse last agreed with it."""
     cur.execute(render("reconcile/verified_days.sql"), {"dag_id": contract.dag_id})
     return {day: DayCount(int(n), changed) for day, n, changed in cur.fetchall()}

@@ -29,7 +29,10 @@ from citypulse.settings import RUN_RETENTION_DAYS
 from citypulse.storage import StorageRoot
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from citypulse.pipeline.load.batch import LoadResult
+    from citypulse.warehouse.types import Connection
 
 EXTRACT = "extract"
 
@@ -94,7 +97,7 @@ class WindowRun:
         record_validation(manifest, passed=True, report=validated.report, message=None, stage=stage)
         return manifest.with_validated(validated)
 
-    def load(self, conn: Any, manifest: RunManifest) -> LoadResult:
+    def load(self, conn: Connection, manifest: RunManifest) -> LoadResult:
         """Load the validated run in the caller's transaction (COPY + upsert, rejects, audit
         row, watermark): it commits with the caller's connection, or not at all. A caller
         that did not write the run's objects itself checks them first (`require_objects`)."""
@@ -104,7 +107,7 @@ class WindowRun:
 
     def typed_rows(
         self,
-        frame: Any,
+        frame: pd.DataFrame,
         run_id: str,
         window: Window,
         rejects: Iterable[dict[str, Any]] = (),
@@ -140,7 +143,7 @@ class WindowRun:
         validated = Validated(
             accepted=(Part(key=accepted_key, rows=rows),),
             rejects=(Part(key=rejects_key, rows=rejected),),
-            report={},
+            report=None,
             key_range=None if bounds is None else (bounds[0], bounds[1]),
         )
         return RunManifest.of_window(
@@ -161,9 +164,9 @@ class WindowRun:
 
 
 def load_typed_rows(
-    conn: Any,
+    conn: Connection,
     contract: Contract,
-    frame: Any,
+    frame: pd.DataFrame,
     run_id: str,
     window: Window,
     root: StorageRoot,

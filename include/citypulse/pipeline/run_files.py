@@ -24,6 +24,9 @@ from citypulse.contracts.contract import Contract
 from citypulse.settings import PART_ROWS
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
     from citypulse.pipeline.manifest import Part
     from citypulse.storage import StorageRoot, StoredObject
 
@@ -175,7 +178,7 @@ def read_ndjson(source: Source) -> Iterator[dict[str, Any]]:
             yield from records
 
 
-def write_accepted(frame: Any, contract: Contract, target: Source, run_id: str) -> int:
+def write_accepted(frame: pd.DataFrame, contract: Contract, target: Source, run_id: str) -> int:
     """Write typed rows (a pandas DataFrame) of run `run_id` as COPY-ready CSV; returns the
     row count.
 
@@ -207,7 +210,7 @@ def write_accepted(frame: Any, contract: Contract, target: Source, run_id: str) 
     return len(frame)
 
 
-def key_range(frame: Any, contract: Contract) -> list[Any] | None:
+def key_range(frame: pd.DataFrame, contract: Contract) -> list[Any] | None:
     """The lowest and highest key of typed rows (JSON-able, for XCom), or None if none."""
     keys = frame[contract.key].dropna()
     if keys.empty:
@@ -216,7 +219,7 @@ def key_range(frame: Any, contract: Contract) -> list[Any] | None:
     return [b.item() if hasattr(b, "item") else b for b in bounds]
 
 
-def read_wire_table(source: Source, contract: Contract) -> Any:
+def read_wire_table(source: Source, contract: Contract) -> pa.Table | None:
     """An extract part as an Arrow table (the contract's wire fields as strings, boolean and
     other fields as Arrow infers them), or None when Arrow cannot read it so: a value of
     another JSON type in a contract field, a line that is not a JSON object, a field whose

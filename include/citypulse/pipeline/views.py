@@ -10,7 +10,6 @@ was current), so the hotspot model can read the warehouse as it was on a past da
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from psycopg2 import sql
 
@@ -24,6 +23,7 @@ from citypulse.warehouse.tables import (
     history_table,
     table_columns,
 )
+from citypulse.warehouse.types import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def incident_versions_view(contracts: list[Contract]) -> sql.Composed:
     )
 
 
-def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list[str]:
+def build_views(cur: Cursor, contract: Contract, contracts: list[Contract]) -> list[str]:
     """(Re)create the city's views and the cross-city views; returns the views built."""
     ensure_schema(cur)
     for other in contracts:
@@ -100,7 +100,7 @@ def build_views(cur: Any, contract: Contract, contracts: list[Contract]) -> list
     return built
 
 
-def history_views(cur: Any, contract: Contract) -> list[str]:
+def history_views(cur: Cursor, contract: Contract) -> list[str]:
     """`<table>_versions` (every version of every row, with when it was current) and
     `<table>_changes` (each content change: when, by which run, before and after)."""
     columns = table_columns(contract)
@@ -145,7 +145,7 @@ def history_views(cur: Any, contract: Contract) -> list[str]:
 READER_ROLE = "citypulse_reader"
 
 
-def grant_reader(cur: Any) -> None:
+def grant_reader(cur: Cursor) -> None:
     """Let `citypulse_reader` select every view of the schema and nothing else.
 
     Creating the role needs CREATEROLE; without it (a locked-down warehouse user) the grants

@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from citypulse.settings import SCHEMA
+from citypulse.warehouse.types import Cursor
 
 
 @contextmanager
-def reading() -> Iterator[Any]:
+def reading() -> Iterator[Cursor]:
     """A cursor in a read-only transaction: the UI never writes the warehouse."""
     from citypulse.warehouse.connection import connect
 
@@ -20,12 +21,14 @@ def reading() -> Iterator[Any]:
         yield cur
 
 
-def exists(cur: Any, relation: str) -> bool:
+def exists(cur: Cursor, relation: str) -> bool:
     cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{relation}",))
     return bool(cur.fetchone()[0])
 
 
-def fetch(cur: Any, relative: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+def fetch(
+    cur: Cursor, relative: str, params: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     from citypulse.warehouse.sqlfiles import render
 
     cur.execute(render(relative), params or {})

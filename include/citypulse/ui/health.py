@@ -19,6 +19,7 @@ from citypulse.ui.status import (
     flag_low_days,
     human_duration,
 )
+from citypulse.warehouse.types import Cursor
 
 HEALTH_DAYS = 60
 
@@ -83,7 +84,7 @@ def city_health(contracts: list[Contract], now: datetime | None = None) -> list[
     return result
 
 
-def _city_days(cur: Any, dag_id: str, first: date, today: date) -> list[DayCount]:
+def _city_days(cur: Cursor, dag_id: str, first: date, today: date) -> list[DayCount]:
     params = {"dag_id": dag_id, "first_day": first, "last_day": today - timedelta(days=1)}
     return [DayCount(*row) for row in fetch(cur, "ui/city_days.sql", params)]
 

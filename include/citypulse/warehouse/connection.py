@@ -18,13 +18,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from citypulse.exceptions import WarehouseError
 from citypulse.secrets import remember
 from citypulse.settings import EMBEDDED_WAREHOUSE, PGSERVER_DIR, WAREHOUSE_CONN_ID
+from citypulse.warehouse.types import Connection
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection as AirflowConnection
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ def stop_embedded(pgdata: Path = PGSERVER_DIR) -> bool:
     return True
 
 
-def _dsn_from_connection(conn: Any) -> str:
+def _dsn_from_connection(conn: AirflowConnection) -> str:
     from psycopg2.extensions import make_dsn
 
     extra = conn.extra_dejson or {}
@@ -133,7 +137,7 @@ def warehouse_dsn() -> str:
 
 
 @contextmanager
-def connect(dsn: str | None = None) -> Iterator[Any]:
+def connect(dsn: str | None = None) -> Iterator[Connection]:
     """A psycopg2 connection in UTC; committed on success, rolled back on any error."""
     import psycopg2
 

@@ -6,13 +6,12 @@ again and adds what a newer contract or CityPulse added since.
 
 from __future__ import annotations
 
-from typing import Any
-
 from psycopg2 import sql
 
 from citypulse.contracts.contract import Contract
 from citypulse.settings import SCHEMA
 from citypulse.warehouse.sqlfiles import render
+from citypulse.warehouse.types import Cursor
 
 DDL_LOCK = 7_340_001
 # Every typed table's columns besides the contract's, with their types.
@@ -47,13 +46,13 @@ def table_columns(contract: Contract) -> list[str]:
     )
 
 
-def ensure_schema(cur: Any) -> None:
+def ensure_schema(cur: Cursor) -> None:
     """The schema and the shared tables (audit, rejects, watermarks, partition audits)."""
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
     cur.execute(render("schema/10_schema.sql"))
 
 
-def ensure_table(cur: Any, contract: Contract) -> None:
+def ensure_table(cur: Cursor, contract: Contract) -> None:
     """The dataset's typed table and its history, with the columns a newer contract added
     since they were created."""
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
@@ -111,7 +110,7 @@ def ensure_table(cur: Any, contract: Contract) -> None:
         )
 
 
-def _columns(cur: Any, table: str) -> dict[str, str | None]:
+def _columns(cur: Cursor, table: str) -> dict[str, str | None]:
     """The table's columns and their defaults."""
     cur.execute(
         "SELECT column_name, column_default FROM information_schema.columns "

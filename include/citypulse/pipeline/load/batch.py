@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg2 import sql
 from psycopg2.errors import UniqueViolation
@@ -33,6 +33,10 @@ from citypulse.settings import SCHEMA
 from citypulse.storage import StorageRoot
 from citypulse.warehouse.sqlfiles import identifiers, render
 from citypulse.warehouse.tables import ensure_schema, ensure_table, history_table, table_columns
+from citypulse.warehouse.types import Connection, Cursor
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger(__name__)
 # Rejects are read and inserted this many at a time.
@@ -85,7 +89,7 @@ def _event_day(record: Any, contract: Contract) -> date | None:
 
 
 def quarantine_rejects(
-    cur: Any, contract: Contract, rejects: Source | Sequence[Source], run_id: str, window: Window
+    cur: Cursor, contract: Contract, rejects: Source | Sequence[Source], run_id: str, window: Window
 ) -> int:
     """Insert the run's rejects, a page at a time; a record already quarantined (a rerun) is
     not repeated."""
@@ -113,7 +117,7 @@ def quarantine_rejects(
 
 
 def upsert_accepted(
-    cur: Any,
+    cur: Cursor,
     contract: Contract,
     accepted: Source | Sequence[Source],
     key_range: Sequence[Any] | None = None,
@@ -143,7 +147,7 @@ def _sources(given: Source | Sequence[Source]) -> list[Source]:
     return list(given) if isinstance(given, list | tuple) else [given]  # type: ignore[list-item]
 
 
-def _copy_each(cur: Any, command: str, sources: Sequence[Source]) -> int:
+def _copy_each(cur: Cursor, command: str, sources: Sequence[Source]) -> int:
     """COPY every source, one after the other, in one statement fed by a thread that reads
     the next blocks while the server ingests (bytes: line breaks inside values stay as
     sent); rows."""
@@ -152,7 +156,7 @@ def _copy_each(cur: Any, command: str, sources: Sequence[Source]) -> int:
     return int(cur.rowcount)
 
 
-def _keys_stored(cur: Any, contract: Contract, key_range: Sequence[Any]) -> bool:
+def _keys_stored(cur: Cursor, contract: Contract, key_range: Sequence[Any]) -> bool:
     """Whether the table holds a key between the two (deleted rows count). SYMMETRIC: text
     keys were ordered by Python, the database orders them by its collation."""
     cur.execute(
@@ -170,7 +174,7 @@ def _copy_command(table: sql.Composable, columns: list[str]) -> sql.Composed:
 
 
 def _copy_new_rows(
-    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source]
+    cur: Cursor, contract: Contract, columns: list[str], sources: Sequence[Source]
 ) -> int | None:
     """COPY the rows into the table; the row count, or None (and nothing written) when a
     key is already there."""
@@ -187,7 +191,7 @@ def _copy_new_rows(
 
 
 def _stage_and_upsert(
-    cur: Any, contract: Contract, columns: list[str], sources: Sequence[Source], run_id: str
+    cur: Cursor, contract: Contract, columns: list[str], sources: Sequence[Source], run_id: str
 ) -> tuple[int, int]:
     cur.execute(
         sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
@@ -239,7 +243,7 @@ def _not_older(contract: Contract, incoming: str) -> sql.Composable:
 
 
 def load_batch(
-    conn: Any, contract: Contract, manifest: RunManifest, root: StorageRoot
+    conn: Connection, contract: Contract, manifest: RunManifest, root: StorageRoot
 ) -> LoadResult:
     """Load one validated run's objects in one transaction (the caller's connection commits).
 
@@ -306,7 +310,7 @@ def load_batch(
                 "updated": updated,
                 "unchanged": accepted - inserted - updated,
                 "seconds": round(seconds, 3),
-                "validation": Json(validated.report) if validated.report else None,
+                "validation": Json(validated.report.to_json()) if validated.report else None,
                 "window_rows": extracted.window_rows,
                 "portal_rows": extracted.portal_rows,
                 "change_rows": extracted.change_rows,
@@ -328,7 +332,7 @@ def load_batch(
     return result
 
 
-def read_watermark(cur: Any, contract: Contract) -> str | None:
+def read_watermark(cur: Cursor, contract: Contract) -> str | None:
     """The dataset's watermark, if incremental capture has one for its change column."""
     if contract.change_column is None:
         return None

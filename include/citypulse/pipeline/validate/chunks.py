@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citypulse.contracts.contract import Contract
 from citypulse.pipeline import run_files
 from citypulse.pipeline.run_files import Source
 from citypulse.pipeline.validate import typing_rules
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 from citypulse.pipeline.validate.typing_rules import TypedBatch
 
 
@@ -65,7 +68,7 @@ class ChunkReader:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self._source: Source | None = None
-        self._table: Any = None
+        self._table: pa.Table | None = None
         self._records: Iterator[dict[str, Any]] | None = None
         self._position = 0
 
@@ -86,7 +89,7 @@ class ChunkReader:
             self._close()
         return batch
 
-    def _part_table(self, chunk: Chunk) -> Any:
+    def _part_table(self, chunk: Chunk) -> pa.Table | None:
         if chunk.source is not self._source:
             self._close()
             self._source = chunk.source

@@ -12,7 +12,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,23 +36,13 @@ from citypulse.pipeline.validate.chunks import (
     PartSizeMismatch,
     plan_chunks,
 )
+from citypulse.pipeline.validate.reports import ExpectationOutcome, ValidationReport
 from citypulse.pipeline.validate.typing_rules import TypedBatch
 from citypulse.pipeline.windows import Window
 from citypulse.storage import StorageRoot
 
 log = logging.getLogger(__name__)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-@dataclass
-class ExpectationOutcome:
-    """One expectation's verdict as it goes into the run's validation report."""
-
-    expectation: str
-    column: str | None
-    success: bool
-    unexpected: int
-    unexpected_percent: float | None
 
 
 @dataclass
@@ -78,7 +68,13 @@ class ExpectationCounts:
     def outcome(self) -> ExpectationOutcome:
         """The verdict as Great Expectations words it (its `_format_map_output`)."""
         if not self.counted:
-            return ExpectationOutcome(self.expectation, self.column, self.success, 0, None)
+            return ExpectationOutcome(
+                expectation=self.expectation,
+                column=self.column,
+                success=self.success,
+                unexpected=0,
+                unexpected_percent=None,
+            )
         known = self.rows > 0 and self.considered > 0
         percent = self.unexpected / self.considered * 100 if known else None
         success = (
@@ -87,7 +83,13 @@ class ExpectationCounts:
             else (float(self.considered) - float(self.unexpected)) / float(self.considered)
             >= self.mostly
         )
-        return ExpectationOutcome(self.expectation, self.column, success, self.unexpected, percent)
+        return ExpectationOutcome(
+            expectation=self.expectation,
+            column=self.column,
+            success=success,
+            unexpected=self.unexpected,
+            unexpected_percent=percent,
+        )
 
 
 @dataclass
@@ -100,45 +102,24 @@ class ChunkReport:
     reasons: Counter[str]
 
 
-@dataclass
-class ValidationReport:
-    extracted: int
-    rejected: int
-    outcomes: list[ExpectationOutcome] = field(default_factory=list)
-    top_reasons: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def rejected_share(self) -> float:
-        return self.rejected / self.extracted if self.extracted else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "extracted": self.extracted,
-            "rejected": self.rejected,
-            "rejected_share": round(self.rejected_share, 6),
-            "expectations": [o.__dict__ for o in self.outcomes],
-            "top_reasons": self.top_reasons,
-        }
-
-    @classmethod
-    def merged(cls, chunks: Sequence[ChunkReport]) -> ValidationReport:
-        """The report of a run from its chunks' (in order): what one chunk of all the rows
-        would give."""
-        counts: list[ExpectationCounts] = []
-        reasons: Counter[str] = Counter()
-        for chunk in chunks:
-            if not counts:
-                counts = [replace(c) for c in chunk.counts]
-            elif chunk.counts:
-                for total, one in zip(counts, chunk.counts, strict=True):
-                    total.add(one)
-            reasons.update(chunk.reasons)
-        return cls(
-            sum(c.rows for c in chunks),
-            sum(c.rejected for c in chunks),
-            [c.outcome() for c in counts],
-            reasons.most_common(10),
-        )
+def merged_report(chunks: Sequence[ChunkReport]) -> ValidationReport:
+    """The report of a run from its chunks' (in order): what one chunk of all the rows
+    would give."""
+    counts: list[ExpectationCounts] = []
+    reasons: Counter[str] = Counter()
+    for chunk in chunks:
+        if not counts:
+            counts = [replace(c) for c in chunk.counts]
+        elif chunk.counts:
+            for total, one in zip(counts, chunk.counts, strict=True):
+                total.add(one)
+        reasons.update(chunk.reasons)
+    return ValidationReport(
+        extracted=sum(c.rows for c in chunks),
+        rejected=sum(c.rejected for c in chunks),
+        expectations=tuple(c.outcome() for c in counts),
+        top_reasons=tuple(reasons.most_common(10)),
+    )
 
 
 def build_suite(contract: Contract, window: Window | None) -> Any:
@@ -246,7 +227,7 @@ class SuiteRunner:
 
 def run_suite(contract: Contract, batch: TypedBatch, window: Window | None) -> ValidationReport:
     """Validate a typed batch; add each failing row's reason to the batch."""
-    return ValidationReport.merged([SuiteRunner(contract, window).check(batch)])
+    return merged_report([SuiteRunner(contract, window).check(batch)])
 
 
 def _reason_kind(reason: str) -> str:
@@ -299,7 +280,7 @@ def enforce(contract: Contract, batch: TypedBatch, report: ValidationReport) -> 
             f"{contract.dag_id}: required column(s) {batch.absent_required} are missing from "
             f"every record the portal sent (schema drift at {contract.portal}/"
             f"{contract.dataset_id}?); nothing was loaded",
-            report=report.as_dict(),
+            report=report,
         )
     if report.rejected_share > contract.reject_threshold:
         reasons = "; ".join(f"{reason} ({count})" for reason, count in report.top_reasons[:5])
@@ -308,7 +289,7 @@ def enforce(contract: Contract, batch: TypedBatch, report: ValidationReport) -> 
             f"({report.rejected_share:.1%}) failed validation, above the contract's "
             f"{contract.reject_threshold:.0%} threshold; nothing was loaded. "
             f"Top reasons: {reasons}",
-            report=report.as_dict(),
+            report=report,
         )
     if batch.unknown_fields:
         log.warning(
@@ -343,7 +324,7 @@ def validate_run(
         for prefix in prefixes:
             root.remove(prefix)
         raise
-    report = ValidationReport.merged([w.report for w in written])
+    report = merged_report([w.report for w in written])
     log.info(
         "%s: %d extracted in %d chunk(s), %d accepted, %d rejected (%.2f%%)",
         contract.dag_id,
@@ -357,7 +338,7 @@ def validate_run(
     return Validated(
         accepted=tuple(w.accepted for w in written),
         rejects=tuple(w.rejects for w in written),
-        report=report.as_dict(),
+        report=report,
         key_range=(min(b[0] for b in bounds), max(b[1] for b in bounds)) if bounds else None,
     )
 
@@ -402,7 +383,7 @@ def _validate_chunks(
     if written:  # a required column absent from every record is absent from every chunk
         absent = set.intersection(*(set(w.absent_required) for w in written))
         whole.absent_required = [c for c in written[0].absent_required if c in absent]
-    enforce(contract, whole, ValidationReport.merged([w.report for w in written]))
+    enforce(contract, whole, merged_report([w.report for w in written]))
     return written
 
 

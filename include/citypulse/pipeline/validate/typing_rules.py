@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from citypulse.contracts.contract import Column, Contract
 from citypulse.pipeline import run_files
 from citypulse.pipeline.run_files import Source, gc_paused, read_lines_at
 from citypulse.storage import StoredObject
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Standard columns every typed table has besides the dataset's own (see RESERVED_COLUMNS).
 DERIVED_COLUMNS = ("event_time", "h3_r8", "h3_r7")
@@ -400,7 +403,9 @@ def type_extract(
     return batch
 
 
-def type_table(contract: Contract, table: Any, window_rows: int | None = None) -> TypedBatch | None:
+def type_table(
+    contract: Contract, table: pa.Table, window_rows: int | None = None
+) -> TypedBatch | None:
     """`type_records` for an Arrow table of wire strings (`run_files.read_wire_table`); None
     when a required field holds no value in any record, where only the records can tell an
     absent field (schema drift) from one sent as null."""
