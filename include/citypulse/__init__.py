@@ -15,7 +15,8 @@ Packages, from the outside in (each `__init__` maps its modules):
 - `ui`         the pages and JSON API the Airflow plugin mounts
 - `cli`        the `citypulse` console script
 
-`settings`, `exceptions` and `secrets` serve them all. Development tooling (the SODA
+`settings`, `exceptions`, `secrets` and `versioned` (what tasks hand on in XCom, read only in
+the version they know) serve them all. Development tooling (the SODA
 stand-in, the record generator, `make demo`, sample history) lives in `citypulse_dev`,
 which the product never imports. Importing this package is cheap: no module imports
 pandas, sodapy, psycopg2 or Great Expectations until a task runs.

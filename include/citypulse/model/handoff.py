@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from citypulse.exceptions import HandoffError
+from citypulse.versioned import read_versioned
 
 if TYPE_CHECKING:
     from citypulse.model.features import Windows
@@ -134,20 +135,14 @@ class CityRetrain(_Frozen):
     @classmethod
     def from_xcom(cls, data: Any, *, task: str) -> CityRetrain:
         """The hand-off an upstream task returned, or HandoffError saying how to recover."""
-        version = data.get("version") if isinstance(data, dict) else None
-        if version != HANDOFF_VERSION:
-            written = f"version {version}" if version is not None else "no hand-off version"
-            raise HandoffError(
-                f"`{task}` was handed a city retrain hand-off of {written}; this CityPulse "
-                f"reads version {HANDOFF_VERSION}. The run was started by another CityPulse "
-                "version: clear the city from `check_freshness` (Clear → downstream) to "
-                "retrain it again"
-            )
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise HandoffError(
-                f"`{task}` was handed a malformed city retrain hand-off ({exc.error_count()} "
-                f"error(s): {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}); clear the "
-                "city from `check_freshness`"
-            ) from None
+        return read_versioned(
+            cls,
+            data,
+            version=HANDOFF_VERSION,
+            task=task,
+            what="city retrain hand-off",
+            error=HandoffError,
+            recover="clear the city from `check_freshness` (Clear → downstream) to retrain it "
+            "again",
+            recover_malformed="clear the city from `check_freshness`",
+        )

@@ -12,11 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from citypulse.exceptions import ManifestError
 from citypulse.pipeline.validate.reports import ValidationReport
 from citypulse.pipeline.windows import Window
+from citypulse.versioned import read_versioned
 
 # Raise when the manifest's meaning or a run file's layout changes.
 MANIFEST_VERSION = 1
@@ -143,19 +144,13 @@ class RunManifest(_Frozen):
     @classmethod
     def from_xcom(cls, data: Any, *, task: str) -> RunManifest:
         """The manifest an upstream task returned, or ManifestError saying how to recover."""
-        version = data.get("version") if isinstance(data, dict) else None
-        if version != MANIFEST_VERSION:
-            written = f"version {version}" if version is not None else "no manifest version"
-            raise ManifestError(
-                f"`{task}` was handed a run manifest of {written}; this CityPulse reads version "
-                f"{MANIFEST_VERSION}. The run was started by another CityPulse version: clear "
-                "it from `extract` (Clear → downstream) to extract and validate it again"
-            )
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ManifestError(
-                f"`{task}` was handed a malformed run manifest ({exc.error_count()} error(s): "
-                f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}); clear the run from "
-                "`extract`"
-            ) from None
+        return read_versioned(
+            cls,
+            data,
+            version=MANIFEST_VERSION,
+            task=task,
+            what="run manifest",
+            error=ManifestError,
+            recover="clear it from `extract` (Clear → downstream) to extract and validate it again",
+            recover_malformed="clear the run from `extract`",
+        )
