@@ -11,10 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
 from citypulse.exceptions import HandoffError
-from citypulse.versioned import read_versioned
+from citypulse.versioned import Frozen, read_versioned
 
 if TYPE_CHECKING:
     from citypulse.model.features import Windows
@@ -24,11 +22,7 @@ if TYPE_CHECKING:
 HANDOFF_VERSION = 1
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FreshState(_Frozen):
+class FreshState(Frozen):
     """The city's freshness as `check_freshness` judged it (model.freshness.Freshness)."""
 
     timezone: str
@@ -39,7 +33,7 @@ class FreshState(_Frozen):
     newest_event_local: datetime | None
 
 
-class TrainedDays(_Frozen):
+class TrainedDays(Frozen):
     """The newest fold's days (model.features.Windows)."""
 
     feature_start: date
@@ -49,7 +43,7 @@ class TrainedDays(_Frozen):
     test_end: date
 
 
-class Trained(_Frozen):
+class Trained(Frozen):
     """What `train` registered and decided (retrain.train_city)."""
 
     dag_run_id: str
@@ -65,7 +59,7 @@ class Trained(_Frozen):
     known_at: datetime  # the instant the training data was read as of
 
 
-class Forecast(_Frozen):
+class Forecast(Frozen):
     """What `predict` wrote (retrain.publish_forecast)."""
 
     model_run_id: int
@@ -76,7 +70,7 @@ class Forecast(_Frozen):
     flagged: int
 
 
-class CityRetrain(_Frozen):
+class CityRetrain(Frozen):
     """One city's retrain, as far as it got."""
 
     version: int = HANDOFF_VERSION

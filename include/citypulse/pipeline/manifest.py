@@ -12,29 +12,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import field_validator
 
 from citypulse.exceptions import ManifestError
 from citypulse.pipeline.validate.reports import ValidationReport
 from citypulse.pipeline.windows import Window
-from citypulse.versioned import read_versioned
+from citypulse.versioned import Frozen, read_versioned
 
 # Raise when the manifest's meaning or a run file's layout changes.
 MANIFEST_VERSION = 1
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Part(_Frozen):
+class Part(Frozen):
     """One object of a run: its key under the storage root and the records it holds."""
 
     key: str
     rows: int
 
 
-class Extracted(_Frozen):
+class Extracted(Frozen):
     """What `extract` wrote: the portal's records in parts, window rows first."""
 
     parts: tuple[Part, ...]
@@ -49,7 +45,7 @@ class Extracted(_Frozen):
     watermark: str | None = None
 
 
-class Validated(_Frozen):
+class Validated(Frozen):
     """What `validate` wrote: typed rows ready for COPY, and the rejects with their reasons."""
 
     accepted: tuple[Part, ...]
@@ -75,7 +71,7 @@ class Validated(_Frozen):
         return sum(part.rows for part in self.rejects)
 
 
-class RunManifest(_Frozen):
+class RunManifest(Frozen):
     """Where one run's objects are and what each task found."""
 
     version: int = MANIFEST_VERSION

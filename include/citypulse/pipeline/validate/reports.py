@@ -21,12 +21,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     SerializerFunctionWrapHandler,
     model_serializer,
     model_validator,
 )
+
+from citypulse.versioned import Frozen
 
 if TYPE_CHECKING:
     from citypulse.pipeline.manifest import RunManifest
@@ -34,11 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ExpectationOutcome(_Frozen):
+class ExpectationOutcome(Frozen):
     """One expectation's verdict over every row of the run."""
 
     expectation: str  # the Great Expectations type, e.g. expect_column_values_to_be_unique
@@ -48,7 +44,7 @@ class ExpectationOutcome(_Frozen):
     unexpected_percent: float | None  # of the rows it considered (None: it counts no rows)
 
 
-class ValidationReport(_Frozen):
+class ValidationReport(Frozen):
     """What validation found in one run: counts, each expectation's verdict, the reasons
     rows were rejected for most often (grouped by wording, most frequent first)."""
 
