@@ -91,7 +91,6 @@ def airflow_env(meta_url: str) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "SOCRATA_BASE_URL": f"http://127.0.0.1:{STANDIN_PORT}",
         "CITYPULSE_DATA_DIR": str(DATA_DIR),
-        "PYTHONPATH": str(PROJECT_ROOT / "include"),
         "GX_ANALYTICS_ENABLED": "False",
         # `airflow standalone` starts its components as `airflow ...`: use this venv's.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
