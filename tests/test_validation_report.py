@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from citypulse.pipeline.manifest import MANIFEST_VERSION, Extracted, Part, RunManifest, Validated
-from citypulse.pipeline.validate.reports import ExpectationOutcome, ValidationReport
+from citypulse.pipeline.validate.outcome import ExpectationOutcome, ValidationReport
 
 # The JSON a run's report had before it had a type (ValidationReport.as_dict of the dataclass).
 STORED: dict[str, Any] = {

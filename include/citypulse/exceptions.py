@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from citypulse.pipeline.validate.reports import ValidationReport
+    from citypulse.pipeline.validate.outcome import ValidationReport
 
 
 class CityPulseError(Exception):

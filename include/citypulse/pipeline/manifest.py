@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import field_validator
 
 from citypulse.exceptions import ManifestError
-from citypulse.pipeline.validate.reports import ValidationReport
+from citypulse.pipeline.validate.outcome import ValidationReport
 from citypulse.pipeline.windows import Window
 from citypulse.versioned import Frozen, read_versioned
 

@@ -36,7 +36,7 @@ from citypulse.pipeline.validate.chunks import (
     PartSizeMismatch,
     plan_chunks,
 )
-from citypulse.pipeline.validate.reports import ExpectationOutcome, ValidationReport
+from citypulse.pipeline.validate.outcome import ExpectationOutcome, ValidationReport
 from citypulse.pipeline.validate.typing_rules import TypedBatch
 from citypulse.pipeline.windows import Window
 from citypulse.storage import StorageRoot
