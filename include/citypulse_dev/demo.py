@@ -237,7 +237,8 @@ def publications(warehouse: str) -> list[tuple[Any, ...]]:
     with psycopg2.connect(warehouse) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.hotspot_publication",))
         rows: list[tuple[Any, ...]] = []
-        if cur.fetchone()[0]:
+        exists = cur.fetchone()
+        if exists and exists[0]:
             cur.execute(render("publications.sql", directory=SQL_DIR))
             rows = cur.fetchall()
     conn.close()

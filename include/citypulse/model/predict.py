@@ -22,7 +22,7 @@ from citypulse.model import models
 from citypulse.model.config import BASELINE_KINDS, DECISION_THRESHOLD, HORIZON_DAYS
 from citypulse.model.features import add_calendar
 from citypulse.model.registry import Champion, load_artifact
-from citypulse.warehouse.sqlfiles import render
+from citypulse.warehouse.sqlfiles import as_text, render
 from citypulse.warehouse.types import Cursor
 
 
@@ -86,7 +86,7 @@ def upsert_cells(cur: Cursor, cells: list[str], resolution: int) -> int:
         lat, lon, polygon = cell_geometry(cell)
         rows.append((cell, resolution, lat, lon, Json(polygon)))
     if rows:
-        execute_values(cur, render("model/upsert_hex_cells.sql").as_string(cur), rows)
+        execute_values(cur, as_text(render("model/upsert_hex_cells.sql"), cur), rows)
     return len(rows)
 
 
@@ -128,5 +128,5 @@ def replace_predictions(
             strict=True,
         )
     ]
-    execute_values(cur, render("model/insert_predictions.sql").as_string(cur), rows, page_size=2000)
+    execute_values(cur, as_text(render("model/insert_predictions.sql"), cur), rows, page_size=2000)
     return len(rows)

@@ -29,7 +29,7 @@ from citypulse.pipeline.run import WindowRun
 from citypulse.pipeline.run_files import read_ndjson
 from citypulse.pipeline.windows import Window
 from citypulse.storage import StorageRoot
-from citypulse.warehouse.sqlfiles import identifier_or_null, render
+from citypulse.warehouse.sqlfiles import as_text, identifier_or_null, render
 from citypulse.warehouse.types import Cursor
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def audit(contract: Contract, run_id: str, root: StorageRoot, prefix: str) -> Au
     with connect() as conn, conn.cursor() as cur:
         execute_values(
             cur,
-            render("reconcile/verify_days.sql").as_string(cur),
+            as_text(render("reconcile/verify_days.sql"), cur),
             [(contract.dag_id, day, portal[day].rows, portal[day].changed) for day in agreed],
             page_size=1000,
         )

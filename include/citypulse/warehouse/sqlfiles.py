@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from psycopg2 import sql
 
 from citypulse.settings import SCHEMA, SQL_DIR
+
+if TYPE_CHECKING:
+    from citypulse.warehouse.types import Cursor
 
 
 @cache
@@ -20,10 +23,16 @@ def sql_text(relative: str, directory: Path = SQL_DIR) -> str:
 def render(relative: str, *, directory: Path = SQL_DIR, **parts: Any) -> sql.Composed:
     """A SQL file (under `directory`) with `{schema}` and every named part quoted as an
     identifier or composed."""
-    values = {"schema": sql.Identifier(SCHEMA)}
+    values: dict[str, sql.Composable] = {"schema": sql.Identifier(SCHEMA)}
     for name, value in parts.items():
         values[name] = value if isinstance(value, sql.Composable) else sql.Identifier(value)
     return sql.SQL(sql_text(relative, directory)).format(**values)
+
+
+def as_text(statement: sql.Composable, cur: Cursor) -> str:
+    """The statement as text, quoted for `cur`'s connection (COPY and `execute_values` take
+    text). psycopg2 types the argument as its own classes; any conforming cursor works."""
+    return statement.as_string(cast(Any, cur))
 
 
 def identifier_or_null(name: str | None) -> sql.Composable:

@@ -2,7 +2,7 @@
 `conn: Connection` may call, and nothing more.
 
 psycopg2's cursors and connections satisfy them structurally (`_conforms` below has mypy
-check it wherever psycopg2's stubs, `types-psycopg2`, are installed). This module imports
+check it: requirements-dev pins psycopg2's stubs, `types-psycopg2`). This module imports
 nothing heavy: annotations name psycopg2 only for type checkers.
 """
 

@@ -31,7 +31,7 @@ from citypulse.pipeline.run_files import (
 from citypulse.pipeline.windows import Window
 from citypulse.settings import SCHEMA
 from citypulse.storage import StorageRoot
-from citypulse.warehouse.sqlfiles import identifiers, render
+from citypulse.warehouse.sqlfiles import as_text, identifiers, render
 from citypulse.warehouse.tables import ensure_schema, ensure_table, history_table, table_columns
 from citypulse.warehouse.types import Connection, Cursor
 
@@ -108,7 +108,7 @@ def quarantine_rejects(
         for source in _sources(rejects)
         for item in read_ndjson(source)
     )
-    statement = render("load/rejects.sql").as_string(cur)
+    statement = as_text(render("load/rejects.sql"), cur)
     count = 0
     while page := list(islice(rows, REJECTS_PAGE_ROWS)):
         execute_values(cur, statement, page, page_size=REJECTS_PAGE_ROWS)
@@ -181,7 +181,7 @@ def _copy_new_rows(
     cur.execute("SAVEPOINT copy_new_rows")
     try:
         table = sql.Identifier(SCHEMA, contract.table)
-        copied = _copy_each(cur, _copy_command(table, columns).as_string(cur), sources)
+        copied = _copy_each(cur, as_text(_copy_command(table, columns), cur), sources)
     except UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT copy_new_rows")
         log.info("%s: a key of this batch is stored already: upserting", contract.dag_id)
@@ -198,7 +198,7 @@ def _stage_and_upsert(
             identifiers(columns), sql.Identifier(SCHEMA, contract.table)
         )
     )
-    _copy_each(cur, _copy_command(sql.Identifier("stage"), columns).as_string(cur), sources)
+    _copy_each(cur, as_text(_copy_command(sql.Identifier("stage"), columns), cur), sources)
     # The row's data: what tells a changed row from a repeated one (not lineage, not
     # event_time_utc, which follows from event_time); its content: the data but the change
     # column, which a re-stamping portal moves without changing anything.
