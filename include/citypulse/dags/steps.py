@@ -14,6 +14,7 @@ imported inside the steps.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -142,8 +143,6 @@ def window_run(dag_id: str) -> WindowRun:
 def extract(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
     """Check the storage root, then write the window's records (and changes since the
     watermark) as parts under the run's prefix; returns the run manifest."""
-    import time
-
     from citypulse.storage import run_prefix
 
     started = time.time()

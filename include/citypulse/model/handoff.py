@@ -8,6 +8,7 @@ recover. Light (pydantic and the standard library only): the DAG file may name i
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -81,17 +82,8 @@ class CityRetrain(Frozen):
 
     @classmethod
     def of_freshness(cls, freshness: Freshness) -> CityRetrain:
-        return cls(
-            city=freshness.city,
-            freshness=FreshState(
-                timezone=freshness.timezone,
-                reference=freshness.reference,
-                last_success_at=freshness.last_success_at,
-                first_loaded_day=freshness.first_loaded_day,
-                last_loaded_day=freshness.last_loaded_day,
-                newest_event_local=freshness.newest_event_local,
-            ),
-        )
+        fields = {k: v for k, v in asdict(freshness).items() if k != "city"}
+        return cls(city=freshness.city, freshness=FreshState(**fields))
 
     def fresh(self) -> Freshness:
         """The freshness to train on (imports the model's modules: call inside a task)."""

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from citypulse.pipeline.load.batch import LoadResult
     from citypulse.warehouse.types import Connection
 
-EXTRACT = "extract"
-
 
 @dataclass(frozen=True)
 class WindowRun:
