@@ -2,12 +2,15 @@
 
 Every secret a task reads is remembered here and handed to Airflow's masker; `redact` takes
 them out of any text CityPulse itself logs, raises, alerts or posts, so none depends on
-Airflow's masking (which `airflow dags test` does not apply).
+Airflow's masking (which `airflow dags test` does not apply). A URL that is a credential (a
+webhook's) is remembered by its parts too: libraries quote it in pieces (urllib3's "host=...,
+port=...: Max retries exceeded with url: /path?query"), never whole.
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,20 @@ def remember(*values: str | None) -> None:
             mask_secret(value)
     except Exception:  # outside a task (tools, tests): our own redaction still applies
         log.debug("Airflow's secret masker is not available here")
+
+
+def remember_url(url: str | None) -> None:
+    """Hide a URL that carries a secret: whole, and each part a message may quote apart from
+    it (path with query, path, each query value, the userinfo's password). The host and the
+    port stay visible: they name the server, and the secret is in the rest (Slack and Teams
+    webhooks carry it in the path)."""
+    if not url:
+        return
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    path_and_query = f"{parts.path}?{parts.query}" if parts.query else parts.path
+    values = [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+    path = parts.path if parts.path != "/" else None
+    remember(url, path_and_query, path, parts.password, *values)
 
 
 def redact(text: str) -> str:

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from citypulse.secrets import redact, remember
+from citypulse.secrets import redact, remember, remember_url
 
 ALERT_CONN_ID = "citypulse_alerts"
 # The logger name operators filter on; it predates the package layout.
@@ -51,6 +51,7 @@ async def on_deadline_missed(**kwargs: Any) -> None:
 
 
 def _post_webhook(payload: dict[str, str]) -> None:
+    failure = None
     try:
         from airflow.sdk import BaseHook
         from airflow.sdk.exceptions import AirflowNotFoundException
@@ -63,12 +64,17 @@ def _post_webhook(payload: dict[str, str]) -> None:
             import requests
 
             # A webhook URL often is the credential (Slack, Teams): never shown anywhere.
-            remember(conn.password, conn.host)
+            url = _webhook_url(conn.host, conn.schema)
+            remember(conn.password)
+            remember_url(url)
             body = {key: redact(value) for key, value in payload.items()}
-            requests.post(_webhook_url(conn.host, conn.schema), json=body, timeout=10)
+            requests.post(url, json=body, timeout=10)
     except Exception as exc:  # an alert must never mask what it reports
-        # No traceback: the webhook's URL (often its credential) would be in it.
-        log.error("CITYPULSE_ALERT webhook failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+        failure = redact(f"{type(exc).__name__}: {exc}")
+    if failure is not None:
+        # Logged outside the handler, so no traceback of it can reach a log (a handler that
+        # fails prints the exception being handled): the webhook's URL would be in it.
+        log.error("CITYPULSE_ALERT webhook failed: %s", failure)
 
 
 def _webhook_url(host: str, scheme: str | None) -> str:
