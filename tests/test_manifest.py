@@ -77,7 +77,6 @@ def test_a_manifest_is_frozen_and_knows_no_extra_fields() -> None:
     [
         ({"run_id": "x", "run_dir": "/srv/runs/x", "accepted_format": 2}, "no manifest version"),
         ({"version": MANIFEST_VERSION + 1}, f"version {MANIFEST_VERSION + 1}"),
-        (None, "no manifest version"),
     ],
 )
 def test_a_manifest_of_another_version_is_refused_saying_how_to_recover(
@@ -88,6 +87,17 @@ def test_a_manifest_of_another_version_is_refused_saying_how_to_recover(
     message = str(caught.value)
     assert named in message and f"reads version {MANIFEST_VERSION}" in message
     assert "clear it from `extract`" in message
+    assert not caught.value.transient
+
+
+def test_no_manifest_at_all_says_the_task_before_has_not_succeeded() -> None:
+    # What a task is handed when its upstream failed (`airflow tasks test` runs it anyway):
+    # not "another CityPulse version", which would send the operator the wrong way.
+    with pytest.raises(ManifestError) as caught:
+        RunManifest.from_xcom(None, task="load")
+    message = str(caught.value)
+    assert "`load` was handed no run manifest: the task before it has not succeeded" in message
+    assert "another CityPulse version" not in message and "clear it from `extract`" in message
     assert not caught.value.transient
 
 

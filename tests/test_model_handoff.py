@@ -90,7 +90,6 @@ def test_a_handoff_not_yet_trained_cannot_predict() -> None:
     [
         ({"city": "nyc_311", "reference": "2025-09-01T04:00:00+00:00"}, "no hand-off version"),
         ({"version": HANDOFF_VERSION + 1}, f"version {HANDOFF_VERSION + 1}"),
-        (None, "no hand-off version"),
     ],
 )
 def test_a_handoff_of_another_version_is_refused_saying_how_to_recover(
@@ -107,3 +106,9 @@ def test_a_handoff_of_another_version_is_refused_saying_how_to_recover(
 def test_a_malformed_handoff_is_refused() -> None:
     with pytest.raises(HandoffError, match="malformed"):
         CityRetrain.from_xcom({**fresh().to_xcom(), "run_dir": "/tmp/x"}, task="predict")
+
+
+def test_no_handoff_at_all_says_the_task_before_has_not_succeeded() -> None:
+    with pytest.raises(HandoffError, match="the task before it has not succeeded") as caught:
+        CityRetrain.from_xcom(None, task="train")
+    assert "another CityPulse version" not in str(caught.value)

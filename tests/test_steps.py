@@ -37,3 +37,26 @@ def test_an_unknown_step_fails_when_the_dag_is_built_naming_the_known_ones() -> 
 def test_a_step_may_run_under_another_task_id() -> None:
     operator = CityStepOperator(step="housekeeping", task_id="tidy_up")
     assert operator.task_id == "tidy_up" and operator.step is STEPS["housekeeping"]
+
+
+def test_housekeeping_with_a_missing_storage_connection_fails_at_once_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from citypulse import settings
+
+    monkeypatch.setattr(settings, "STORAGE_URL", "s3://no_such_conn@bucket/prefix")
+    with pytest.raises(AirflowFailException, match="no Airflow connection 'no_such_conn'"):
+        STEPS["housekeeping"]("nyc_311", None, {"run_id": "manual__1"})
+
+
+def test_load_after_a_failed_validate_says_validate_has_not_succeeded() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    # What `airflow tasks test ... load` is handed when validate failed: no XCom at all.
+    with pytest.raises(AirflowFailException) as caught:
+        STEPS["load"]("nyc_311", None, {"run_id": "manual__1"})
+    message = str(caught.value)
+    assert "`load` was handed no run manifest: the task before it has not succeeded" in message
+    assert "another CityPulse version" not in message

@@ -104,3 +104,44 @@ def test_last_write_is_the_newest_object(tmp_path: Path) -> None:
     written = root.last_write("runs/d/r")
     assert written is not None
     assert timedelta(days=1.9) < datetime.now(UTC) - written < timedelta(days=2.1)
+
+
+# --- a configuration error is terminal; an outage is not ------------------------------------
+
+
+def test_a_root_that_cannot_be_used_as_configured_is_not_retried(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    blocked = tmp_path / "runs"
+    blocked.write_text("a file where the root's folder must go")
+    for root in (StorageRoot(blocked.as_uri()), StorageRoot(s3_server.url("no-such-bucket-here"))):
+        with pytest.raises(StorageError) as caught:
+            root.check()
+        assert not caught.value.transient, str(caught.value)  # a retry cannot fix the setting
+
+
+def test_a_storage_server_that_is_down_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from helpers import free_port
+
+    down = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": f"http://127.0.0.1:{free_port()}", "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_S3_DOWN", json.dumps(down))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(StorageError) as caught:
+        StorageRoot("s3://s3_down@bucket/prefix").check()
+    assert caught.value.transient, str(caught.value)  # the server may be back on the next try
+
+
+def test_every_use_of_a_root_whose_connection_is_missing_fails_naming_it() -> None:
+    # Not only check(): listing (housekeeping) must not fall back to boto's own credentials.
+    root = StorageRoot("s3://no_such_conn@bucket/prefix")
+    for use in (lambda: root.children("runs/nyc_311"), lambda: root.exists("runs/x")):
+        with pytest.raises(StorageError, match="no Airflow connection 'no_such_conn'") as caught:
+            use()
+        assert not caught.value.transient

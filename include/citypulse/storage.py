@@ -25,6 +25,17 @@ from citypulse.exceptions import StorageError
 
 log = logging.getLogger(__name__)
 
+# What a storage root answers when it is set up wrong (a missing bucket or folder, a file where
+# a folder must be, no permission): no retry fixes these; anything else (a refused connection,
+# a timeout, a 5xx) may pass.
+_CONFIGURATION_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
 RUNS_PREFIX = "runs"
 MODELS_PREFIX = "models"
 # Where fsspec filesystems keep an object's modification time (local, s3, gcs, abfs).
@@ -51,6 +62,9 @@ class StorageRoot:
     def base(self) -> Any:
         from airflow.sdk import ObjectStoragePath
 
+        # Before any use: without its connection, a root would fall back to the cloud SDK's
+        # own credentials (boto's default chain) and reach whatever they reach.
+        self._require_connection()
         try:
             return ObjectStoragePath(self.url)
         except Exception as exc:
@@ -128,9 +142,8 @@ class StorageRoot:
         times = [t for t in map(_modified, found.values()) if t is not None]
         return max(times) if times else None
 
-    def check(self) -> None:
-        """Raise StorageError naming the root and its connection unless an object can be
-        written, read back and removed there."""
+    def _require_connection(self) -> None:
+        """StorageError (terminal) when the root names a connection Airflow does not have."""
         if self.conn_id:
             from airflow.sdk import BaseHook
             from airflow.sdk.exceptions import AirflowNotFoundException
@@ -142,6 +155,12 @@ class StorageRoot:
                     f"{self.described}: there is no Airflow connection {self.conn_id!r}; "
                     "create it or fix CITYPULSE_STORAGE_URL"
                 ) from None
+
+    def check(self) -> None:
+        """Raise StorageError naming the root and its connection unless an object can be
+        written, read back and removed there: terminal when the root is set up wrong (no
+        connection, no bucket or folder, no permission), transient otherwise."""
+        self._require_connection()
         key = f".probe/{uuid.uuid4().hex}"
         try:
             with self.open_write(key) as handle:
@@ -153,10 +172,16 @@ class StorageRoot:
         except StorageError:
             raise
         except Exception as exc:
+            configuration = isinstance(exc, _CONFIGURATION_ERRORS)
             raise StorageError(
                 f"{self.described} cannot be written and read back: {type(exc).__name__}: "
-                f"{exc}. Check CITYPULSE_STORAGE_URL and the connection",
-                transient=True,
+                f"{exc}. "
+                + (
+                    "Fix CITYPULSE_STORAGE_URL or the storage it names (not retried)"
+                    if configuration
+                    else "Check CITYPULSE_STORAGE_URL and the connection"
+                ),
+                transient=not configuration,
             ) from None
 
 

@@ -34,6 +34,11 @@ def read_versioned(
     """`data` as `model` if it carries `version`, else `error`: "`task` was handed a `what`
     of version N; ... `recover`" (or, malformed, naming the first problem and
     `recover_malformed`)."""
+    if data is None:  # the upstream task returned nothing: it failed, or never ran
+        raise error(
+            f"`{task}` was handed no {what}: the task before it has not succeeded in this run "
+            f"(it failed or did not run). Run it first, or {recover}"
+        )
     found = data.get("version") if isinstance(data, dict) else None
     if found != version:
         written = f"version {found}" if found is not None else f"no {what.split()[-1]} version"
