@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from citypulse.exceptions import PortalError
-from citypulse.pipeline.extract import changes_where, extract_window, window_where
+from citypulse.pipeline.extract import capture_bound, changes_where, extract_window, window_where
 from citypulse.pipeline.windows import window_for_dates
 from citypulse.portal.client import RetryPolicy, socrata_client
 from citypulse.storage import StorageRoot
@@ -141,6 +141,20 @@ def test_changes_of_any_age_are_read_up_to_the_portals_newest_change(contracts: 
     )
     with pytest.raises(ValueError, match="not a Socrata timestamp"):
         changes_where(chicago, window, "2025-01-01' OR 1=1 --", upper)
+
+
+def test_the_next_watermark_never_passes_the_runs_start(contracts: list[Any]) -> None:
+    from datetime import UTC, datetime
+
+    from helpers import by_id
+
+    started = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    chicago = by_id(contracts, "chicago_crime")  # updated_on: floating, Chicago wall time
+    assert capture_bound(chicago, "2202-01-01T00:00:00.000", started) == "2026-07-01T07:00:00.000"
+    assert capture_bound(chicago, "2026-07-01T06:59:59.000", started) == "2026-07-01T06:59:59.000"
+    nyc = by_id(contracts, "nyc_311")  # :updated_at: timestamptz, UTC
+    assert capture_bound(nyc, "2202-01-01T00:00:00.000Z", started) == "2026-07-01T12:00:00.000Z"
+    assert capture_bound(nyc, "2026-07-01T11:00:00.5", started) == "2026-07-01T11:00:00.5"
 
 
 def test_records_are_written_in_parts_of_a_bounded_size(

@@ -43,6 +43,13 @@ def audit(dsn: str, dag_id: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
+def local_now(contract: Any) -> str:
+    """Now as the portal stamps a floating change column: the dataset's wall time."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(contract.timezone)).strftime("%Y-%m-%dT%H:%M:%S.000")
+
+
 def edit(record: dict[str, Any], contract: Any, now_local: str) -> dict[str, Any]:
     """The portal's edit of a record: a new category, and a newer change time if the change
     column is a dataset column (`:updated_at` the stand-in moves by itself)."""
@@ -68,7 +75,7 @@ def test_next_daily_run_absorbs_late_and_changed_records(
 
     # The portal edits 5 records of DAY and publishes 3 late ones for DAY.
     well_formed = [r for i, r in enumerate(day_before.records) if i not in day_before.malformed]
-    now_local = datetime.now().strftime("%Y-%m-%dT%H:%M:%S.000")
+    now_local = local_now(contract)
     edited = [edit(r, contract, now_local) for r in well_formed[:5]]
     from citypulse_dev.generator import generate_day
 
@@ -139,7 +146,7 @@ def test_an_edit_of_any_age_is_absorbed_and_removed_coordinates_leave_everything
     assert set(task_states(run_city_day(dag, contract, DAY)).values()) == {"success"}
 
     located = [r for r in well_formed(served[old_day]) if r.get(contract.latitude)]
-    now_local = datetime.now().strftime("%Y-%m-%dT%H:%M:%S.000")
+    now_local = local_now(contract)
     withdrawn = [
         {k: v for k, v in r.items() if k not in (contract.latitude, contract.longitude, "location")}
         | {"updated_on": now_local}
@@ -242,3 +249,47 @@ def test_only_scheduled_and_plain_manual_runs_absorb_changes(
         run_type = _sdk_run_type(run_type)
     context = {"dag_run": SimpleNamespace(run_type=run_type), "params": params}
     assert absorbs_changes(context) is absorbs
+
+
+def test_a_change_stamp_from_the_future_does_not_freeze_change_capture(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Story (Chicago, 2026): one record of an old day says it was updated on 2202-01-01. The
+    watermark must not move to 2202, or every later edit would wait for the weekly audit:
+    the next watermark stays at the run's start, the run warns about the record, and an edit
+    made after it is absorbed by the next daily run."""
+    import logging
+
+    contract = by_id(contracts, "chicago_crime")
+    key = contract.key_column.wire_name
+    fresh_dataset(standin, contract)
+    old_day = DAY - timedelta(days=10)
+    served = seed_days(standin, contract, [old_day, DAY], seed=51)
+    dag = dagbag.dags[contract.dag_id]
+    reload = {"start_date": old_day.isoformat(), "end_date": old_day.isoformat()}
+    assert str(dag.test(run_conf=reload).state) == "success"
+    assert set(task_states(run_city_day(dag, contract, DAY)).values()) == {"success"}
+
+    records = well_formed(served[old_day])
+    stamped = edit(records[0], contract, "2202-01-01T00:00:00.000")
+    standin.put(contract.dataset_id, [stamped], key=key)
+    next_day = DAY + timedelta(days=1)
+    seed_days(standin, contract, [next_day], seed=52)
+    with caplog.at_level(logging.WARNING):
+        assert set(task_states(run_city_day(dag, contract, next_day)).values()) == {"success"}
+    watermark = audit(fresh_warehouse, contract.dag_id)[-1]["watermark"]
+    assert watermark is not None and watermark < "2030", watermark
+    assert "2202-01-01T00:00:00.000" in caplog.text and "from the future" in caplog.text
+
+    later = edit(records[1], contract, local_now(contract))
+    standin.put(contract.dataset_id, [later], key=key)
+    following = next_day + timedelta(days=1)
+    seed_days(standin, contract, [following], seed=53)
+    assert set(task_states(run_city_day(dag, contract, following)).values()) == {"success"}
+    category = contract.incidents.category
+    assert query(
+        fresh_warehouse,
+        f"SELECT {category} FROM citypulse.{contract.table} WHERE {contract.key}::text = %s",
+        (str(records[1][key]),),
+    ) == [("EDITED LATER",)]

@@ -6,7 +6,10 @@ same `$where`): a window whose records read differ from the portal's count (a sh
 record published or removed while paging) is read again, and fails with both counts if it
 never agrees. The window's records come first; a run that absorbs changes then reads every
 record of an earlier day changed since the watermark, whatever its age, up to the newest
-change the portal held when the run began (the next watermark). Imported only inside tasks.
+change the portal held when the run began (the next watermark). That bound never passes the
+run's start: a record stamped in the future (Chicago once sent `updated_on` 2202-01-01) would
+otherwise carry the watermark past every later edit; it is named in a warning instead, and
+read by the runs after its stamp. Imported only inside tasks.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from citypulse.contracts.column_types import column_type
 from citypulse.contracts.contract import Contract
 from citypulse.exceptions import PortalError
 from citypulse.pipeline.manifest import Extracted, Part
@@ -59,6 +64,23 @@ def changes_where(contract: Contract, window: Window, watermark: str, upper: str
     return where
 
 
+def capture_bound(contract: Contract, newest: str, started: datetime) -> str:
+    """The next watermark: the portal's newest change, unless that is after `started` (an
+    aware moment), then `started` as the change column writes it: the dataset's wall time
+    for a floating `timestamp`, UTC for a `timestamptz` (with the `Z` the portal used)."""
+    assert contract.change_column is not None
+    local = column_type(contract.change_column.type).local
+    moment = started.astimezone(ZoneInfo(contract.timezone) if local else UTC)
+    zone = "Z" if newest.endswith(("Z", "z")) else ""
+    bound = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + zone
+    return bound if _wall(bound) < _wall(newest) else newest
+
+
+def _wall(stamp: str) -> datetime:
+    """A Socrata timestamp (checked by `_WATERMARK`) as a naive moment, to microseconds."""
+    return datetime.fromisoformat(stamp.rstrip("Zz")[:26])
+
+
 def extract_window(
     contract: Contract,
     window: Window,
@@ -71,11 +93,13 @@ def extract_window(
     sleep: Callable[[float], None] = time.sleep,
     incremental: bool = False,
     watermark: str | None = None,
+    started: datetime | None = None,
 ) -> Extracted:
     """Write every record of the window into parts under `prefix/window`, then, for an
     `incremental` run with a watermark, every record of earlier days changed since it under
-    `prefix/changes`. Each query's records equal the portal's count, or PortalError says
-    both; on failure no part is left behind."""
+    `prefix/changes`, up to the newest change but never past `started` (default: now). Each
+    query's records equal the portal's count, or PortalError says both; on failure no part is
+    left behind."""
     limit = page_size or contract.page_size
     parts: list[Part] = []
     counts: dict[str, int] = {}
@@ -85,7 +109,13 @@ def extract_window(
         if incremental and contract.change_column is not None:
             # The next watermark: changes after it are the next run's, so the changes query
             # below holds still while it is read and counted.
-            upper = client.newest(contract.change_column.wire_name, "changes")
+            change = contract.change_column.wire_name
+            newest = client.newest(change, "changes")
+            upper = None
+            if newest is not None:
+                upper = capture_bound(contract, newest, started or datetime.now(UTC))
+                if upper != newest:
+                    _warn_future_changes(client, change, newest, upper)
             if watermark is not None and upper is not None:
                 queries.append(("changes", changes_where(contract, window, watermark, upper)))
         try:
@@ -121,6 +151,21 @@ def extract_window(
         retries=client.retries,
         portal_rows=rows,
         watermark=upper if incremental else None,
+    )
+
+
+def _warn_future_changes(client: SocrataClient, change: str, newest: str, bound: str) -> None:
+    future = client.count(f"{change} > '{bound}'", "changes from the future")
+    log.warning(
+        "%s: %d record(s) carry a change stamp from the future (%s > %s, the newest %s): the "
+        "watermark stays at %s, and they are read by the first run after their stamp (the "
+        "partition audit compares them meanwhile). Ask the portal's publisher to fix them",
+        client.describe("changes"),
+        future,
+        change,
+        bound,
+        newest,
+        bound,
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from citypulse.contracts.contract import Contract
@@ -65,6 +66,7 @@ class WindowRun:
             f"{prefix}/{EXTRACT_PREFIX}",
             incremental=incremental,
             watermark=watermark,
+            started=datetime.fromtimestamp(began, UTC),
         )
         return RunManifest.of_window(
             self.contract.dag_id,
