@@ -531,6 +531,39 @@ def test_event_time_utc_is_postgres_own_conversion_across_dst(
         ) == [(written, 0)]
 
 
+def test_the_documented_dst_rule_holds(
+    contracts: list[Contract], tmp_path: Path, fresh_warehouse: str
+) -> None:
+    """README's rule: a wall time DST skips or repeats is read at the offset of standard
+    time: in New York 2025-03-09 02:30 (skipped) is 07:30Z, 2025-11-02 01:30 (twice) 06:30Z."""
+    import pandas as pd
+    import psycopg2
+
+    from citypulse.pipeline.load.batch import upsert_accepted
+    from citypulse.warehouse.tables import ensure_schema, ensure_table
+
+    contract = next(c for c in contracts if c.dag_id == "nyc_311")
+    cases = {datetime(2025, 3, 9, 2, 30): "07:30", datetime(2025, 11, 2, 1, 30): "06:30"}
+    records = json_copy(generate_day(contract, DAY, seed=19, records=40).records)
+    batch = type_records(contract, records)
+    frame = batch.frame[~batch.rejected_mask].iloc[: len(cases)].copy()
+    frame["event_time"] = pd.Series(list(cases), index=frame.index).astype(
+        frame["event_time"].dtype
+    )
+    path = tmp_path / "dst.csv"
+    write_accepted(frame, contract, path, "run_dst_rule")
+    with psycopg2.connect(fresh_warehouse) as conn, conn.cursor() as cur:
+        ensure_schema(cur)
+        ensure_table(cur, contract)
+        upsert_accepted(cur, contract, path, None, run_id="run_dst_rule")
+    found = query(
+        fresh_warehouse,
+        "SELECT event_time, to_char(event_time_utc AT TIME ZONE 'UTC', 'HH24:MI') "
+        f"FROM citypulse.{contract.table} ORDER BY event_time",
+    )
+    assert dict(found) == cases
+
+
 def test_a_batch_whose_key_is_stored_falls_back_to_the_upsert(
     contracts: list[Contract], tmp_path: Path, fresh_warehouse: str
 ) -> None:
