@@ -6,7 +6,7 @@ answer that is not what a query asks for (a count without its row) is an error, 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -149,3 +149,91 @@ def test_a_count_answered_badly_once_is_asked_again(standin: Any, nyc: Any) -> N
     with client_for(nyc) as client:
         assert client.count("1=1", "the whole dataset") == 30
         assert client.retries == 1
+
+
+# --- view metadata ----------------------------------------------------------------------------
+
+
+def test_metadata_reads_the_views_rows_updated_at_columns_and_row_identifier(
+    standin: Any, nyc: Any
+) -> None:
+    from citypulse.portal.metadata import ViewMetadata
+
+    with client_for(nyc) as client:
+        meta = client.metadata()
+    assert isinstance(meta, ViewMetadata)
+    newest = max(r[":updated_at"] for r in standin.records(nyc.dataset_id))
+    assert meta.rows_updated_at == datetime.fromisoformat(newest).replace(microsecond=0, tzinfo=UTC)
+    assert meta.rows_updated_at is not None and meta.rows_updated_at.tzinfo == UTC
+    assert meta.dataset_id == nyc.dataset_id
+    assert meta.row_identifier == nyc.key_column.wire_name == "unique_key"
+    created = meta.column("created_date")
+    assert created is not None and created.data_type == "calendar_date"
+    assert created.stats is not None and created.stats.non_null == 30
+    key = meta.column("unique_key")
+    assert key is not None and key.stats is not None and key.stats.cardinality == 30
+    wire = {c.wire_name for c in nyc.columns if not c.wire_name.startswith(":")}
+    assert {c.field_name for c in meta.data_columns} >= wire
+    assert not any(c.system for c in meta.data_columns)
+    request = next(r for r in standin.requests_log if r.path.startswith("/api/views/"))
+    assert request.app_token_present  # asked like a query, with the token
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 503},
+        {"body": "<html>maintenance</html>", "content_type": "text/html"},
+        {"body": "[]"},  # JSON, but not an object
+        {"body": '{"id": "erm2-nwe9", "rowsUpdatedAt": "yesterday"}'},
+        {"drop": True},
+    ],
+    ids=["503", "html", "list", "bad-stamp", "dropped"],
+)
+def test_a_bad_metadata_answer_is_retried(standin: Any, nyc: Any, fault: dict[str, Any]) -> None:
+    from citypulse_dev.standin.server import Fault
+
+    standin.add_fault(Fault(**fault, metadata=True, times=1))
+    waits: list[float] = []
+    with client_for(nyc, waits) as client:
+        assert client.metadata().dataset_id == nyc.dataset_id
+        assert client.retries == len(waits) == 1
+    standin.add_fault(Fault(**fault, metadata=True, times=None))
+    with client_for(nyc) as client, pytest.raises(PortalError) as caught:
+        client.metadata()
+    assert caught.value.transient and "view metadata" in str(caught.value)
+    assert "still failing after 3 attempts" in str(caught.value)
+
+
+def test_metadata_of_an_unknown_view_fails_at_once(standin: Any, nyc: Any) -> None:
+    from citypulse_dev.standin.server import Fault
+
+    standin.add_fault(Fault(status=404, message="Cannot find view", metadata=True, times=None))
+    waits: list[float] = []
+    with client_for(nyc, waits) as client, pytest.raises(PortalError) as caught:
+        client.metadata()
+    assert not caught.value.transient and waits == []
+    assert "Cannot find view" in str(caught.value)
+
+
+def test_metadata_is_never_asked_of_another_origin(
+    standin: Any, nyc: Any, recorder: HeaderRecorder
+) -> None:
+    from citypulse_dev.standin.server import Fault
+
+    elsewhere = f"http://127.0.0.1:{recorder.port}/api/views/{nyc.dataset_id}.json"
+    standin.add_fault(Fault(redirect=elsewhere, metadata=True, times=None))
+    with client_for(nyc) as client, pytest.raises(PortalError, match="another origin"):
+        client.metadata()
+    assert recorder.requests == []
+
+
+def test_a_lying_view_is_read_as_it_says(standin: Any, nyc: Any) -> None:
+    standin.lie_in_view(nyc.dataset_id, {"rowsUpdatedAt": 86_400, "rowIdentifierColumnId": None})
+    try:
+        with client_for(nyc) as client:
+            meta = client.metadata()
+    finally:
+        standin.lie_in_view(nyc.dataset_id, {})
+    assert meta.rows_updated_at == datetime(1970, 1, 2, tzinfo=UTC)
+    assert meta.row_identifier is None

@@ -5,11 +5,11 @@ One dataset's endpoint through `sodapy`: the live portal named in the contract, 
 Under sodapy, `PortalAdapter` is the session's only transport: it sends nothing to another
 origin than the portal's (scheme, host, port: the app token stays home, whatever a redirect
 says), holds every response to a total deadline (connect and the whole body) and checks that
-a 200 to a query is a JSON list of objects. Transient failures (429, 5xx, timeouts, dropped
-connections, a body that is not data) are retried with exponential backoff honouring a valid
-Retry-After; any other 4xx, or a redirect to another origin, fails at once with the portal's
-own message. Every message is scrubbed of the app token. Imported only inside tasks (sodapy,
-requests).
+a 200 is what was asked (a query's JSON list of objects, the view metadata's JSON object).
+Transient failures (429, 5xx, timeouts, dropped connections, a body that is not data) are
+retried with exponential backoff honouring a valid Retry-After; any other 4xx, or a redirect
+to another origin, fails at once with the portal's own message. Every message is scrubbed of
+the app token. Imported only inside tasks (sodapy, requests).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from requests.adapters import HTTPAdapter
 
 from citypulse.contracts.contract import Contract
 from citypulse.exceptions import PortalError
+from citypulse.portal.metadata import ViewMetadata
 from citypulse.secrets import redact, remember
 from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_BASE_URL_ENV, SOCRATA_CONN_ID
 
@@ -204,23 +205,38 @@ class PortalAdapter(HTTPAdapter):
                 )
         response._content = b"".join(chunks)
         response._content_consumed = True
-        if response.status_code == 200 and "/resource/" in (request.path_url or ""):
-            _check_rows(response, url)
+        if response.status_code == 200:
+            _check_body(response, urlparse(request.url).path, url)
         return response
 
 
-def _check_rows(response: Any, url: str) -> None:
-    """Raise BadResponse unless the body is a JSON list of objects."""
+def _is_rows(body: Any) -> bool:
+    return isinstance(body, list) and all(isinstance(row, dict) for row in body)
+
+
+# What a 200 must hold, by the path it answers: a query's rows, or the view's metadata.
+_BODIES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("/resource/", "a JSON list of records", _is_rows),
+    ("/api/views/", "a JSON object (view metadata)", lambda body: isinstance(body, dict)),
+)
+
+
+def _check_body(response: Any, path: str, url: str) -> None:
+    """Raise BadResponse unless a 200's body is what its path answers (see `_BODIES`)."""
+    expected = next(((what, ok) for prefix, what, ok in _BODIES if path.startswith(prefix)), None)
+    if expected is None:
+        return
+    what, ok = expected
     body: bytes = response.content
     try:
-        rows = json.loads(body) if body.strip() else None
+        parsed = json.loads(body) if body.strip() else None
     except ValueError:
-        rows = None
-    if not (isinstance(rows, list) and all(isinstance(row, dict) for row in rows)):
+        parsed = None
+    if parsed is None or not ok(parsed):
         kind = response.headers.get("Content-Type", "no content type")
         shown = redact(body[:200].decode("utf-8", errors="replace"))
         raise BadResponse(
-            f"{url}: HTTP 200 ({kind}) but not a JSON list of records: {shown!r}",
+            f"{url}: HTTP 200 ({kind}) but not {what}: {shown!r}",
             response=response,
         )
 
@@ -343,11 +359,28 @@ class SocrataClient:
     ) -> T:
         """`answer` of one request's rows, the request retried while the failure is transient
         (`answer` raising BadResponse, a reply that is not what the query asks for, is one)."""
+        return self._retrying(
+            lambda: answer(self._client.get(self.contract.dataset_id, **params)), describe
+        )
+
+    def metadata(self) -> ViewMetadata:
+        """The dataset's view metadata (`/api/views/<id>.json`): when its rows last changed,
+        its columns and row identifier; asked like any query (retries, deadline, origin)."""
+        return self._retrying(self._view_metadata, self.describe("view metadata"))
+
+    def _view_metadata(self) -> ViewMetadata:
+        raw = self._client.get_metadata(self.contract.dataset_id)
+        try:
+            return ViewMetadata.from_json(raw)
+        except ValueError as exc:
+            raise BadResponse(f"not view metadata: {exc}") from None
+
+    def _retrying(self, fetch: Callable[[], T], describe: str) -> T:
+        """`fetch()`, tried again while it fails transiently, up to the policy's attempts."""
         policy = self.policy
         for attempt in range(policy.attempts):
             try:
-                rows: list[dict[str, Any]] = self._client.get(self.contract.dataset_id, **params)
-                result = answer(rows)
+                result = fetch()
             except Exception as exc:
                 if not _is_transient(exc):
                     refused = "refused" if getattr(exc, "response", None) is not None else "failed"
