@@ -2,12 +2,14 @@
 
 One dataset's endpoint through `sodapy`: the live portal named in the contract, or
 `SOCRATA_BASE_URL` when set (the two paths differ only in the base URL and the app token).
-Under sodapy, `PortalAdapter` holds every response to a total deadline (connect and the whole
-body), refuses a redirect to another host (the app token stays with its portal) and checks
-that a 200 to a query is a JSON list of objects. Transient failures (429, 5xx, timeouts,
-dropped connections, a body that is not data) are retried with exponential backoff honouring
-a valid Retry-After; any other 4xx fails at once with the portal's own message. Every message
-is scrubbed of the app token. Imported only inside tasks (sodapy, requests).
+Under sodapy, `PortalAdapter` is the session's only transport: it sends nothing to another
+origin than the portal's (scheme, host, port: the app token stays home, whatever a redirect
+says), holds every response to a total deadline (connect and the whole body) and checks that
+a 200 is what was asked (a query's JSON list of objects, the view metadata's JSON object).
+Transient failures (429, 5xx, timeouts, dropped connections, a body that is not data) are
+retried with exponential backoff honouring a valid Retry-After; any other 4xx, or a redirect
+to another origin, fails at once with the portal's own message. Every message is scrubbed of
+the app token. Imported only inside tasks (sodapy, requests).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlparse
 
 import requests
@@ -29,12 +31,16 @@ from requests.adapters import HTTPAdapter
 
 from citypulse.contracts.contract import Contract
 from citypulse.exceptions import PortalError
+from citypulse.portal.metadata import ViewMetadata
 from citypulse.secrets import redact, remember
 from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_BASE_URL_ENV, SOCRATA_CONN_ID
 
 log = logging.getLogger(__name__)
 # Socrata row ids (`:id`), as they may go back into SoQL: letters, digits and `-._` only.
 _ROW_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_COUNT = re.compile(r"[0-9]{1,18}")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,35 +105,94 @@ class BadResponse(requests.RequestException):
     transient, like a 5xx."""
 
 
-class ForeignRedirect(requests.RequestException):
-    """The portal redirected to another host: not followed, so the app token stays home."""
+class ForeignOrigin(requests.RequestException):
+    """A request (a redirect's, say) for another origin than the portal's: never sent, so the
+    app token stays home. Terminal: asking again would be sent the same way."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a secret may be sent: scheme, host and port, the default port spelled out
+    (`https://h` is `https://h:443`), as browsers compare origins (RFC 6454)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        parsed = urlparse(url)
+        scheme = parsed.scheme.lower()
+        try:
+            port = parsed.port or _DEFAULT_PORTS.get(scheme, 0)
+        except ValueError:
+            port = -1  # not a port: an origin no portal has
+        return cls(scheme, (parsed.hostname or "").lower(), port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
 
 class PortalAdapter(HTTPAdapter):
-    """requests' transport for one portal: each response whole within `deadline` seconds of
-    the request, redirects kept on the portal's host, a 200 to a query checked to be a JSON
-    list of objects before sodapy reads it."""
+    """requests' transport for one portal: nothing sent to another origin, each response
+    whole within `deadline` seconds of the request, a 200 to a query checked to be a JSON list
+    of objects before sodapy reads it.
+
+    The origin check sits here, in the transport, rather than in `Session.rebuild_auth` or
+    `resolve_redirects`: those run for redirects only and strip just `Authorization`, while
+    the app token is a session header sent with every request. `guard` makes this adapter the
+    session's only one, mounted for every scheme requests can send, so every request the
+    session sends (a first request, a redirect's, a retry's, https or http) passes this one
+    check before a byte leaves; a redirect to another origin is refused when it arrives, with
+    both origins named.
+    """
 
     # Bytes read at most per socket read: each returns as soon as anything arrived.
     CHUNK = 1 << 16
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, origin: Origin, deadline: float) -> None:
         super().__init__()
+        self.origin = origin
         self.deadline = deadline
 
+    def guard(self, session: requests.Session) -> requests.Session:
+        """Make this adapter the only transport of `session`, for http and https alike."""
+        session.adapters.clear()
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, self)
+        return session
+
+    def admit(self, url: str, redirected_from: str | None = None) -> None:
+        """Raise ForeignOrigin unless `url` is on the portal's origin."""
+        there = Origin.of(url)
+        if there == self.origin:
+            return
+        how = (
+            f"{_shown_url(redirected_from)}: the portal redirected to {_shown_url(url)}"
+            if redirected_from
+            else f"refused a request for {_shown_url(url)}"
+        )
+        raise ForeignOrigin(
+            redact(
+                f"{how}, another origin ({there}) than the portal's ({self.origin}); not "
+                "followed, so the app token stays with its portal"
+            )
+        )
+
     def send(self, request: Any, stream: bool = False, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.admit(request.url)
         began = time.monotonic()
         response = super().send(request, stream=True, **kwargs)
         url = _shown_url(request.url)
         if response.is_redirect:
             target = urljoin(request.url, response.headers.get("Location", ""))
-            if urlparse(target).hostname != urlparse(request.url).hostname:
+            try:
+                self.admit(target, redirected_from=request.url)
+            except ForeignOrigin as exc:
                 response.close()
-                raise ForeignRedirect(
-                    f"{url}: the portal redirected to {_shown_url(target)}, another host; "
-                    "not followed, so the app token stays with the portal",
-                    response=response,
-                )
+                exc.response = response
+                raise
         chunks = []
         while chunk := response.raw.read1(self.CHUNK, decode_content=True):
             chunks.append(chunk)
@@ -140,23 +205,38 @@ class PortalAdapter(HTTPAdapter):
                 )
         response._content = b"".join(chunks)
         response._content_consumed = True
-        if response.status_code == 200 and "/resource/" in (request.path_url or ""):
-            _check_rows(response, url)
+        if response.status_code == 200:
+            _check_body(response, urlparse(request.url).path, url)
         return response
 
 
-def _check_rows(response: Any, url: str) -> None:
-    """Raise BadResponse unless the body is a JSON list of objects."""
+def _is_rows(body: Any) -> bool:
+    return isinstance(body, list) and all(isinstance(row, dict) for row in body)
+
+
+# What a 200 must hold, by the path it answers: a query's rows, or the view's metadata.
+_BODIES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("/resource/", "a JSON list of records", _is_rows),
+    ("/api/views/", "a JSON object (view metadata)", lambda body: isinstance(body, dict)),
+)
+
+
+def _check_body(response: Any, path: str, url: str) -> None:
+    """Raise BadResponse unless a 200's body is what its path answers (see `_BODIES`)."""
+    expected = next(((what, ok) for prefix, what, ok in _BODIES if path.startswith(prefix)), None)
+    if expected is None:
+        return
+    what, ok = expected
     body: bytes = response.content
     try:
-        rows = json.loads(body) if body.strip() else None
+        parsed = json.loads(body) if body.strip() else None
     except ValueError:
-        rows = None
-    if not (isinstance(rows, list) and all(isinstance(row, dict) for row in rows)):
+        parsed = None
+    if parsed is None or not ok(parsed):
         kind = response.headers.get("Content-Type", "no content type")
         shown = redact(body[:200].decode("utf-8", errors="replace"))
         raise BadResponse(
-            f"{url}: HTTP 200 ({kind}) but not a JSON list of records: {shown!r}",
+            f"{url}: HTTP 200 ({kind}) but not {what}: {shown!r}",
             response=response,
         )
 
@@ -179,12 +259,19 @@ def socrata_client(
         domain, scheme = parsed.netloc, parsed.scheme or "http"
     else:
         domain, scheme = contract.portal, "https"
-    adapter = {"prefix": f"{scheme}://", "adapter": PortalAdapter(deadline)}
-    return Socrata(domain, token, session_adapter=adapter, timeout=timeout)
+    adapter = PortalAdapter(Origin.of(f"{scheme}://{domain}"), deadline)
+    client = Socrata(
+        domain,
+        token,
+        session_adapter={"prefix": f"{scheme}://", "adapter": adapter},
+        timeout=timeout,
+    )
+    adapter.guard(client.session)
+    return client
 
 
 def _is_transient(exc: Exception) -> bool:
-    if isinstance(exc, ForeignRedirect):
+    if isinstance(exc, ForeignOrigin):
         return False
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         status = exc.response.status_code
@@ -204,7 +291,7 @@ def _is_transient(exc: Exception) -> bool:
 def _portal_message(exc: Exception) -> str:
     """What went wrong, in the portal's words when it sent any, scrubbed of secrets."""
     response = getattr(exc, "response", None)
-    if isinstance(exc, BadResponse | ForeignRedirect) or response is None:
+    if isinstance(exc, BadResponse | ForeignOrigin) or response is None:
         return redact(f"{type(exc).__name__}: {exc}")
     try:
         body = response.json()
@@ -212,6 +299,26 @@ def _portal_message(exc: Exception) -> str:
     except (ValueError, AttributeError):
         text = f"HTTP {response.status_code}: {response.text[:300]}"
     return redact(text)
+
+
+def _one_row(rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    """The one row an aggregate without GROUP BY answers; BadResponse for any other number."""
+    if len(rows) != 1:
+        raise BadResponse(f"{len(rows)} rows in answer to a {what}, not one: {rows[:2]!r}"[:300])
+    return rows[0]
+
+
+def _value_of(row: dict[str, Any], column: str) -> str | None:
+    value = row.get(column)
+    return str(value) if value not in (None, "") else None
+
+
+def _count_of(rows: list[dict[str, Any]]) -> int:
+    """The `n` of a `count(*) AS n` answer; BadResponse unless it is one row with a number."""
+    value = str(_one_row(rows, "count(*)").get("n", ""))
+    if not _COUNT.fullmatch(value):
+        raise BadResponse(f"a count(*) answered {rows[0]!r} (no number n)"[:300])
+    return int(value)
 
 
 class SocrataClient:
@@ -245,10 +352,35 @@ class SocrataClient:
 
     def get(self, params: dict[str, Any], describe: str) -> list[dict[str, Any]]:
         """One request's rows, retried while the failure is transient."""
+        return self.read(params, describe, lambda rows: rows)
+
+    def read(
+        self, params: dict[str, Any], describe: str, answer: Callable[[list[dict[str, Any]]], T]
+    ) -> T:
+        """`answer` of one request's rows, the request retried while the failure is transient
+        (`answer` raising BadResponse, a reply that is not what the query asks for, is one)."""
+        return self._retrying(
+            lambda: answer(self._client.get(self.contract.dataset_id, **params)), describe
+        )
+
+    def metadata(self) -> ViewMetadata:
+        """The dataset's view metadata (`/api/views/<id>.json`): when its rows last changed,
+        its columns and row identifier; asked like any query (retries, deadline, origin)."""
+        return self._retrying(self._view_metadata, self.describe("view metadata"))
+
+    def _view_metadata(self) -> ViewMetadata:
+        raw = self._client.get_metadata(self.contract.dataset_id)
+        try:
+            return ViewMetadata.from_json(raw)
+        except ValueError as exc:
+            raise BadResponse(f"not view metadata: {exc}") from None
+
+    def _retrying(self, fetch: Callable[[], T], describe: str) -> T:
+        """`fetch()`, tried again while it fails transiently, up to the policy's attempts."""
         policy = self.policy
         for attempt in range(policy.attempts):
             try:
-                rows: list[dict[str, Any]] = self._client.get(self.contract.dataset_id, **params)
+                result = fetch()
             except Exception as exc:
                 if not _is_transient(exc):
                     refused = "refused" if getattr(exc, "response", None) is not None else "failed"
@@ -274,7 +406,7 @@ class SocrataClient:
                 self.retries += 1
                 self._sleep(wait)
                 continue
-            return rows
+            return result
         raise AssertionError("unreachable")
 
     def keyset(self, where: str, label: str, limit: int) -> Iterator[list[dict[str, Any]]]:
@@ -302,16 +434,22 @@ class SocrataClient:
                 )
 
     def count(self, where: str, label: str) -> int:
-        """How many records the portal holds for `where` (`count(*)`)."""
-        rows = self.get(
-            {"select": "count(*) AS n", "where": where}, self.describe(f"{label} count")
+        """How many records the portal holds for `where` (`count(*)`): an answer without
+        exactly one row holding a number is a bad response (retried), never zero."""
+        return self.read(
+            {"select": "count(*) AS n", "where": where},
+            self.describe(f"{label} count"),
+            _count_of,
         )
-        return int(rows[0]["n"]) if rows and "n" in rows[0] else 0
 
     def newest(self, column: str, label: str) -> str | None:
-        """The newest value of a timestamp column in the whole dataset (`max()`)."""
-        rows = self.get({"select": f"max({column}) AS newest"}, self.describe(f"{label} newest"))
-        return str(rows[0]["newest"]) if rows and rows[0].get("newest") else None
+        """The newest value of a timestamp column in the whole dataset (`max()`); None when
+        the dataset has none (Socrata answers one empty row)."""
+        return self.read(
+            {"select": f"max({column}) AS newest"},
+            self.describe(f"{label} newest"),
+            lambda rows: _value_of(_one_row(rows, "max()"), "newest"),
+        )
 
     def days(self, column: str, change: str | None) -> list[dict[str, Any]]:
         """Per local day of a timestamp column, the dataset's record count and (given a change

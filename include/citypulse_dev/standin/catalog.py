@@ -18,6 +18,10 @@ def wire_types(contract: Contract) -> dict[str, str]:
 
 
 def declare_contracts(standin: Any, contracts: list[Contract]) -> None:
-    """Declare every contract's dataset, so numbers sort as numbers even before data lands."""
+    """Declare every contract's dataset, so numbers sort as numbers even before data lands,
+    with its key as the row identifier (unless the key is a system field such as `:id`)."""
     for contract in contracts:
-        standin.declare(contract.dataset_id, wire_types(contract))
+        key = contract.key_column.wire_name
+        standin.declare(
+            contract.dataset_id, wire_types(contract), key=None if key.startswith(":") else key
+        )

@@ -1,13 +1,17 @@
 """An in-memory HTTP server that answers SODA 2.1 requests the way Socrata portals do.
 
-Serves `GET /resource/{dataset_id}.json` with a SoQL subset (see `soql`), injects faults
-(429/5xx, delays, dropped connections) on demand and offers an admin API under `/_standin/`
-so another process can load data and faults into a running server:
+Serves `GET /resource/{dataset_id}.json` with a SoQL subset (see `soql`) and the view
+metadata `GET /api/views/{dataset_id}.json` (see `views`), injects faults (429/5xx, delays,
+dropped connections) on demand and offers an admin API under `/_standin/` so another process
+can load data and faults into a running server:
 
     POST   /_standin/datasets/{id}/records[?key=K]     JSON array of records
     GET    /_standin/datasets/{id}/records             records with system fields
     DELETE /_standin/datasets/{id}/records?key=K&values=a,b
-    POST   /_standin/datasets/{id}/columns             JSON object {field: type}
+    POST   /_standin/datasets/{id}/columns[?key=K]     JSON object {field: type}
+    POST   /_standin/datasets/{id}/view                JSON object: fields the view metadata
+                                                       answers instead of its own (a lie)
+    DELETE /_standin/datasets/{id}/view                the view metadata's own fields again
     DELETE /_standin/datasets/{id}  |  DELETE /_standin/datasets
     POST   /_standin/faults  (JSON object of Fault fields)  |  DELETE /_standin/faults
     GET    /_standin/requests  |  GET /_standin/health
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from citypulse_dev.standin import soql
+from citypulse_dev.standin import soql, views
 
 logger = logging.getLogger("citypulse_dev.standin")
 
@@ -72,7 +76,9 @@ class Fault:
     cuts the answer to that many rows (a proxy or portal hiccup), and `insert` puts those
     records into the dataset right after answering (the portal publishing while a client
     pages; `insert_key` makes a record with an existing key replace it). `drip` sends the
-    answer a byte at a time, that many seconds apart. `times=None` never runs out.
+    answer a byte at a time, that many seconds apart. `times=None` never runs out. With
+    `metadata` True the fault matches view metadata requests (`/api/views/{id}.json`) instead
+    of queries.
     """
 
     status: int | None = None
@@ -96,6 +102,8 @@ class Fault:
     content_type: str = "application/json"
     # Seconds between the bytes of the answer (a portal that drips).
     drip: float = 0.0
+    # Matches `GET /api/views/{id}.json` (view metadata) instead of queries.
+    metadata: bool = False
 
     def __post_init__(self) -> None:
         effects = (
@@ -120,9 +128,14 @@ class Fault:
             raise ValueError("fault short must be >= 0")
         self.insert = tuple(dict(record) for record in self.insert)
 
-    def matches(self, dataset_id: str | None, offset: int, aggregate: bool) -> bool:
-        """True when this fault applies to a request for `dataset_id` at `offset`."""
+    def matches(
+        self, dataset_id: str | None, offset: int, aggregate: bool, metadata: bool = False
+    ) -> bool:
+        """True when this fault applies to a request for `dataset_id` at `offset` (a view
+        metadata request when `metadata`)."""
         wanted = self.dataset_id is None or self.dataset_id == dataset_id
+        if metadata or self.metadata:
+            return wanted and metadata == self.metadata
         kind = self.aggregate is None or self.aggregate == aggregate
         return wanted and kind and offset >= self.min_offset
 
@@ -160,7 +173,8 @@ class _Armed:
 
 @dataclass
 class _Dataset:
-    """Records of one dataset plus what queries need to know about its columns."""
+    """Records of one dataset plus what queries and its view metadata need to know about its
+    columns (times in epoch milliseconds)."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     columns: set[str] = field(default_factory=set)
@@ -168,6 +182,20 @@ class _Dataset:
     inferred: dict[str, str] = field(default_factory=dict)
     indexes: dict[str, dict[str, int]] = field(default_factory=dict)
     version: int = 0
+    # The view: columns in the order they became known, the row identifier, when it changed.
+    positions: dict[str, None] = field(default_factory=dict)
+    key: str | None = None
+    created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    rows_updated_ms: int | None = None
+    view_modified_ms: int | None = None
+    view_lies: dict[str, Any] = field(default_factory=dict)
+
+    def register(self, names: Iterable[str], now_ms: int) -> None:
+        """Give new non-system columns their position in the view."""
+        new = [n for n in names if n not in self.positions and n not in soql.SYSTEM_FIELDS]
+        if new:
+            self.positions.update(dict.fromkeys(new))
+            self.view_modified_ms = now_ms
 
     def index(self, key: str) -> dict[str, int]:
         """Return (building once) the key value -> position index for column `key`."""
@@ -215,6 +243,7 @@ class SodaStandIn:
         self._row_seq = 0
         self._generation = 0
         self._cache: OrderedDict[tuple[Any, ...], list[soql.Row]] = OrderedDict()
+        self._views: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (version, metadata)
         self._stopping = threading.Event()
         self._httpd: _StandInHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -270,13 +299,19 @@ class SodaStandIn:
 
     # -- data -----------------------------------------------------------------------------
 
-    def declare(self, dataset_id: str, column_types: Mapping[str, str]) -> None:
-        """Create the dataset if needed and fix the types of the given wire fields."""
+    def declare(
+        self, dataset_id: str, column_types: Mapping[str, str], *, key: str | None = None
+    ) -> None:
+        """Create the dataset if needed and fix the types of the given wire fields; `key`
+        names its row identifier (as `put(key=...)` does)."""
         types = {name: soql.normalise_type(kind) for name, kind in column_types.items()}
         with self._lock:
             dataset = self._datasets.setdefault(dataset_id, _Dataset())
             dataset.declared.update(types)
             dataset.columns.update(types)
+            dataset.register(types, int(time.time() * 1000))
+            if key is not None:
+                dataset.key = key
             self._touch(dataset)
 
     def put(
@@ -299,10 +334,16 @@ class SodaStandIn:
                 for record in batch:
                     if ":updated_at" in record:
                         self._clock.observe(str(record[":updated_at"]))
-                stamp = _format_fixed(self._clock.next())
-                for record in batch:
-                    self._store(dataset, record, key, stamp)
+                now = self._clock.next()
+                stamp = _format_fixed(now)
+                changed = {self._store(dataset, record, key, stamp) for record in batch}
                 _learn_columns(dataset, batch)
+                dataset.register((n for r in batch for n in r), now)
+                if key is not None:
+                    dataset.key = key
+                newest = max((_parse_fixed_ms(s) or 0 for s in changed), default=None)
+                if newest is not None:
+                    dataset.rows_updated_ms = max(dataset.rows_updated_ms or 0, newest)
                 self._touch(dataset)
         if len(batch) >= _FREEZE_BATCH:
             # Stored records are acyclic and long-lived: moving them out of the cyclic GC's
@@ -319,6 +360,8 @@ class SodaStandIn:
             removed = len(dataset.records) - len(kept)
             dataset.records = kept
             dataset.indexes.clear()  # positions moved
+            if removed:
+                dataset.rows_updated_ms = self._clock.next()
             self._touch(dataset)
         return removed
 
@@ -326,6 +369,41 @@ class SodaStandIn:
         """Return copies of the dataset's stored records, system fields included."""
         with self._lock:
             return [dict(record) for record in self._dataset(dataset_id).records]
+
+    def view(self, dataset_id: str) -> dict[str, Any]:
+        """The dataset's view metadata as `GET /api/views/{id}.json` answers it (KeyError for
+        an unknown dataset); `rowsUpdatedAt` is the newest write, change or deletion of a
+        record (the newest `:updated_at` stored, or the time of the last deletion)."""
+        with self._lock:
+            dataset = self._dataset(dataset_id)
+            lies = dict(dataset.view_lies)
+            cached = self._views.get(dataset_id)
+            if cached is None or cached[0] != dataset.version:
+                created = dataset.created_ms
+                answer = views.view_json(
+                    dataset_id,
+                    name=dataset_id,
+                    columns=list(dataset.positions),
+                    types={**dataset.inferred, **dataset.declared},
+                    records=dataset.records,
+                    key=dataset.key,
+                    created_at=created // 1000,
+                    rows_updated_at=(dataset.rows_updated_ms or created) // 1000,
+                    view_last_modified=(dataset.view_modified_ms or created) // 1000,
+                )
+                cached = self._views[dataset_id] = (dataset.version, answer)
+        answer = {**cached[1], **lies}
+        return {name: value for name, value in answer.items() if value is not None}
+
+    def lie_in_view(self, dataset_id: str, fields: Mapping[str, Any]) -> None:
+        """Make the view metadata answer these fields (None removes one) instead of its own;
+        an empty mapping makes it truthful again."""
+        with self._lock:
+            dataset = self._dataset(dataset_id)
+            if fields:
+                dataset.view_lies.update(fields)
+            else:
+                dataset.view_lies.clear()
 
     def datasets(self) -> dict[str, int]:
         """Return each dataset id with its record count."""
@@ -354,12 +432,12 @@ class SodaStandIn:
             self._faults.clear()
 
     def take_fault(
-        self, dataset_id: str | None, offset: int, aggregate: bool = False
+        self, dataset_id: str | None, offset: int, aggregate: bool = False, metadata: bool = False
     ) -> Fault | None:
         """Return the first fault matching this request and use it up once."""
         with self._lock:
             for armed in self._faults:
-                if not armed.fault.matches(dataset_id, offset, aggregate):
+                if not armed.fault.matches(dataset_id, offset, aggregate, metadata):
                     continue
                 if armed.skip > 0:
                     armed.skip -= 1
@@ -429,9 +507,8 @@ class SodaStandIn:
         self._generation += 1
         dataset.version = self._generation
 
-    def _store(
-        self, dataset: _Dataset, record: dict[str, Any], key: str | None, stamp: str
-    ) -> None:
+    def _store(self, dataset: _Dataset, record: dict[str, Any], key: str | None, stamp: str) -> str:
+        """Store one record; return its `:updated_at`."""
         if key is not None:
             position = dataset.index(key).get(str(record[key]))
             if position is not None:
@@ -440,7 +517,7 @@ class SodaStandIn:
                     record, old[":id"], old[":created_at"], stamp
                 )
                 dataset.indexes = {key: dataset.indexes[key]}  # other keys may have moved
-                return
+                return stamp
         self._row_seq += 1
         stored = _with_system(
             record,
@@ -452,6 +529,7 @@ class SodaStandIn:
         for name, index in dataset.indexes.items():
             if stored.get(name) is not None:
                 index[str(stored[name])] = len(dataset.records) - 1
+        return str(stored[":updated_at"])
 
 
 class _StandInHTTPServer(ThreadingHTTPServer):
@@ -475,6 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "SodaStandIn/1.0"
     sys_version = ""
     server: _StandInHTTPServer
+    # The answer decided for the current request: status, payload, headers.
+    _pending: tuple[int, Any, dict[str, str]] | None = None
 
     # -- routing --------------------------------------------------------------------------
 
@@ -493,6 +573,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if url.path.startswith("/resource/") and method == "GET":
                 self._soda(url.path, params)
+            elif url.path.startswith("/api/views/") and method == "GET":
+                self._view(url.path, params)
             elif url.path.startswith("/_standin/"):
                 self._admin(method, url.path.split("/")[2:], params)
             else:
@@ -516,7 +598,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=status,
             app_token_present=bool(token),
             dataset_id=dataset_id,
-            app_token_sha256=hashlib.sha256(token.encode()).hexdigest()[:12] if token else None,
+            app_token_sha256=_token_hash(token),
             rows=rows,
             fault=_describe(fault),
         )
@@ -538,26 +620,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Decide the response (sent later by `_soda`, after the request is logged, so a client
         that got its answer always finds its request in `requests_log`); return its status (0
         when dropped) and row count."""
-        self._pending: tuple[int, Any, dict[str, str]] | None = None
-        if fault is not None:
-            if fault.delay > 0:
-                self.server.standin.wait(fault.delay)
-            if fault.drop:
-                self.close_connection = True
-                return 0, None
-            if fault.status is not None:
-                headers = {}
-                if fault.retry_after is not None:
-                    headers["Retry-After"] = str(fault.retry_after)
-                self._pending = (fault.status, fault.error_body(), headers)
-                return fault.status, None
-            if fault.redirect is not None:
-                self._pending = (302, b"", {"Location": fault.redirect})
-                return 302, None
-            if fault.body is not None:
-                raw = fault.body.encode("utf-8")
-                self._pending = (200, raw, {"Content-Type": fault.content_type})
-                return 200, None
+        faulted = self._answer_fault(fault)
+        if faulted is not None:
+            return faulted, None
         if extension not in ("json", ""):
             error = {"code": "not_acceptable", "error": True, "message": "Only .json is served"}
             self._pending = (406, error, {})
@@ -573,6 +638,69 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.standin.put(dataset_id, fault.insert, key=fault.insert_key)
         self._pending = (200, result, {})
         return 200, len(result)
+
+    def _answer_fault(self, fault: Fault | None) -> int | None:
+        """Decide the answer a fault makes instead of the real one (see `_answer_soda`);
+        return its status (0 when dropped), or None when the request is to be answered."""
+        self._pending = None
+        if fault is None:
+            return None
+        if fault.delay > 0:
+            self.server.standin.wait(fault.delay)
+        if fault.drop:
+            self.close_connection = True
+            return 0
+        if fault.status is not None:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            self._pending = (fault.status, fault.error_body(), headers)
+            return fault.status
+        if fault.redirect is not None:
+            self._pending = (302, b"", {"Location": fault.redirect})
+            return 302
+        if fault.body is not None:
+            raw = fault.body.encode("utf-8")
+            self._pending = (200, raw, {"Content-Type": fault.content_type})
+            return 200
+        return None
+
+    # -- view metadata --------------------------------------------------------------------
+
+    def _view(self, path: str, params: dict[str, str]) -> None:
+        """`GET /api/views/{id}.json`: the dataset's view metadata, or a fault's answer."""
+        dataset_id, _, extension = unquote(path[len("/api/views/") :]).partition(".")
+        token = self.headers.get("X-App-Token") or params.pop("$$app_token", None)
+        standin = self.server.standin
+        fault = standin.take_fault(dataset_id, 0, metadata=True)
+        status = self._answer_fault(fault)
+        if status is None:
+            try:
+                if extension not in ("json", ""):
+                    raise KeyError("Only .json is served")
+                self._pending, status = (200, standin.view(dataset_id), {}), 200
+            except KeyError:
+                message = f"Cannot find view with id {dataset_id}"
+                self._pending, status = (404, _not_found(message), {}), 404
+        standin.log_request(
+            RequestRecord(
+                path=path,
+                params=params,
+                status=status,
+                app_token_present=bool(token),
+                dataset_id=dataset_id,
+                app_token_sha256=_token_hash(token),
+                fault=_describe(fault),
+            )
+        )
+        if self._pending is not None:
+            self._send(*self._pending, drip=fault.drip if fault is not None else 0.0)
+        logger.info(
+            "GET %s -> %s%s",
+            path,
+            status or "dropped",
+            f", fault {_describe(fault)}" if fault else "",
+        )
 
     # -- admin ----------------------------------------------------------------------------
 
@@ -614,7 +742,13 @@ class _Handler(BaseHTTPRequestHandler):
             standin.clear(dataset_id)
             return {"ok": True}
         if route == ("POST", "datasets", "*", "columns"):
-            standin.declare(dataset_id, self._json_body(dict))
+            standin.declare(dataset_id, self._json_body(dict), key=params.get("key") or None)
+            return {"ok": True}
+        if route == ("POST", "datasets", "*", "view"):
+            standin.lie_in_view(dataset_id, self._json_body(dict))
+            return {"ok": True}
+        if route == ("DELETE", "datasets", "*", "view"):
+            standin.lie_in_view(dataset_id, {})
             return {"ok": True}
         if route == ("GET", "datasets", "*", "records"):
             return standin.records(dataset_id)
@@ -773,6 +907,11 @@ def _offset(params: Mapping[str, str]) -> int:
 def _redact(text: str) -> str:
     """Hide a `$$app_token` query parameter's value."""
     return _TOKEN_PARAM_RE.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def _token_hash(token: str | None) -> str | None:
+    """The first 12 hex digits of the token's SHA-256, to tell tokens apart in the log."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else None
 
 
 def _describe(fault: Fault | None) -> str | None:
