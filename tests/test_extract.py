@@ -155,6 +155,13 @@ def test_the_next_watermark_never_passes_the_runs_start(contracts: list[Any]) ->
     nyc = by_id(contracts, "nyc_311")  # :updated_at: timestamptz, UTC
     assert capture_bound(nyc, "2202-01-01T00:00:00.000Z", started) == "2026-07-01T12:00:00.000Z"
     assert capture_bound(nyc, "2026-07-01T11:00:00.5", started) == "2026-07-01T11:00:00.5"
+    # The portal's last data change bounds it too (it has whole seconds: one more is allowed).
+    published = datetime(2026, 7, 1, 10, 0, 0, tzinfo=UTC)
+    bound = capture_bound(nyc, "2202-01-01T00:00:00.000Z", started, published)
+    assert bound == "2026-07-01T10:00:01.000Z"
+    assert capture_bound(nyc, "2026-07-01T10:00:00.250Z", started, published) == (
+        "2026-07-01T10:00:00.250Z"
+    )
 
 
 def test_records_are_written_in_parts_of_a_bounded_size(

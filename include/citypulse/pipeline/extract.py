@@ -7,9 +7,10 @@ record published or removed while paging) is read again, and fails with both cou
 never agrees. The window's records come first; a run that absorbs changes then reads every
 record of an earlier day changed since the watermark, whatever its age, up to the newest
 change the portal held when the run began (the next watermark). That bound never passes the
-run's start: a record stamped in the future (Chicago once sent `updated_on` 2202-01-01) would
-otherwise carry the watermark past every later edit; it is named in a warning instead, and
-read by the runs after its stamp. Imported only inside tasks.
+run's start nor the portal's own last data change (`rowsUpdatedAt` of its view metadata): a
+record stamped in the future (Chicago once sent `updated_on` 2202-01-01) would otherwise carry
+the watermark past every later edit; it is named in a warning instead, and read by the runs
+after its stamp. Imported only inside tasks.
 """
 
 from __future__ import annotations
@@ -64,13 +65,19 @@ def changes_where(contract: Contract, window: Window, watermark: str, upper: str
     return where
 
 
-def capture_bound(contract: Contract, newest: str, started: datetime) -> str:
-    """The next watermark: the portal's newest change, unless that is after `started` (an
-    aware moment), then `started` as the change column writes it: the dataset's wall time
-    for a floating `timestamp`, UTC for a `timestamptz` (with the `Z` the portal used)."""
+def capture_bound(
+    contract: Contract, newest: str, started: datetime, portal_updated: datetime | None = None
+) -> str:
+    """The next watermark: the portal's newest change, unless that is after `started` or
+    after the portal's own last data change (`rowsUpdatedAt`, whole seconds): then the
+    earlier of those, as the change column writes it (the dataset's wall time for a floating
+    `timestamp`, UTC for a `timestamptz`, with the `Z` the portal used)."""
     assert contract.change_column is not None
+    latest = started
+    if portal_updated is not None:  # a second later: the portal's stamp drops the fraction
+        latest = min(latest, portal_updated + timedelta(seconds=1))
     local = column_type(contract.change_column.type).local
-    moment = started.astimezone(ZoneInfo(contract.timezone) if local else UTC)
+    moment = latest.astimezone(ZoneInfo(contract.timezone) if local else UTC)
     zone = "Z" if newest.endswith(("Z", "z")) else ""
     bound = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + zone
     return bound if _wall(bound) < _wall(newest) else newest
@@ -113,7 +120,10 @@ def extract_window(
             newest = client.newest(change, "changes")
             upper = None
             if newest is not None:
-                upper = capture_bound(contract, newest, started or datetime.now(UTC))
+                portal_updated = client.metadata().rows_updated_at
+                upper = capture_bound(
+                    contract, newest, started or datetime.now(UTC), portal_updated
+                )
                 if upper != newest:
                     _warn_future_changes(client, change, newest, upper)
             if watermark is not None and upper is not None:
