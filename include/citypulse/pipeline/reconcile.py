@@ -221,9 +221,9 @@ def audit(contract: Contract, run_id: str, root: StorageRoot, prefix: str) -> Au
     result.seconds = round(time.time() - began, 3)
     with connect() as conn, conn.cursor() as cur:
         found = _recount(cur, contract, chosen, portal, result)
-        agreed = [
-            day for day in portal if (day not in differing or day in chosen) and day not in found
-        ]
+        # Days that agree: those that did, and those read again whose grouped count holds.
+        unsettled = set(differing) - (set(chosen) - set(found))
+        agreed = [day for day in portal if day not in unsettled]
         _store_days(cur, contract, agreed, portal, found, disputed, known)
         _record(cur, contract, run_id, result)
     _log(contract, result, len(to_repair) > len(chosen), disputed, known)
