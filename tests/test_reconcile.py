@@ -10,6 +10,7 @@ and shown in `pipeline_health`, and its counts add up.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from citypulse.pipeline.reconcile import DayCount, canonical, differing_days, stretches
 from conftest import query
-from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_states
+from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_states, task_tries
 
 DAY = date.today() - timedelta(days=25)
 YEARS_AGO = DAY - timedelta(days=4 * 365)
@@ -212,19 +213,22 @@ def well_formed_of(served: Any) -> list[dict[str, Any]]:
 def test_an_audit_that_would_delete_too_much_is_refused(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
+    """Story: a fifth of the records are gone from the portal, above the outage floor but
+    over the share one audit may delete: refused at once (no retry changes it), recorded."""
     contract = by_id(contracts, "nyc_311")
     fresh_dataset(standin, contract)
-    seed_days(standin, contract, [YEARS_AGO], seed=55)
+    served = seed_days(standin, contract, [YEARS_AGO], seed=55)[YEARS_AGO]
     dag = dagbag.dags[contract.dag_id]
     load_days(dag, YEARS_AGO, YEARS_AGO)
-    fresh_dataset(standin, contract)  # a portal answering with nothing
-    quiet = (DAY + timedelta(days=3)).isoformat()
-    run = dag.test(run_conf={"start_date": quiet, "end_date": quiet, "reconcile": True})
-    states = task_states(run)
-    assert states["reconcile"] == "failed" and states["load"] == "success"
+    gone = [r["unique_key"] for r in well_formed_of(served)[::5]]
+    assert standin.delete(contract.dataset_id, "unique_key", gone) == len(gone)
+    run = refused_audit(dag)
+    assert task_tries(run)["reconcile"] == ("failed", 1)
     assert query(
         fresh_warehouse, "SELECT count(*) FROM citypulse.nyc_311 WHERE cp_deleted_at IS NOT NULL"
     ) == [(0,)]
+    (outcome, refusal, repaired, _, _) = last_audit(fresh_warehouse, contract.dag_id)
+    assert (outcome, repaired) == ("refused", 0) and "over the 5% of the table" in refusal
 
 
 def test_the_audit_is_due_every_few_days(contracts: list[Any]) -> None:
@@ -282,3 +286,220 @@ def test_an_audits_repair_keeps_its_validation_report_beside_the_runs_own(
         shown = cur.fetchall()
     conn.close()
     assert [(passed, report["extracted"]) for passed, _, report, _ in shown] == [(True, 0)]
+
+
+def held_history(standin: Any, contract: Any, dag: Any, seed: int) -> dict[date, Any]:
+    """Two full days years ago and a light day (3 records) since, served and loaded: a
+    history whose newest day is far under the share of the table one audit may delete."""
+    from citypulse_dev.generator import generate_day
+
+    fresh_dataset(standin, contract)
+    served = seed_days(standin, contract, [YEARS_AGO, YEARS_AGO + timedelta(days=1)], seed=seed)
+    served[DAY] = generate_day(contract, DAY, seed=seed, records=3)
+    standin.put(contract.dataset_id, served[DAY].records, key=contract.key_column.wire_name)
+    load_days(dag, YEARS_AGO, YEARS_AGO + timedelta(days=1))
+    load_days(dag, DAY, DAY)
+    return served
+
+
+def stored(dsn: str, table: str) -> tuple[int, int]:
+    """The table's rows not deleted, and those marked deleted."""
+    (row,) = query(
+        dsn,
+        f"SELECT count(*) FILTER (WHERE cp_deleted_at IS NULL), "
+        f"count(*) FILTER (WHERE cp_deleted_at IS NOT NULL) FROM citypulse.{table}",
+    )
+    return row
+
+
+def last_audit(dsn: str, dag_id: str) -> tuple[Any, ...]:
+    """The newest recorded audit: outcome, refusal, days repaired and disputed, disputes."""
+    return query(
+        dsn,
+        "SELECT outcome, refusal, days_repaired, days_disputed, disputed "
+        "FROM citypulse.partition_audits WHERE dag_id = %s ORDER BY id DESC LIMIT 1",
+        (dag_id,),
+    )[0]
+
+
+def rejects(dsn: str, dag_id: str) -> int:
+    """The open rejects of a city (the audit counts them with the rows of their day)."""
+    return int(
+        query(
+            dsn,
+            "SELECT count(*) FROM citypulse.rejects WHERE dag_id = %s AND resolved_at IS NULL",
+            (dag_id,),
+        )[0][0]
+    )
+
+
+def figures(refusal: str) -> tuple[int, int]:
+    """The portal's count and the warehouse's a refused audit names."""
+    found = re.search(r"portal counts ([\d,]+) records .*warehouse holds ([\d,]+)", refusal)
+    assert found, refusal
+    return int(found[1].replace(",", "")), int(found[2].replace(",", ""))
+
+
+def refused_audit(dag: Any) -> Any:
+    """A run that audits and whose audit fails (retried: an outage may pass)."""
+    quiet = (DAY + timedelta(days=3)).isoformat()
+    run = dag.test(run_conf={"start_date": quiet, "end_date": quiet, "reconcile": True})
+    states = task_states(run)
+    assert states["load"] == "success" and states["reconcile"] == "failed", states
+    return run
+
+
+@pytest.mark.integration
+def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story: behind a broken proxy the portal answers every query `200 []`. The audit must
+    not read that as every record deleted (nor delete the newest days, small enough to pass
+    the delete guard): it refuses, with the portal's count and the warehouse's, and records
+    the refused audit for the operator."""
+    from citypulse_dev.standin.server import Fault
+
+    contract = by_id(contracts, "chicago_crime")
+    dag = dagbag.dags[contract.dag_id]
+    held_history(standin, contract, dag, seed=60)
+    before = stored(fresh_warehouse, contract.table)
+    standin.add_fault(Fault(body="[]", dataset_id=contract.dataset_id, times=None))
+    try:
+        run = refused_audit(dag)
+    finally:
+        standin.clear_faults()
+    assert stored(fresh_warehouse, contract.table) == before
+    assert task_tries(run)["reconcile"] == ("failed", contract.retries + 1)  # may pass: retried
+    (outcome, refusal, repaired, _, _) = last_audit(fresh_warehouse, contract.dag_id)
+    assert (outcome, repaired) == ("refused", 0)
+    assert figures(refusal) == (0, before[0] + rejects(fresh_warehouse, contract.dag_id))
+
+
+@pytest.mark.integration
+def test_a_portal_counting_far_fewer_records_than_the_warehouse_holds_is_refused(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story: the portal's count falls to 40 % of what the warehouse holds overnight (a
+    half-published dataset, an index rebuilding): an outage until shown otherwise."""
+    contract = by_id(contracts, "chicago_crime")
+    dag = dagbag.dags[contract.dag_id]
+    held_history(standin, contract, dag, seed=61)
+    before = stored(fresh_warehouse, contract.table)
+    keys = [r["id"] for r in standin.records(contract.dataset_id) if r.get("id")]
+    gone = [key for i, key in enumerate(keys) if i % 5 not in (0, 1)]  # 60 % of each day
+    assert standin.delete(contract.dataset_id, "id", gone) == len(gone)
+    refused_audit(dag)
+    assert stored(fresh_warehouse, contract.table) == before
+    (outcome, refusal, _, _, _) = last_audit(fresh_warehouse, contract.dag_id)
+    portal, held = figures(refusal)
+    assert outcome == "refused" and held == before[0] + rejects(fresh_warehouse, contract.dag_id)
+    assert 0.35 * held < portal < 0.45 * held
+
+
+@pytest.mark.integration
+def test_a_day_the_portal_emptied_and_a_few_deleted_records_are_still_repaired(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story (the outage floor's counterpart): records genuinely deleted, a whole light day
+    of them included, are repaired as before: the portal still answers for most days."""
+    contract = by_id(contracts, "chicago_crime")
+    dag = dagbag.dags[contract.dag_id]
+    served = held_history(standin, contract, dag, seed=62)
+    (live, _) = stored(fresh_warehouse, contract.table)
+    one = well_formed_of(served[YEARS_AGO])[0]["id"]
+    assert not served[DAY].malformed
+    light = [r["id"] for r in served[DAY].records]
+    assert standin.delete(contract.dataset_id, "id", [one, *light]) == 1 + len(light)
+    reconcile(dag)
+    assert audits(fresh_warehouse, contract.dag_id)[-1][1:3] == (2, 2)
+    assert last_audit(fresh_warehouse, contract.dag_id)[:2] == ("complete", None)
+    assert stored(fresh_warehouse, contract.table) == (live - 1 - len(light), 1 + len(light))
+
+
+@pytest.mark.integration
+def test_a_re_read_answering_nothing_for_a_day_the_portal_counts_deletes_nothing(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story: the grouped count is right (a record of the light day is gone), but the day's
+    re-read answers `200 []`, its count too: the repair would delete the whole day, under the
+    delete guard. The re-read falls below the outage floor of the day's grouped count."""
+    from citypulse_dev.standin.server import Fault
+
+    contract = by_id(contracts, "chicago_crime")
+    dag = dagbag.dags[contract.dag_id]
+    served = held_history(standin, contract, dag, seed=63)
+    before = stored(fresh_warehouse, contract.table)
+    assert standin.delete(contract.dataset_id, "id", [served[DAY].records[0]["id"]]) == 1
+    standin.add_fault(Fault(body="[]", dataset_id=contract.dataset_id, grouped=False, times=None))
+    try:
+        refused_audit(dag)
+    finally:
+        standin.clear_faults()
+    assert stored(fresh_warehouse, contract.table) == before
+    (outcome, refusal, _, _, _) = last_audit(fresh_warehouse, contract.dag_id)
+    assert outcome == "refused" and "read 0 records" in refusal, refusal
+
+
+@pytest.mark.integration
+def test_a_grouped_count_that_disagrees_with_its_records_is_reported_not_repaired_again(
+    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+) -> None:
+    """Story: the portal's grouped query counts 2 records more for a day than reading the
+    day gives (a stale index), audit after audit. The first audit reads the day again; the
+    next ones report the day as disputed, with both numbers, and neither re-read it nor
+    record it as agreed. Once the count is right again, the day agrees."""
+    from citypulse_dev.standin.server import Fault
+
+    contract = by_id(contracts, "chicago_crime")
+    dag = dagbag.dags[contract.dag_id]
+    held_history(standin, contract, dag, seed=64)
+    (held,) = query(
+        fresh_warehouse,
+        "SELECT count(*) FROM citypulse.chicago_crime WHERE date::date = %s",
+        (YEARS_AGO,),
+    )[0]
+    held += query(
+        fresh_warehouse,
+        "SELECT count(*) FROM citypulse.rejects WHERE dag_id = 'chicago_crime' "
+        "AND event_day = %s AND resolved_at IS NULL",
+        (YEARS_AGO,),
+    )[0][0]
+    lie = Fault(
+        adjust={"n": 2},
+        adjust_where={"day": YEARS_AGO.isoformat()},
+        dataset_id=contract.dataset_id,
+        grouped=True,
+        times=None,
+    )
+    standin.add_fault(lie)
+    try:
+        reconcile(dag)  # reads the day again: the records are what the warehouse holds
+        assert audits(fresh_warehouse, contract.dag_id)[-1][1:5] == (1, 1, 0, 0)
+        reconcile(dag)
+        reconcile(dag)
+    finally:
+        standin.clear_faults()
+    # The day read again once, then neither read again nor counted as differing.
+    assert [a[1:3] for a in audits(fresh_warehouse, contract.dag_id)[1:]] == [(0, 0), (0, 0)]
+    for audit in query(
+        fresh_warehouse,
+        "SELECT days_differing, days_repaired, days_disputed, disputed "
+        "FROM citypulse.partition_audits WHERE dag_id = 'chicago_crime' ORDER BY id",
+    )[1:]:
+        expected = [{"day": YEARS_AGO.isoformat(), "grouped_rows": held + 2, "record_rows": held}]
+        assert audit == (0, 0, 1, expected)
+    days = dict(
+        query(
+            fresh_warehouse,
+            "SELECT day, portal_rows FROM citypulse.partition_days WHERE dag_id = %s",
+            (contract.dag_id,),
+        )
+    )
+    assert YEARS_AGO not in days and days[YEARS_AGO + timedelta(days=1)] > 0
+    reconcile(dag)
+    assert last_audit(fresh_warehouse, contract.dag_id)[2:4] == (0, 0)
+    assert query(
+        fresh_warehouse,
+        "SELECT portal_rows FROM citypulse.partition_days WHERE dag_id = %s AND day = %s",
+        (contract.dag_id, YEARS_AGO),
+    ) == [(held,)]

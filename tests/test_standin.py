@@ -375,6 +375,27 @@ def test_fault_insert_publishes_records_after_answering(soda: SodaStandIn, clien
     assert len(client.get(DATASET, limit=100)) == 31
 
 
+def test_fault_adjust_makes_one_days_grouped_count_lie(soda: SodaStandIn, client: Socrata) -> None:
+    """A grouped count off by 2 for one day; the day's records and a plain count are not."""
+    soda.add_fault(Fault(adjust={"n": 2}, adjust_where={"day": "2024-05-03"}, grouped=True))
+    select = "date_trunc_ymd(created_date) AS day, count(*) AS n"
+    days = client.get(DATASET, select=select, group="day", order="day", limit=5)
+    assert [(row["day"][:10], row["n"]) for row in days[1:4]] == [
+        ("2024-05-02", "2"),
+        ("2024-05-03", "3"),  # 1 record, 2 more
+        ("2024-05-04", "1"),
+    ]
+    assert client.get(DATASET, select="count(*) AS n") == [{"n": "30"}]  # not grouped
+    assert len(client.get(DATASET, where="created_date < '2024-05-04'")) == 5
+
+
+def test_fault_body_on_every_query_but_the_grouped_one(soda: SodaStandIn, client: Socrata) -> None:
+    soda.add_fault(Fault(body="[]", grouped=False, times=None))
+    assert client.get(DATASET) == [] and client.get(DATASET, select="count(*) AS n") == []
+    select = "date_trunc_ymd(created_date) AS day, count(*) AS n"
+    assert len(client.get(DATASET, select=select, group="day")) == 28
+
+
 def test_fault_needs_an_effect() -> None:
     with pytest.raises(ValueError):
         Fault()

@@ -152,7 +152,20 @@ class Incremental(_Strict):
 
 class Reconcile(_Strict):
     """The partition audit: per day of the whole history, the portal's count (and newest
-    change) against the warehouse's; days that differ are read again and reconciled."""
+    change) against the warehouse's; days that differ are read again and reconciled.
+
+    Two guards keep a broken portal from deleting the warehouse. `outage_floor`: over the
+    days the warehouse holds, the portal must count at least this share of the warehouse's
+    rows (its rows plus open rejects) and answer with any record for at least this share of
+    the days on which the warehouse holds some; else the audit is refused as an outage
+    (retried: it may pass), naming both counts, reading and deleting nothing. A day or a few
+    records genuinely deleted stay far above the floor and are repaired; a portal answering
+    `200 []` (count 0) or a fraction of the history is not believed. The floor applies again
+    to each stretch of days read again: a re-read holding fewer records than this share of
+    the days' grouped count changes nothing. `max_delete_share` then bounds what one audit
+    may delete (refused, not retried). 0 turns the floor off: when the portal really dropped
+    that much history, for one audit.
+    """
 
     every_days: int = Field(7, ge=1, description="run when the window ends on a multiple of this")
     max_repair_days: int = Field(
@@ -163,6 +176,14 @@ class Reconcile(_Strict):
         gt=0,
         le=1,
         description="refuse an audit that would mark more than this share of the table deleted",
+    )
+    outage_floor: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="refuse an audit as an outage when the portal counts less than this share "
+        "of the warehouse's rows over the days it holds, or answers for less than this share "
+        "of those days",
     )
 
 

@@ -12,6 +12,7 @@
 - `load/`       COPY + upsert + audit in one transaction (`batch`), fed by one streamed COPY
                 (`copystream`)
 - `reconcile`   the partition audit: every day's count against the portal, repairs
+- `reconcile_checks`  what the audit believes of the portal: the outage floor, disputed days
 - `views`       each city's views and the cross-city ones
 - `run`         extract -> validate -> load for one window, written once
 """

@@ -68,14 +68,17 @@ class Fault:
     """A failure to inject into the next matching SODA requests, used up after `times` hits.
 
     Matches `GET /resource/...` requests for `dataset_id` (any when None) whose `$offset` is at
-    least `min_offset`; with `aggregate` True (False) only aggregate (row) queries; `skip`
-    lets that many matching requests pass first. `delay` sleeps first; then `drop` closes the
+    least `min_offset`; with `aggregate` True (False) only aggregate (row) queries, with
+    `grouped` True (False) only (no) `$group` queries; `skip` lets that many matching requests
+    pass first. `delay` sleeps first; then `drop` closes the
     connection without a response, or `status` answers with that error (plus `Retry-After`
     when `retry_after` is set; any text, even an invalid one), or `redirect` answers 302 to that
     URL, or `body` answers 200 with that raw body. Otherwise the request is answered, `short`
     cuts the answer to that many rows (a proxy or portal hiccup), and `insert` puts those
     records into the dataset right after answering (the portal publishing while a client
-    pages; `insert_key` makes a record with an existing key replace it). `drip` sends the
+    pages; `insert_key` makes a record with an existing key replace it). `adjust` adds to
+    numeric fields of the answer's rows (a count that lies: `{"n": 3}`), only of the rows whose
+    fields start with the texts of `adjust_where` (`{"day": "2024-05-01"}`). `drip` sends the
     answer a byte at a time, that many seconds apart. `times=None` never runs out. With
     `metadata` True the fault matches view metadata requests (`/api/views/{id}.json`) instead
     of queries.
@@ -94,6 +97,7 @@ class Fault:
     insert: tuple[dict[str, Any], ...] = ()
     insert_key: str | None = None
     aggregate: bool | None = None
+    grouped: bool | None = None
     skip: int = 0
     # A 302 to this URL (another host, say) instead of an answer.
     redirect: str | None = None
@@ -104,6 +108,8 @@ class Fault:
     drip: float = 0.0
     # Matches `GET /api/views/{id}.json` (view metadata) instead of queries.
     metadata: bool = False
+    adjust: dict[str, int] = field(default_factory=dict)
+    adjust_where: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         effects = (
@@ -115,10 +121,12 @@ class Fault:
             self.redirect is not None,
             self.body is not None,
             self.drip > 0,
+            bool(self.adjust),
         )
         if not any(effects):
             raise ValueError(
-                "a Fault needs a status, a delay, drop=True, short, insert, redirect, body or drip"
+                "a Fault needs a status, a delay, drop=True, short, insert, redirect, body, "
+                "drip or adjust"
             )
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"fault status must be an HTTP error (4xx/5xx), got {self.status}")
@@ -129,7 +137,12 @@ class Fault:
         self.insert = tuple(dict(record) for record in self.insert)
 
     def matches(
-        self, dataset_id: str | None, offset: int, aggregate: bool, metadata: bool = False
+        self,
+        dataset_id: str | None,
+        offset: int,
+        aggregate: bool,
+        grouped: bool = False,
+        metadata: bool = False,
     ) -> bool:
         """True when this fault applies to a request for `dataset_id` at `offset` (a view
         metadata request when `metadata`)."""
@@ -137,7 +150,21 @@ class Fault:
         if metadata or self.metadata:
             return wanted and metadata == self.metadata
         kind = self.aggregate is None or self.aggregate == aggregate
-        return wanted and kind and offset >= self.min_offset
+        group = self.grouped is None or self.grouped == grouped
+        return wanted and kind and group and offset >= self.min_offset
+
+    def adjusted(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The answer's rows with `adjust` added to those `adjust_where` picks."""
+        if not self.adjust:
+            return rows
+        picked = [
+            all(str(row.get(f, "")).startswith(text) for f, text in self.adjust_where.items())
+            for row in rows
+        ]
+        return [
+            {**row, **{f: _plus(row.get(f), n) for f, n in self.adjust.items()}} if pick else row
+            for row, pick in zip(rows, picked, strict=True)
+        ]
 
     def error_body(self) -> dict[str, Any]:
         """Return the Socrata-like JSON error body for a status fault."""
@@ -432,12 +459,17 @@ class SodaStandIn:
             self._faults.clear()
 
     def take_fault(
-        self, dataset_id: str | None, offset: int, aggregate: bool = False, metadata: bool = False
+        self,
+        dataset_id: str | None,
+        offset: int,
+        aggregate: bool = False,
+        grouped: bool = False,
+        metadata: bool = False,
     ) -> Fault | None:
         """Return the first fault matching this request and use it up once."""
         with self._lock:
             for armed in self._faults:
-                if not armed.fault.matches(dataset_id, offset, aggregate, metadata):
+                if not armed.fault.matches(dataset_id, offset, aggregate, grouped, metadata):
                     continue
                 if armed.skip > 0:
                     armed.skip -= 1
@@ -590,7 +622,8 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.headers.get("X-App-Token") or params.pop("$$app_token", None)
         params.pop("$$app_token", None)
         aggregate = "(" in params.get("$select", "") or bool(params.get("$group"))
-        fault = self.server.standin.take_fault(dataset_id, _offset(params), aggregate)
+        grouped = bool(params.get("$group"))
+        fault = self.server.standin.take_fault(dataset_id, _offset(params), aggregate, grouped)
         status, rows = self._answer_soda(dataset_id, extension, params, fault)
         record = RequestRecord(
             path=path,
@@ -634,6 +667,8 @@ class _Handler(BaseHTTPRequestHandler):
             return exc.status, None
         if fault is not None and fault.short is not None:
             result = result[: fault.short]
+        if fault is not None:
+            result = fault.adjusted(result)
         if fault is not None and fault.insert:
             self.server.standin.put(dataset_id, fault.insert, key=fault.insert_key)
         self._pending = (200, result, {})
@@ -931,7 +966,15 @@ def _describe(fault: Fault | None) -> str | None:
         return f"drip a byte every {fault.drip:g}s"
     if fault.insert:
         return f"{len(fault.insert)} record(s) inserted"
+    if fault.adjust:
+        return f"adjusted {fault.adjust} where {fault.adjust_where}"
     return f"delay {fault.delay:g}s"
+
+
+def _plus(value: Any, amount: int) -> Any:
+    """A numeric answer value plus `amount`, spelled as it came (SODA sends numbers as text)."""
+    total = int(value or 0) + amount
+    return str(total) if isinstance(value, str) or value is None else total
 
 
 def _not_found(message: str) -> dict[str, Any]:

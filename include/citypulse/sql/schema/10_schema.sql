@@ -79,6 +79,13 @@ CREATE TABLE IF NOT EXISTS {schema}.partition_audits (
     finished_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS partition_audits_dag_idx ON {schema}.partition_audits (dag_id, finished_at);
+-- An audit refused (`refusal` says why: a portal outage, a delete over the guard) still
+-- counts what it did before; days disputed are those whose grouped count on the portal
+-- keeps disagreeing with the day's records (`disputed`: the day, both numbers).
+ALTER TABLE {schema}.partition_audits ADD COLUMN IF NOT EXISTS outcome text NOT NULL DEFAULT 'complete';
+ALTER TABLE {schema}.partition_audits ADD COLUMN IF NOT EXISTS refusal text;
+ALTER TABLE {schema}.partition_audits ADD COLUMN IF NOT EXISTS days_disputed integer NOT NULL DEFAULT 0;
+ALTER TABLE {schema}.partition_audits ADD COLUMN IF NOT EXISTS disputed jsonb NOT NULL DEFAULT '[]';
 
 -- The portal's signature of each day when the warehouse last agreed with it: a newer change
 -- on the portal than this (and than the warehouse's own) sends the day to repair.
@@ -88,6 +95,20 @@ CREATE TABLE IF NOT EXISTS {schema}.partition_days (
     portal_rows     integer     NOT NULL,
     portal_changed  text,
     verified_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dag_id, day)
+);
+
+-- Days whose records, read again by a repair (count-verified), disagree with the portal's
+-- grouped count for the day. An audit finding the same gap again neither repairs the day
+-- again nor records it in partition_days: it reports the day as disputed.
+CREATE TABLE IF NOT EXISTS {schema}.partition_disputes (
+    dag_id          text        NOT NULL,
+    day             date        NOT NULL,
+    grouped_rows    integer     NOT NULL,  -- the grouped query's count
+    record_rows     integer     NOT NULL,  -- the day's records read (as the warehouse holds them)
+    portal_changed  text,                  -- the grouped query's newest change of the day
+    seen_at         timestamptz NOT NULL DEFAULT now(),
+    reported_at     timestamptz,           -- when an audit first reported the day disputed
     PRIMARY KEY (dag_id, day)
 );
 

@@ -17,7 +17,8 @@ WITH last_run AS (
 ), last_audit AS (
     SELECT DISTINCT ON (dag_id)
            dag_id, finished_at, days_checked, days_differing, days_repaired,
-           rows_inserted + rows_updated + rows_deleted AS rows_changed
+           rows_inserted + rows_updated + rows_deleted AS rows_changed,
+           outcome, refusal, days_disputed
     FROM {schema}.partition_audits
     ORDER BY dag_id, finished_at DESC
 )
@@ -39,7 +40,10 @@ SELECT l.dag_id AS city,
        a.days_checked AS last_audit_days_checked,
        a.days_differing AS last_audit_days_differing,
        a.days_repaired AS last_audit_days_repaired,
-       a.rows_changed AS last_audit_rows_changed
+       a.rows_changed AS last_audit_rows_changed,
+       a.outcome AS last_audit_outcome,        -- complete, or refused (an outage, say): why in
+       a.refusal AS last_audit_refusal,
+       a.days_disputed AS last_audit_days_disputed  -- grouped count off the day's records
 FROM last_run l
 JOIN totals t USING (dag_id)
 LEFT JOIN newest n ON n.city = l.dag_id
