@@ -353,17 +353,18 @@ def refused_audit(dag: Any) -> Any:
 def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
-    """Story: behind a broken proxy the portal answers every query `200 []`. The audit must
-    not read that as every record deleted (nor delete the newest days, small enough to pass
-    the delete guard): it refuses, with the portal's count and the warehouse's, and records
-    the refused audit for the operator."""
+    """Story: behind a broken proxy the portal answers `200 []`. The audit must not read that
+    as every record deleted (nor delete the newest days, small enough to pass the delete
+    guard): it refuses, with the portal's count and the warehouse's, and records the refused
+    audit for the operator. (Only the audit's grouped query answers nothing here: a `[]` to
+    the window's own `count(*)` already fails extract, see test_portal_client.)"""
     from citypulse_dev.standin.server import Fault
 
     contract = by_id(contracts, "chicago_crime")
     dag = dagbag.dags[contract.dag_id]
     held_history(standin, contract, dag, seed=60)
     before = stored(fresh_warehouse, contract.table)
-    standin.add_fault(Fault(body="[]", dataset_id=contract.dataset_id, times=None))
+    standin.add_fault(Fault(body="[]", dataset_id=contract.dataset_id, grouped=True, times=None))
     try:
         run = refused_audit(dag)
     finally:
@@ -421,8 +422,9 @@ def test_a_re_read_answering_nothing_for_a_day_the_portal_counts_deletes_nothing
     dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
 ) -> None:
     """Story: the grouped count is right (a record of the light day is gone), but the day's
-    re-read answers `200 []`, its count too: the repair would delete the whole day, under the
-    delete guard. The re-read falls below the outage floor of the day's grouped count."""
+    re-read answers no record and counts 0 (a count answering `[]` is refused by the client
+    itself): the repair would delete the whole day, under the delete guard. The re-read falls
+    below the outage floor of the day's grouped count."""
     from citypulse_dev.standin.server import Fault
 
     contract = by_id(contracts, "chicago_crime")
@@ -430,7 +432,11 @@ def test_a_re_read_answering_nothing_for_a_day_the_portal_counts_deletes_nothing
     served = held_history(standin, contract, dag, seed=63)
     before = stored(fresh_warehouse, contract.table)
     assert standin.delete(contract.dataset_id, "id", [served[DAY].records[0]["id"]]) == 1
-    standin.add_fault(Fault(body="[]", dataset_id=contract.dataset_id, grouped=False, times=None))
+    for body, aggregate in (("[]", False), ('[{"n": "0"}]', True)):
+        standin.add_fault(
+            Fault(body=body, dataset_id=contract.dataset_id, aggregate=aggregate, grouped=False,
+                  times=None)
+        )  # fmt: skip
     try:
         refused_audit(dag)
     finally:
