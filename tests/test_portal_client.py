@@ -21,8 +21,17 @@ TOKEN = "tok-b3JpZ2luLWJvdW5kLXRva2Vu"
 POLICY = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=1, timeout_seconds=2)
 
 
+@pytest.fixture(params=["soda2", "soda3"])
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each client test runs through both Socrata APIs."""
+    monkeypatch.setenv("CITYPULSE_SODA_API", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
-def nyc(standin: Any, contracts: list[Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def nyc(
+    standin: Any, contracts: list[Any], monkeypatch: pytest.MonkeyPatch, api: str
+) -> Iterator[Any]:
     from citypulse_dev.generator import generate_day
 
     contract = by_id(contracts, "nyc_311")
@@ -33,6 +42,7 @@ def nyc(standin: Any, contracts: list[Any], monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
     yield contract
     standin.clear_faults()
+    standin.configure(soda3_shape="rows", soda2="served")
 
 
 @pytest.fixture
@@ -68,7 +78,7 @@ def client_for(contract: Any, waits: list[float] | None = None) -> SocrataClient
 def test_an_origin_is_scheme_host_and_port_with_default_ports_spelled_out(
     one: str, other: str, same: bool
 ) -> None:
-    from citypulse.portal.client import Origin
+    from citypulse.portal.http import Origin
 
     assert (Origin.of(one) == Origin.of(other)) is same
     assert str(Origin.of("https://Data.CityOfChicago.org")) == "https://data.cityofchicago.org:443"
