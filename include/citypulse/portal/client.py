@@ -126,7 +126,9 @@ def _is_transient(exc: Exception) -> bool:
 def _refusal_hint(exc: Exception, api: str) -> str:
     """What to do about a terminal refusal, when its status says (never the token)."""
     response = getattr(exc, "response", None)
-    status = response.status_code if isinstance(exc, requests.HTTPError) and response else None
+    # `is not None`, not truthiness: a Response is falsy when its status is an error.
+    refused = isinstance(exc, requests.HTTPError) and response is not None
+    status = response.status_code if refused and response is not None else None
     if status in (401, 403):
         return f"; the portal refused the app token (or its absence): check {TOKEN_SOURCES}"
     if api == "soda2" and status in (404, 410):
