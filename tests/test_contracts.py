@@ -75,3 +75,14 @@ def test_a_chart_names_the_view_file_it_lacks(tmp_path: Path) -> None:
     path = write_variant(tmp_path, lambda r: r["dashboard"][0].update(view="no_such_view"))
     with pytest.raises(ContractError, match=r"views/nyc_311/no_such_view\.sql"):
         load_contract(path)
+
+
+@pytest.mark.parametrize("api", ["soda2", "soda3", "auto"])
+def test_a_contract_may_choose_its_socrata_api(tmp_path: Path, api: str) -> None:
+    assert load_contract(write_variant(tmp_path, lambda r: r.update(api=api))).api == api
+
+
+def test_an_unknown_socrata_api_names_the_field(tmp_path: Path) -> None:
+    path = write_variant(tmp_path, lambda r: r.update(api="soda4"))
+    with pytest.raises(ContractError, match="field 'api'"):
+        load_contract(path)

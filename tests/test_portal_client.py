@@ -21,8 +21,17 @@ TOKEN = "tok-b3JpZ2luLWJvdW5kLXRva2Vu"
 POLICY = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=1, timeout_seconds=2)
 
 
+@pytest.fixture(params=["soda2", "soda3"])
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each client test runs through both Socrata APIs."""
+    monkeypatch.setenv("CITYPULSE_SODA_API", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
-def nyc(standin: Any, contracts: list[Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def nyc(
+    standin: Any, contracts: list[Any], monkeypatch: pytest.MonkeyPatch, api: str
+) -> Iterator[Any]:
     from citypulse_dev.generator import generate_day
 
     contract = by_id(contracts, "nyc_311")
@@ -33,6 +42,7 @@ def nyc(standin: Any, contracts: list[Any], monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
     yield contract
     standin.clear_faults()
+    standin.configure(soda3_shape="rows", soda2="served")
 
 
 @pytest.fixture
@@ -68,7 +78,7 @@ def client_for(contract: Any, waits: list[float] | None = None) -> SocrataClient
 def test_an_origin_is_scheme_host_and_port_with_default_ports_spelled_out(
     one: str, other: str, same: bool
 ) -> None:
-    from citypulse.portal.client import Origin
+    from citypulse.portal.http import Origin
 
     assert (Origin.of(one) == Origin.of(other)) is same
     assert str(Origin.of("https://Data.CityOfChicago.org")) == "https://data.cityofchicago.org:443"
@@ -237,3 +247,132 @@ def test_a_lying_view_is_read_as_it_says(standin: Any, nyc: Any) -> None:
         standin.lie_in_view(nyc.dataset_id, {})
     assert meta.rows_updated_at == datetime(1970, 1, 2, tzinfo=UTC)
     assert meta.row_identifier is None
+
+
+# --- SODA 2.1 and SODA3 -----------------------------------------------------------------------
+
+WINDOW = "unique_key IS NOT NULL"
+
+
+def queries(standin: Any) -> list[Any]:
+    return [r for r in standin.requests_log if not r.path.startswith("/api/views/")]
+
+
+@pytest.mark.parametrize("api", ["soda3"], indirect=True)
+@pytest.mark.parametrize("shape", ["rows", "data"])
+def test_soda3_reads_by_keyset_statements_in_either_answer_shape(
+    standin: Any, nyc: Any, shape: str
+) -> None:
+    standin.configure(soda3_shape=shape, soda2="retired")
+    with client_for(nyc) as client:
+        pages = list(client.keyset(WINDOW, "window", 12))
+        assert client.count(WINDOW, "window") == 30
+        assert client.newest("created_date", "changes") is not None
+        days = client.days("created_date", None)
+    assert [len(p) for p in pages] == [12, 12, 6]  # and an empty page, asked, ends the read
+    ids = [r[":id"] for p in pages for r in p]
+    assert len(set(ids)) == 30 and ids == sorted(ids)
+    assert [d["n"] for d in days] == ["30"]
+    sent = queries(standin)
+    assert all(r.path == f"/api/v3/views/{nyc.dataset_id}/query.json" for r in sent)
+    assert all(r.method == "POST" and r.app_token_present and r.status == 200 for r in sent)
+    statements = [r.params["query"] for r in sent]
+    assert statements[:4] == [
+        f"SELECT :*, * WHERE {WINDOW} ORDER BY :id LIMIT 12",
+        f"SELECT :*, * WHERE ({WINDOW}) AND :id > '{ids[11]}' ORDER BY :id LIMIT 12",
+        f"SELECT :*, * WHERE ({WINDOW}) AND :id > '{ids[23]}' ORDER BY :id LIMIT 12",
+        f"SELECT :*, * WHERE ({WINDOW}) AND :id > '{ids[29]}' ORDER BY :id LIMIT 12",
+    ]
+    assert statements[4:] == [
+        f"SELECT count(*) AS n WHERE {WINDOW}",
+        "SELECT max(created_date) AS newest",
+        "SELECT date_trunc_ymd(created_date) AS day, count(*) AS n GROUP BY day ORDER BY day "
+        "LIMIT 50000",
+    ]
+
+
+@pytest.mark.parametrize("api", ["soda3"], indirect=True)
+@pytest.mark.parametrize("body", ['{"rows": []}', '{"data": [[1, 2]]}', '"data"'])
+def test_a_soda3_answer_in_neither_shape_is_retried_then_reported(
+    standin: Any, nyc: Any, body: str
+) -> None:
+    from citypulse_dev.standin.server import Fault
+
+    standin.add_fault(Fault(body=body, aggregate=False, times=None))
+    with client_for(nyc) as client, pytest.raises(PortalError) as caught:
+        list(client.keyset(WINDOW, "window", 50))
+    message = str(caught.value)
+    assert caught.value.transient and "still failing after 3 attempts" in message
+    assert "not a JSON list of records (or an object with a `data` list)" in message
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_is_terminal_and_says_where_tokens_come_from(
+    standin: Any, nyc: Any, api: str, status: int
+) -> None:
+    from citypulse_dev.standin.server import Fault
+
+    message = f"Invalid app token {TOKEN}"
+    standin.add_fault(Fault(status=status, code="unauthorized", message=message, times=None))
+    waits: list[float] = []
+    with client_for(nyc, waits) as client, pytest.raises(PortalError) as caught:
+        client.count(WINDOW, "window")
+    text = str(caught.value)
+    assert not caught.value.transient and waits == []
+    assert f"HTTP {status}" in text and "Invalid app token ***" in text
+    assert "`SOCRATA_APP_TOKEN` or the `socrata` connection's password" in text
+    assert TOKEN not in text
+
+
+@pytest.mark.parametrize("api", ["soda2"], indirect=True)
+@pytest.mark.parametrize("retired", [410, 404])
+def test_a_portal_without_soda2_is_terminal_and_says_to_switch_to_soda3(
+    standin: Any, nyc: Any, monkeypatch: pytest.MonkeyPatch, retired: int
+) -> None:
+    from citypulse_dev.standin.server import Fault
+
+    if retired == 410:
+        standin.configure(soda2="retired")
+    else:
+        standin.add_fault(Fault(status=404, message="Not found", times=None))
+    waits: list[float] = []
+    with client_for(nyc, waits) as client, pytest.raises(PortalError) as caught:
+        client.count(WINDOW, "window")
+    text = str(caught.value)
+    assert not caught.value.transient and waits == []
+    assert f"HTTP {retired}" in text and "CITYPULSE_SODA_API=soda3" in text
+    standin.clear_faults()
+    monkeypatch.setenv("CITYPULSE_SODA_API", "soda3")  # what the message says to do
+    with client_for(nyc) as client:
+        assert client.count(WINDOW, "window") == 30
+
+
+def test_auto_reads_through_soda3_with_a_token_and_soda2_with_a_warning_without(
+    standin: Any, nyc: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("CITYPULSE_SODA_API")
+    with client_for(nyc) as client:
+        assert client.api == "soda3"
+    monkeypatch.delenv("SOCRATA_APP_TOKEN")
+    with caplog.at_level("WARNING"), client_for(nyc) as client:
+        assert client.api == "soda2"
+        assert client.count(WINDOW, "window") == 30
+    assert "deprecation" in caplog.text and "SOCRATA_APP_TOKEN" in caplog.text
+    monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
+    monkeypatch.setenv("CITYPULSE_SODA_API", "soda3")
+    with client_for(nyc.model_copy(update={"api": "soda2"})) as client:
+        assert client.api == "soda2"  # the contract's `api:` wins over the setting
+
+
+def test_soda3_without_a_token_or_an_unknown_api_fails_before_any_request(
+    standin: Any, nyc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITYPULSE_SODA_API", "soda3")
+    monkeypatch.delenv("SOCRATA_APP_TOKEN")
+    with pytest.raises(PortalError, match="SODA3 requires an app token") as caught:
+        client_for(nyc)
+    assert "`SOCRATA_APP_TOKEN` or the `socrata` connection's password" in str(caught.value)
+    monkeypatch.setenv("CITYPULSE_SODA_API", "soda4")
+    with pytest.raises(PortalError, match="CITYPULSE_SODA_API=soda4 is not one of"):
+        client_for(nyc)
+    assert standin.requests_log == []

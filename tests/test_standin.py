@@ -556,3 +556,90 @@ def test_soql_error_positions_point_at_the_problem() -> None:
     assert caught.value.data["position"] == {"row": 2, "column": 7, "line": "  AND zz = 'y'"}
     with pytest.raises(soql.SoqlError, match="Unrecognized parameter"):
         soql.compile_query({"$bogus": "1"}, schema)
+
+
+# ---------------------------------------------------------------------------------------------
+# SODA3: one SoQL statement per request, answered by the same engine
+
+
+def soda3(soda: SodaStandIn, body: Any, token: str | None = TOKEN) -> requests.Response:
+    headers = {"X-App-Token": token} if token else {}
+    url = f"{soda.base_url}/api/v3/views/{DATASET}/query.json"
+    return requests.post(url, json=body, headers=headers, timeout=5)
+
+
+def test_soda3_answers_a_statement_like_the_same_soda2_query(
+    soda: SodaStandIn, client: Socrata
+) -> None:
+    statement = "SELECT :*, * WHERE status = 'Open' AND unique_key > 3 ORDER BY :id LIMIT 4"
+    answer = soda3(soda, {"query": statement, "page": {"pageNumber": 1, "pageSize": 4},
+                          "includeSynthetic": True})  # fmt: skip
+    assert answer.status_code == 200
+    same = client.get(DATASET, select=":*, *", where="status = 'Open' AND unique_key > 3",
+                      order=":id", limit=4, exclude_system_fields=False)  # fmt: skip
+    assert answer.json() == same and len(same) == 4 and ":id" in same[0]
+    day = "date_trunc_ymd(created_date) AS day, count(*) AS n"
+    grouped = soda3(soda, {"query": f"SELECT {day} GROUP BY day ORDER BY day"})
+    assert grouped.json() == client.get(DATASET, select=day, group="day", order="day")
+    record = soda.requests_log[0]
+    assert (record.method, record.path, record.params["query"]) == (
+        "POST",
+        f"/api/v3/views/{DATASET}/query.json",
+        statement,
+    )
+    assert record.params["$where"] == "status = 'Open' AND unique_key > 3"
+
+
+def test_soda3_pages_within_the_statements_limit(soda: SodaStandIn) -> None:
+    body = {"query": "SELECT unique_key ORDER BY unique_key LIMIT 5", "page": {"pageSize": 2}}
+    pages = [
+        soda3(soda, {**body, "page": {"pageNumber": n, "pageSize": 2}}).json() for n in (1, 2, 3, 4)
+    ]
+    assert [keys(p) for p in pages] == [[1, 2], [3, 4], [5], []]
+    via_get = requests.get(
+        f"{soda.base_url}/api/v3/views/{DATASET}/query.json",
+        params={
+            "query": "SELECT unique_key ORDER BY unique_key",
+            "pageNumber": "3",
+            "pageSize": "10",
+            "app_token": TOKEN,
+        },
+        timeout=5,
+    )
+    assert keys(via_get.json()) == list(range(21, 31))
+    assert (
+        soda.requests_log[-1].app_token_present and "app_token" not in soda.requests_log[-1].params
+    )
+
+
+def test_soda3_needs_a_token_and_a_statement(soda: SodaStandIn) -> None:
+    refused = soda3(soda, {"query": "SELECT *"}, token=None)
+    assert refused.status_code == 401 and refused.json()["code"] == "authentication_required"
+    assert soda3(soda, {"query": "SELECT *"}).status_code == 200  # same connection reused fine
+    for bad in ({}, {"query": "FROM x"}, {"query": "SELECT *", "page": {"pageNumber": 0}}):
+        assert soda3(soda, bad).status_code == 400
+    assert soda3(soda, {"query": "SELECT nope"}).json()["code"] == soql.NO_SUCH_COLUMN
+
+
+def test_settings_switch_the_soda3_shape_and_retire_soda2(
+    soda: SodaStandIn, client: Socrata
+) -> None:
+    admin = f"{soda.base_url}/_standin/settings"
+    assert requests.get(admin, timeout=5).json() == {"soda3_shape": "rows", "soda2": "served"}
+    changed = requests.post(admin, json={"soda3_shape": "data", "soda2": "retired"}, timeout=5)
+    assert changed.json() == {"soda3_shape": "data", "soda2": "retired"}
+    answer = soda3(soda, {"query": "SELECT count(*) AS n"}).json()
+    assert answer == {"data": [{"n": "30"}]}
+    with pytest.raises(requests.HTTPError) as caught:
+        client.get(DATASET)
+    assert response_of(caught).status_code == 410
+    assert "/api/v3/views/" in response_of(caught).json()["message"]
+    assert requests.post(admin, json={"soda2": "gone"}, timeout=5).status_code == 400
+
+
+def test_faults_hit_soda3_queries_as_they_hit_soda2(soda: SodaStandIn) -> None:
+    soda.add_fault(Fault(status=503, aggregate=True, times=1))
+    assert soda3(soda, {"query": "SELECT unique_key LIMIT 1"}).status_code == 200
+    assert soda3(soda, {"query": "SELECT count(*) AS n"}).status_code == 503
+    soda.add_fault(Fault(short=1, times=1))
+    assert len(soda3(soda, {"query": "SELECT * LIMIT 5"}).json()) == 1

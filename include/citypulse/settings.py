@@ -58,6 +58,12 @@ SOCRATA_CONN_ID = "socrata"
 # When set (e.g. http://127.0.0.1:8765) every portal is redirected to this base URL.
 SOCRATA_BASE_URL_ENV = "SOCRATA_BASE_URL"
 SOCRATA_APP_TOKEN_ENV = "SOCRATA_APP_TOKEN"
+# Which Socrata API reads a dataset (a contract's `api:` overrides it): soda2 (SODA 2.1,
+# `/resource/`), soda3 (`/api/v3/views/<id>/query.json`, an app token required) or auto
+# (SODA3 when an app token is configured, else SODA 2.1 with a warning). Read when a client
+# opens, so a deployment can switch without a restart of the parser.
+SODA_API_ENV = "CITYPULSE_SODA_API"
+SODA_API_CHOICES = ("soda2", "soda3", "auto")
 
 SCHEMA = os.environ.get("CITYPULSE_SCHEMA", "citypulse")
 SOCRATA_POOL = "socrata_api"

@@ -247,6 +247,12 @@ class Contract(_Strict):
         description="the longest window one run may load (params start_date .. end_date); "
         "longer spans are a backfill's",
     )
+    api: Literal["soda2", "soda3", "auto"] | None = Field(
+        None,
+        description="the Socrata API that reads this dataset: soda2 (SODA 2.1, /resource/), "
+        "soda3 (/api/v3/views/<id>/query.json, needs an app token) or auto (SODA3 when a token "
+        "is configured); unset, CITYPULSE_SODA_API decides (default auto)",
+    )
     incremental: Incremental | None = None
     reconcile: Reconcile | None = None
     incidents: IncidentMapping

@@ -1,15 +1,15 @@
-"""The Socrata SODA API client every task that talks to a portal uses (extract, reconcile).
+"""The Socrata client every task that talks to a portal uses (extract, reconcile).
 
-One dataset's endpoint through `sodapy`: the live portal named in the contract, or
-`SOCRATA_BASE_URL` when set (the two paths differ only in the base URL and the app token).
-Under sodapy, `PortalAdapter` is the session's only transport: it sends nothing to another
-origin than the portal's (scheme, host, port: the app token stays home, whatever a redirect
-says), holds every response to a total deadline (connect and the whole body) and checks that
-a 200 is what was asked (a query's JSON list of objects, the view metadata's JSON object).
-Transient failures (429, 5xx, timeouts, dropped connections, a body that is not data) are
-retried with exponential backoff honouring a valid Retry-After; any other 4xx, or a redirect
-to another origin, fails at once with the portal's own message. Every message is scrubbed of
-the app token. Imported only inside tasks (sodapy, requests).
+One dataset's endpoint on the live portal named in the contract, or on `SOCRATA_BASE_URL`
+when set (the two paths differ only in the base URL and the app token), through SODA 2.1 or
+SODA3 (`transport`: the contract's `api:`, else `CITYPULSE_SODA_API`). Either way every
+request goes through one `PortalAdapter` (`http`): nothing sent to another origin than the
+portal's, a total deadline per response, a 200 checked to be what was asked. Transient
+failures (429, 5xx, timeouts, dropped connections, a body that is not data) are retried with
+exponential backoff honouring a valid Retry-After; any other 4xx, or a redirect to another
+origin, fails at once with the portal's own message and what to do (a refused token names
+where tokens come from; a retired SODA 2 says to switch to SODA3). Every message is scrubbed
+of the app token. Imported only inside tasks (sodapy, requests).
 """
 
 from __future__ import annotations
@@ -24,22 +24,27 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlparse
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from citypulse.contracts.contract import Contract
 from citypulse.exceptions import PortalError
+from citypulse.portal.http import BadResponse, ForeignOrigin
 from citypulse.portal.metadata import ViewMetadata
+from citypulse.portal.transport import (
+    TOKEN_SOURCES,
+    SoqlQuery,
+    choose_api,
+    open_transport,
+)
+from citypulse.portal.transport import socrata_client as socrata_client
 from citypulse.secrets import redact, remember
-from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_BASE_URL_ENV, SOCRATA_CONN_ID
+from citypulse.settings import SOCRATA_APP_TOKEN_ENV, SOCRATA_CONN_ID, SODA_API_ENV
 
 log = logging.getLogger(__name__)
 # Socrata row ids (`:id`), as they may go back into SoQL: letters, digits and `-._` only.
 _ROW_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _COUNT = re.compile(r"[0-9]{1,18}")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 T = TypeVar("T")
 
 
@@ -100,176 +105,6 @@ def app_token() -> str | None:
     return token
 
 
-class BadResponse(requests.RequestException):
-    """A 200 to a query that is not data (a proxy's HTML page, text, an object, nothing):
-    transient, like a 5xx."""
-
-
-class ForeignOrigin(requests.RequestException):
-    """A request (a redirect's, say) for another origin than the portal's: never sent, so the
-    app token stays home. Terminal: asking again would be sent the same way."""
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a secret may be sent: scheme, host and port, the default port spelled out
-    (`https://h` is `https://h:443`), as browsers compare origins (RFC 6454)."""
-
-    scheme: str
-    host: str
-    port: int
-
-    @classmethod
-    def of(cls, url: str) -> Origin:
-        parsed = urlparse(url)
-        scheme = parsed.scheme.lower()
-        try:
-            port = parsed.port or _DEFAULT_PORTS.get(scheme, 0)
-        except ValueError:
-            port = -1  # not a port: an origin no portal has
-        return cls(scheme, (parsed.hostname or "").lower(), port)
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
-
-
-class PortalAdapter(HTTPAdapter):
-    """requests' transport for one portal: nothing sent to another origin, each response
-    whole within `deadline` seconds of the request, a 200 to a query checked to be a JSON list
-    of objects before sodapy reads it.
-
-    The origin check sits here, in the transport, rather than in `Session.rebuild_auth` or
-    `resolve_redirects`: those run for redirects only and strip just `Authorization`, while
-    the app token is a session header sent with every request. `guard` makes this adapter the
-    session's only one, mounted for every scheme requests can send, so every request the
-    session sends (a first request, a redirect's, a retry's, https or http) passes this one
-    check before a byte leaves; a redirect to another origin is refused when it arrives, with
-    both origins named.
-    """
-
-    # Bytes read at most per socket read: each returns as soon as anything arrived.
-    CHUNK = 1 << 16
-
-    def __init__(self, origin: Origin, deadline: float) -> None:
-        super().__init__()
-        self.origin = origin
-        self.deadline = deadline
-
-    def guard(self, session: requests.Session) -> requests.Session:
-        """Make this adapter the only transport of `session`, for http and https alike."""
-        session.adapters.clear()
-        for prefix in ("https://", "http://"):
-            session.mount(prefix, self)
-        return session
-
-    def admit(self, url: str, redirected_from: str | None = None) -> None:
-        """Raise ForeignOrigin unless `url` is on the portal's origin."""
-        there = Origin.of(url)
-        if there == self.origin:
-            return
-        how = (
-            f"{_shown_url(redirected_from)}: the portal redirected to {_shown_url(url)}"
-            if redirected_from
-            else f"refused a request for {_shown_url(url)}"
-        )
-        raise ForeignOrigin(
-            redact(
-                f"{how}, another origin ({there}) than the portal's ({self.origin}); not "
-                "followed, so the app token stays with its portal"
-            )
-        )
-
-    def send(self, request: Any, stream: bool = False, **kwargs: Any) -> Any:  # type: ignore[override]
-        self.admit(request.url)
-        began = time.monotonic()
-        response = super().send(request, stream=True, **kwargs)
-        url = _shown_url(request.url)
-        if response.is_redirect:
-            target = urljoin(request.url, response.headers.get("Location", ""))
-            try:
-                self.admit(target, redirected_from=request.url)
-            except ForeignOrigin as exc:
-                response.close()
-                exc.response = response
-                raise
-        chunks = []
-        while chunk := response.raw.read1(self.CHUNK, decode_content=True):
-            chunks.append(chunk)
-            waited = time.monotonic() - began
-            if waited > self.deadline:
-                response.close()
-                raise requests.Timeout(
-                    f"{url}: no complete answer after {waited:.0f} s (the deadline is "
-                    f"{self.deadline:g} s)"
-                )
-        response._content = b"".join(chunks)
-        response._content_consumed = True
-        if response.status_code == 200:
-            _check_body(response, urlparse(request.url).path, url)
-        return response
-
-
-def _is_rows(body: Any) -> bool:
-    return isinstance(body, list) and all(isinstance(row, dict) for row in body)
-
-
-# What a 200 must hold, by the path it answers: a query's rows, or the view's metadata.
-_BODIES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
-    ("/resource/", "a JSON list of records", _is_rows),
-    ("/api/views/", "a JSON object (view metadata)", lambda body: isinstance(body, dict)),
-)
-
-
-def _check_body(response: Any, path: str, url: str) -> None:
-    """Raise BadResponse unless a 200's body is what its path answers (see `_BODIES`)."""
-    expected = next(((what, ok) for prefix, what, ok in _BODIES if path.startswith(prefix)), None)
-    if expected is None:
-        return
-    what, ok = expected
-    body: bytes = response.content
-    try:
-        parsed = json.loads(body) if body.strip() else None
-    except ValueError:
-        parsed = None
-    if parsed is None or not ok(parsed):
-        kind = response.headers.get("Content-Type", "no content type")
-        shown = redact(body[:200].decode("utf-8", errors="replace"))
-        raise BadResponse(
-            f"{url}: HTTP 200 ({kind}) but not {what}: {shown!r}",
-            response=response,
-        )
-
-
-def _shown_url(url: str) -> str:
-    """A URL as messages show it: no query (it may hold an app token), scrubbed."""
-    parsed = urlparse(url)
-    return redact(f"{parsed.scheme}://{parsed.netloc}{parsed.path}")
-
-
-def socrata_client(
-    contract: Contract, token: str | None, timeout: float, deadline: float = 300.0
-) -> Any:
-    """A sodapy client for the contract's portal, or for `SOCRATA_BASE_URL` when set."""
-    from sodapy import Socrata
-
-    base = os.environ.get(SOCRATA_BASE_URL_ENV, "").strip()
-    if base:
-        parsed = urlparse(base)
-        domain, scheme = parsed.netloc, parsed.scheme or "http"
-    else:
-        domain, scheme = contract.portal, "https"
-    adapter = PortalAdapter(Origin.of(f"{scheme}://{domain}"), deadline)
-    client = Socrata(
-        domain,
-        token,
-        session_adapter={"prefix": f"{scheme}://", "adapter": adapter},
-        timeout=timeout,
-    )
-    adapter.guard(client.session)
-    return client
-
-
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, ForeignOrigin):
         return False
@@ -286,6 +121,23 @@ def _is_transient(exc: Exception) -> bool:
             json.JSONDecodeError,
         ),
     )
+
+
+def _refusal_hint(exc: Exception, api: str) -> str:
+    """What to do about a terminal refusal, when its status says (never the token)."""
+    response = getattr(exc, "response", None)
+    # `is not None`, not truthiness: a Response is falsy when its status is an error.
+    refused = isinstance(exc, requests.HTTPError) and response is not None
+    status = response.status_code if refused and response is not None else None
+    if status in (401, 403):
+        return f"; the portal refused the app token (or its absence): check {TOKEN_SOURCES}"
+    if api == "soda2" and status in (404, 410):
+        return (
+            "; if the portal has retired SODA 2 (/resource/), read it through SODA3: set "
+            f"{SODA_API_ENV}=soda3 (or the contract's `api: soda3`) and an app token "
+            f"({TOKEN_SOURCES})"
+        )
+    return ""
 
 
 def _portal_message(exc: Exception) -> str:
@@ -337,31 +189,31 @@ class SocrataClient:
         self.pages = 0
         self.retries = 0
         self._sleep = sleep
-        self._client = socrata_client(
-            contract, app_token(), self.policy.timeout_seconds, self.policy.deadline_seconds
+        token = app_token()
+        self.api = choose_api(contract, token)
+        self._transport = open_transport(
+            self.api, contract, token, self.policy.timeout_seconds, self.policy.deadline_seconds
         )
 
     def __enter__(self) -> SocrataClient:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._client.close()
+        self._transport.close()
 
     def describe(self, what: str) -> str:
         return f"{self.contract.dag_id} ({self.contract.dataset_id}) {what}"
 
-    def get(self, params: dict[str, Any], describe: str) -> list[dict[str, Any]]:
-        """One request's rows, retried while the failure is transient."""
-        return self.read(params, describe, lambda rows: rows)
+    def get(self, query: SoqlQuery, describe: str) -> list[dict[str, Any]]:
+        """One query's rows, retried while the failure is transient."""
+        return self.read(query, describe, lambda rows: rows)
 
     def read(
-        self, params: dict[str, Any], describe: str, answer: Callable[[list[dict[str, Any]]], T]
+        self, query: SoqlQuery, describe: str, answer: Callable[[list[dict[str, Any]]], T]
     ) -> T:
-        """`answer` of one request's rows, the request retried while the failure is transient
+        """`answer` of one query's rows, the query retried while the failure is transient
         (`answer` raising BadResponse, a reply that is not what the query asks for, is one)."""
-        return self._retrying(
-            lambda: answer(self._client.get(self.contract.dataset_id, **params)), describe
-        )
+        return self._retrying(lambda: answer(self._transport.rows(query)), describe)
 
     def metadata(self) -> ViewMetadata:
         """The dataset's view metadata (`/api/views/<id>.json`): when its rows last changed,
@@ -369,7 +221,7 @@ class SocrataClient:
         return self._retrying(self._view_metadata, self.describe("view metadata"))
 
     def _view_metadata(self) -> ViewMetadata:
-        raw = self._client.get_metadata(self.contract.dataset_id)
+        raw = self._transport.view()
         try:
             return ViewMetadata.from_json(raw)
         except ValueError as exc:
@@ -385,7 +237,8 @@ class SocrataClient:
                 if not _is_transient(exc):
                     refused = "refused" if getattr(exc, "response", None) is not None else "failed"
                     raise PortalError(
-                        f"{describe}: the portal {refused} the query: {_portal_message(exc)}"
+                        f"{describe}: the portal {refused} the query ({self.api}): "
+                        f"{_portal_message(exc)}{_refusal_hint(exc, self.api)}"
                     ) from None
                 if attempt + 1 >= policy.attempts:
                     raise PortalError(
@@ -418,12 +271,13 @@ class SocrataClient:
         while True:
             clause = where if cursor is None else f"({where}) AND :id > '{cursor}'"
             page = self.get(
-                {"where": clause, "order": ":id", "limit": limit, "exclude_system_fields": False},
+                SoqlQuery(where=clause, order=":id", limit=limit, system_fields=True),
                 self.describe(f"{label} after {cursor or 'the start'}"),
             )
             self.pages += 1
-            yield page
-            if len(page) < limit:
+            if page or cursor is None:
+                yield page
+            if not page or (len(page) < limit and self._transport.short_page_is_last):
                 return
             cursor = str(page[-1].get(":id", ""))
             if not _ROW_ID.fullmatch(cursor):
@@ -437,7 +291,7 @@ class SocrataClient:
         """How many records the portal holds for `where` (`count(*)`): an answer without
         exactly one row holding a number is a bad response (retried), never zero."""
         return self.read(
-            {"select": "count(*) AS n", "where": where},
+            SoqlQuery(select="count(*) AS n", where=where),
             self.describe(f"{label} count"),
             _count_of,
         )
@@ -446,7 +300,7 @@ class SocrataClient:
         """The newest value of a timestamp column in the whole dataset (`max()`); None when
         the dataset has none (Socrata answers one empty row)."""
         return self.read(
-            {"select": f"max({column}) AS newest"},
+            SoqlQuery(select=f"max({column}) AS newest"),
             self.describe(f"{label} newest"),
             lambda rows: _value_of(_one_row(rows, "max()"), "newest"),
         )
@@ -458,6 +312,6 @@ class SocrataClient:
         if change is not None:
             select += f", max({change}) AS changed"
         return self.get(
-            {"select": select, "group": "day", "order": "day", "limit": 50_000},
+            SoqlQuery(select=select, group="day", order="day", limit=50_000),
             self.describe("records per day"),
         )

@@ -1,9 +1,10 @@
-"""An in-memory HTTP server that answers SODA 2.1 requests the way Socrata portals do.
+"""An in-memory HTTP server that answers SODA 2.1 and SODA3 requests as Socrata portals do.
 
-Serves `GET /resource/{dataset_id}.json` with a SoQL subset (see `soql`) and the view
-metadata `GET /api/views/{dataset_id}.json` (see `views`), injects faults (429/5xx, delays,
-dropped connections) on demand and offers an admin API under `/_standin/` so another process
-can load data and faults into a running server:
+Serves `GET /resource/{dataset_id}.json` with a SoQL subset (see `soql`), SODA3's
+`POST /api/v3/views/{dataset_id}/query.json` (a SoQL statement, an app token required,
+answered by the same engine) and the view metadata `GET /api/views/{dataset_id}.json` (see
+`views`); injects faults (429/5xx, delays, dropped connections) on demand and offers an admin
+API under `/_standin/` so another process can load data and faults into a running server:
 
     POST   /_standin/datasets/{id}/records[?key=K]     JSON array of records
     GET    /_standin/datasets/{id}/records             records with system fields
@@ -14,6 +15,7 @@ can load data and faults into a running server:
     DELETE /_standin/datasets/{id}/view                the view metadata's own fields again
     DELETE /_standin/datasets/{id}  |  DELETE /_standin/datasets
     POST   /_standin/faults  (JSON object of Fault fields)  |  DELETE /_standin/faults
+    GET|POST /_standin/settings  {"soda3_shape": "rows"|"data", "soda2": "served"|"retired"}
     GET    /_standin/requests  |  GET /_standin/health
 
 Run it in the foreground with `python -m citypulse_dev.standin.server --port 8765`.
@@ -271,6 +273,10 @@ class SodaStandIn:
         self._generation = 0
         self._cache: OrderedDict[tuple[Any, ...], list[soql.Row]] = OrderedDict()
         self._views: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (version, metadata)
+        # SODA3 answers a JSON array of rows, or an object {"data": rows} ("data").
+        self.soda3_shape = "rows"
+        # SODA 2 endpoints (/resource/) answer 410, as on a portal that retired them.
+        self.soda2_retired = False
         self._stopping = threading.Event()
         self._httpd: _StandInHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -431,6 +437,24 @@ class SodaStandIn:
                 dataset.view_lies.update(fields)
             else:
                 dataset.view_lies.clear()
+
+    def configure(self, *, soda3_shape: str | None = None, soda2: str | None = None) -> None:
+        """How the portal behaves: SODA3's answer shape (`rows`: a JSON array, `data`: an
+        object with a `data` array) and whether SODA 2 is `served` or `retired` (410)."""
+        if soda3_shape not in (None, "rows", "data"):
+            raise ValueError(f"soda3_shape is rows or data, not {soda3_shape!r}")
+        if soda2 not in (None, "served", "retired"):
+            raise ValueError(f"soda2 is served or retired, not {soda2!r}")
+        with self._lock:
+            self.soda3_shape = soda3_shape or self.soda3_shape
+            self.soda2_retired = self.soda2_retired if soda2 is None else soda2 == "retired"
+
+    def settings(self) -> dict[str, str]:
+        """The behaviour `configure` sets."""
+        return {
+            "soda3_shape": self.soda3_shape,
+            "soda2": "retired" if self.soda2_retired else "served",
+        }
 
     def datasets(self) -> dict[str, int]:
         """Return each dataset id with its record count."""
@@ -607,6 +631,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._soda(url.path, params)
             elif url.path.startswith("/api/views/") and method == "GET":
                 self._view(url.path, params)
+            elif url.path.startswith("/api/v3/views/") and method in ("GET", "POST"):
+                self._soda3(method, url.path, params)
             elif url.path.startswith("/_standin/"):
                 self._admin(method, url.path.split("/")[2:], params)
             else:
@@ -617,20 +643,85 @@ class _Handler(BaseHTTPRequestHandler):
     # -- SODA -----------------------------------------------------------------------------
 
     def _soda(self, path: str, params: dict[str, str]) -> None:
+        """SODA 2.1: `GET /resource/{id}.json?$select=...`."""
         started = time.monotonic()
         dataset_id, _, extension = unquote(path[len("/resource/") :]).partition(".")
         token = self.headers.get("X-App-Token") or params.pop("$$app_token", None)
         params.pop("$$app_token", None)
-        aggregate = "(" in params.get("$select", "") or bool(params.get("$group"))
-        grouped = bool(params.get("$group"))
-        fault = self.server.standin.take_fault(dataset_id, _offset(params), aggregate, grouped)
-        status, rows = self._answer_soda(dataset_id, extension, params, fault)
+        standin = self.server.standin
+        fault = None
+        if standin.soda2_retired:
+            message = (
+                "SODA 2 endpoints (/resource/) are retired on this portal; query SODA3: "
+                f"POST /api/v3/views/{dataset_id}/query.json"
+            )
+            self._pending = (410, {"code": "gone", "error": True, "message": message}, {})
+            status, rows = 410, None
+        else:
+            aggregate = "(" in params.get("$select", "") or bool(params.get("$group"))
+            grouped = bool(params.get("$group"))
+            fault = standin.take_fault(dataset_id, _offset(params), aggregate, grouped)
+            status, rows = self._answer_soda(dataset_id, extension, params, fault)
+        self._finish(path, params, dataset_id, token, status, rows, fault, started)
+
+    def _soda3(self, method: str, path: str, params: dict[str, str]) -> None:
+        """SODA3: `POST /api/v3/views/{id}/query.json` with `{"query": "<SoQL statement>",
+        "page": {"pageNumber", "pageSize"}, "includeSynthetic"}` (or the same as GET
+        parameters), an app token required; answered by the SODA 2 engine."""
+        started = time.monotonic()
+        dataset_id, _, tail = unquote(path[len("/api/v3/views/") :]).partition("/")
+        token = self.headers.get("X-App-Token") or params.pop("app_token", None)
+        params.pop("app_token", None)
+        # Read the body whatever the answer: an unread one would spoil the kept-alive connection.
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        standin = self.server.standin
+        fault, status, rows, logged = None, 0, None, dict(params)
+        try:
+            if tail != "query.json":
+                raise KeyError(f"No SODA3 route {path}")
+            if not token:
+                raise PermissionError
+            request = _json_of(raw, dict) if method == "POST" else _soda3_get(params)
+            soda2 = _soda3_params(request)
+            logged = {**soda2, "query": str(request.get("query"))}
+            aggregate = "(" in soda2.get("$select", "") or bool(soda2.get("$group"))
+            grouped = bool(soda2.get("$group"))
+            fault = standin.take_fault(dataset_id, _offset(soda2), aggregate, grouped)
+            status, rows = self._answer_soda(dataset_id, "json", soda2, fault)
+            if status == 200 and rows is not None and standin.soda3_shape == "data":
+                assert self._pending is not None
+                self._pending = (200, {"data": self._pending[1]}, self._pending[2])
+        except PermissionError:
+            message = "SODA3 requests must be authenticated or carry an app token (X-App-Token)"
+            body = {"code": "authentication_required", "error": True, "message": message}
+            self._pending, status = (401, body, {}), 401
+        except KeyError as exc:
+            self._pending, status = (404, _not_found(str(exc.args[0])), {}), 404
+        except (ValueError, soql.SoqlError) as exc:
+            body = exc.body() if isinstance(exc, soql.SoqlError) else _malformed(str(exc))
+            self._pending, status = (400, body, {}), 400
+        self._finish(path, logged, dataset_id, token, status, rows, fault, started, method)
+
+    def _finish(
+        self,
+        path: str,
+        params: dict[str, str],
+        dataset_id: str,
+        token: str | None,
+        status: int,
+        rows: int | None,
+        fault: Fault | None,
+        started: float,
+        method: str = "GET",
+    ) -> None:
+        """Log the request, then send the decided answer (see `_answer_soda`)."""
         record = RequestRecord(
             path=path,
             params=params,
             status=status,
             app_token_present=bool(token),
             dataset_id=dataset_id,
+            method=method,
             app_token_sha256=_token_hash(token),
             rows=rows,
             fault=_describe(fault),
@@ -639,7 +730,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self._pending is not None:
             self._send(*self._pending, drip=fault.drip if fault is not None else 0.0)
         logger.info(
-            "GET %s -> %s (%s rows, %.0f ms%s)",
+            "%s %s -> %s (%s rows, %.0f ms%s)",
+            method,
             _redact(self.path),
             status or "dropped",
             "-" if rows is None else rows,
@@ -762,6 +854,11 @@ class _Handler(BaseHTTPRequestHandler):
         dataset_id = unquote(parts[1]) if len(parts) > 1 and parts[0] == "datasets" else ""
         if route == ("GET", "health"):
             return {"status": "ok", "datasets": standin.datasets()}
+        if route == ("GET", "settings"):
+            return standin.settings()
+        if route == ("POST", "settings"):
+            standin.configure(**self._json_body(dict))
+            return standin.settings()
         if route == ("GET", "requests"):
             return [dataclasses.asdict(record) for record in list(standin.requests_log)]
         if route == ("POST", "faults"):
@@ -797,14 +894,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _json_body(self, kind: type) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"null")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"request body is not JSON: {exc}") from exc
-        if not isinstance(body, kind):
-            raise ValueError(f"request body must be a JSON {kind.__name__}")
-        return body
+        return _json_of(self.rfile.read(int(self.headers.get("Content-Length") or 0)), kind)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -979,6 +1069,57 @@ def _plus(value: Any, amount: int) -> Any:
 
 def _not_found(message: str) -> dict[str, Any]:
     return {"code": "not_found", "error": True, "message": message}
+
+
+def _json_of(raw: bytes, kind: type) -> Any:
+    """A request body parsed as JSON of type `kind`; ValueError otherwise."""
+    try:
+        body = json.loads(raw or b"null")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"request body is not JSON: {exc}") from exc
+    if not isinstance(body, kind):
+        raise ValueError(f"request body must be a JSON {kind.__name__}")
+    return body
+
+
+def _malformed(message: str) -> dict[str, Any]:
+    return {"code": soql.MALFORMED, "error": True, "message": message}
+
+
+def _soda3_get(params: Mapping[str, str]) -> dict[str, Any]:
+    """A SODA3 request sent as GET parameters (`query`, `pageNumber`, `pageSize`)."""
+    page = {k: params[k] for k in ("pageNumber", "pageSize") if k in params}
+    synthetic = params.get("includeSynthetic", "false").lower() == "true"
+    return {"query": params.get("query"), "page": page, "includeSynthetic": synthetic}
+
+
+def _soda3_params(request: Mapping[str, Any]) -> dict[str, str]:
+    """The SODA 2 parameters answering one SODA3 request: its statement's clauses, the page
+    (numbered from 1) as the offset and limit within the statement's own LIMIT/OFFSET."""
+    statement = request.get("query")
+    if not isinstance(statement, str) or not statement.strip():
+        raise ValueError("a SODA3 request needs a `query`: a SoQL statement")
+    page = request.get("page") or {}
+    if not isinstance(page, dict):
+        raise ValueError("`page` must be an object {pageNumber, pageSize}")
+    number = _positive(page.get("pageNumber", 1), "pageNumber")
+    size = _positive(page.get("pageSize", soql.DEFAULT_LIMIT), "pageSize")
+    params = soql.statement_params(statement)
+    offset = int(params.get("$offset") or 0) + (number - 1) * size
+    end = offset + size
+    if params.get("$limit", "").isdigit():
+        end = min(end, int(params.get("$offset") or 0) + int(params["$limit"]))
+    params["$offset"], params["$limit"] = str(offset), str(max(0, end - offset))
+    if request.get("includeSynthetic") is True:
+        params["$$exclude_system_fields"] = "false"
+    return params
+
+
+def _positive(value: Any, name: str) -> int:
+    number = int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
+    if number < 1:
+        raise ValueError(f"`page.{name}` must be a positive integer, got {value!r}")
+    return number
 
 
 # ---------------------------------------------------------------------------------------------

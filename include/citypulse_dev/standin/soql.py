@@ -1094,6 +1094,46 @@ def compile_query(params: Mapping[str, str], schema: Schema) -> Query:
     )
 
 
+# A SoQL statement's clauses (SODA3 sends one statement) and the SODA 2 parameter of each.
+_CLAUSES = {
+    "select": "$select",
+    "where": "$where",
+    "group": "$group",
+    "having": "$having",
+    "order": "$order",
+    "limit": "$limit",
+    "offset": "$offset",
+}
+
+
+def statement_params(text: str) -> dict[str, str]:
+    """The SODA 2 parameters of a whole SoQL statement (`SELECT ... WHERE ... GROUP BY ...
+    ORDER BY ... LIMIT ... OFFSET ...`, as SODA3 sends it), split at its top-level clause
+    keywords, so one engine answers both APIs."""
+    tokens = tokenize(text)
+    found: list[tuple[str, int, int]] = []  # clause, where its keyword starts, its body starts
+    depth = 0
+    for i, token in enumerate(tokens):
+        if token.kind == "punct" and token.value in "()":
+            depth += 1 if token.value == "(" else -1
+        elif depth == 0 and token.kind == "ident" and token.value.lower() in _CLAUSES:
+            word = token.value.lower()
+            if word in ("group", "order"):
+                if not tokens[i + 1].is_keyword("by"):
+                    raise _error(MALFORMED, f"Expected `BY' after `{token.value}'", text, token.pos)
+                found.append((word, token.pos, tokens[i + 1].pos + 2))
+            else:
+                found.append((word, token.pos, token.pos + len(token.value)))
+    if not found or text[: found[0][1]].strip():
+        raise _error(MALFORMED, "A SoQL statement starts with a clause (SELECT, WHERE...)", text, 0)
+    params: dict[str, str] = {}
+    for (word, _, body), following in zip(found, [*found[1:], ("", len(text), 0)], strict=True):
+        if _CLAUSES[word] in params:
+            raise _error(MALFORMED, f"`{word.upper()}' appears twice", text, following[1])
+        params[_CLAUSES[word]] = text[body : following[1]].strip()
+    return params
+
+
 def execute(rows: Sequence[Row], params: Mapping[str, str], schema: Schema) -> list[dict[str, Any]]:
     """Run a SODA request over `rows` and return the JSON-ready result list."""
     query = compile_query(params, schema)
