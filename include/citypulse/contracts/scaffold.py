@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from citypulse.contracts.column_types import DECIMAL_PATTERN, INTEGER_PATTERN
 from citypulse.contracts.contract import RESERVED_COLUMNS
@@ -54,10 +54,11 @@ MIN_ROWS_PER_VALUE = 20
 # The event column may lack a value in at most this share of rows.
 MAX_EVENT_NULL_SHARE = 0.01
 EARLIEST_PLAUSIBLE = date(1900, 1, 1)
-# Bounding box: the trimmed quantiles (each side) and the margin added around them.
+# Bounding box: the trimmed quantiles (each side), how far beyond them (a share of their
+# span) the box reaches for the real extremes, and the margin around what it takes in.
 TRIM_SHARE = 0.005
-BOX_MARGIN_SHARE = 0.1
-BOX_MIN_MARGIN = 0.01
+BOX_REACH_SHARE = 0.25
+BOX_MARGIN = 0.01
 # Change capture: the portal re-stamps every row when this share of the rows whose event is
 # over a week old was stamped within a day of the newest stamp.
 RESTAMP_SHARE = 0.5
@@ -80,6 +81,15 @@ class FieldFigures:
     values: tuple[tuple[str, int], ...] | None = None
 
 
+class Spread(NamedTuple):
+    """A coordinate's values: trimmed low and high quantiles, smallest and largest."""
+
+    low: float
+    high: float
+    smallest: float
+    largest: float
+
+
 @dataclass(frozen=True)
 class Profile:
     """The answers a scaffold is drawn from (citypulse.portal.profile asks the questions)."""
@@ -87,8 +97,8 @@ class Profile:
     rows: int
     fields: Mapping[str, FieldFigures]
     sample: Sequence[Mapping[str, Any]]  # a few records, system fields included
-    # Coordinate field -> its trimmed (low, high) quantiles, zeros left out.
-    quantiles: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # Coordinate field -> its trimmed quantiles and extremes, zeros left out.
+    quantiles: Mapping[str, Spread] = field(default_factory=dict)
     restamped_share: float | None = None  # None: not measured
     queries: int = 0
 
@@ -363,18 +373,19 @@ def guess_time_of_day(metadata: ViewMetadata, profile: Profile, event: str) -> G
 
 
 def bounding_box(profile: Profile, coordinates: tuple[str, str]) -> tuple[dict[str, float], str]:
-    """The box of the trimmed coordinate quantiles, widened by a margin, rounded outward."""
+    """The box of the trimmed coordinate quantiles, reaching out to the real extremes when
+    they lie within a quarter of the span beyond (a city's edges) but not farther (outliers,
+    points mis-geocoded far away), with a margin, rounded outward to 0.01 degree."""
     box: dict[str, float] = {}
     for field_name, axis in zip(coordinates, ("lat", "lon"), strict=True):
-        low, high = profile.quantiles[field_name]
-        margin = max((high - low) * BOX_MARGIN_SHARE, BOX_MIN_MARGIN)
-        box[f"min_{axis}"] = math.floor((low - margin) * 100) / 100
-        box[f"max_{axis}"] = math.ceil((high + margin) * 100) / 100
+        low, high, smallest, largest = profile.quantiles[field_name]
+        reach = (high - low) * BOX_REACH_SHARE
+        box[f"min_{axis}"] = math.floor((max(smallest, low - reach) - BOX_MARGIN) * 100) / 100
+        box[f"max_{axis}"] = math.ceil((min(largest, high + reach) + BOX_MARGIN) * 100) / 100
     box["mostly"] = 0.95
-    percent = f"{TRIM_SHARE:.1%}"
     return box, (
-        f"{percent}..{1 - TRIM_SHARE:.1%} quantiles of the coordinates (0 left out), widened "
-        f"by {BOX_MARGIN_SHARE:.0%}"
+        f"the coordinates' {TRIM_SHARE:.1%}..{1 - TRIM_SHARE:.1%} quantiles (0 left out), out "
+        f"to the extremes within {BOX_REACH_SHARE:.0%} of their span beyond"
     )
 
 
@@ -502,8 +513,8 @@ def _place(
         return [Entry("timezone", options.timezone, "given")]
     if coordinates is None or not all(c in profile.quantiles for c in coordinates):
         raise ValueError("no coordinates to find the timezone from: pass --timezone")
-    (lat_low, lat_high), (lon_low, lon_high) = (profile.quantiles[c] for c in coordinates)
-    found = timezone_at((lat_low + lat_high) / 2, (lon_low + lon_high) / 2)
+    latitude, longitude = (profile.quantiles[c] for c in coordinates)
+    found = timezone_at((latitude.low + latitude.high) / 2, (longitude.low + longitude.high) / 2)
     if found is None:
         raise ValueError("no timezone at the centre of the coordinates: pass --timezone")
     review.append(f"timezone: {found} was found at the centre of the coordinates")

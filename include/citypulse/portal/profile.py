@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from citypulse.contracts import scaffold
-from citypulse.contracts.scaffold import FieldFigures, Profile
+from citypulse.contracts.scaffold import FieldFigures, Profile, Spread
 from citypulse.portal.metadata import ViewColumn, ViewMetadata
 
 if TYPE_CHECKING:
@@ -69,17 +69,20 @@ def profile_dataset(client: SocrataClient, metadata: ViewMetadata, today: date) 
         queries += 1
     profile = Profile(rows=rows, fields=fields, sample=tuple(sample), queries=queries)
 
-    quantiles: dict[str, tuple[float, float]] = {}
+    quantiles: dict[str, Spread] = {}
     for name in scaffold.coordinate_fields(metadata) or ():
         found = metadata.column(name)
         if found is not None and found.data_type == "number":
-            quantiles[name] = _quantiles(client, name, fields[name].non_null)
+            low, high = _quantiles(client, name, fields[name].non_null)
+            ends = scaffold.numeric_values([fields[name].minimum or "", fields[name].maximum or ""])
+            smallest, largest = (ends[0], ends[-1]) if len(ends) == 2 else (low, high)
+            quantiles[name] = Spread(low, high, smallest, largest)
             queries += 2
-        else:
+        else:  # sent as text: sorted as text by the portal, so read from the sample
             numbers = sorted(n for n in scaffold.numeric_values(profile.sampled(name)) if n != 0)
             if numbers:
                 cut = int(len(numbers) * scaffold.TRIM_SHARE)
-                quantiles[name] = (numbers[cut], numbers[-1 - cut])
+                quantiles[name] = Spread(numbers[cut], numbers[-1 - cut], numbers[0], numbers[-1])
     profile = replace(profile, quantiles=quantiles, queries=queries)
     restamped = _restamped_share(client, metadata, profile, summary, today)
     return replace(profile, restamped_share=restamped, queries=queries + (restamped is not None))
