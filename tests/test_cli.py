@@ -118,3 +118,29 @@ def test_python_dash_m_citypulse_runs_the_cli() -> None:
     usage = subprocess.run([sys.executable, "-m", "citypulse", "contract"], capture_output=True,
                            text=True, env=env, timeout=120)  # fmt: skip
     assert usage.returncode == 2 and "init|check|schema" in usage.stderr
+
+
+def test_contract_init_asks_what_a_portal_without_cached_contents_does_not_say(
+    portal: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Without `cachedContents` the counts, ranges and value sets come from queries: the
+    same draft, one grouped query more per column."""
+    bare = [{k: v for k, v in c.items() if k != "cachedContents"} for c in portal.view(DATASET)
+            ["columns"]]  # fmt: skip
+    portal.lie_in_view(DATASET, {"columns": bare})
+    out = tmp_path / "requests.yaml"
+    try:
+        assert main(["contract", "init", "--portal", "data.seattle.gov", "--dataset", DATASET,
+                     "--out", str(out)]) == 0, capsys.readouterr()  # fmt: skip
+    finally:
+        portal.lie_in_view(DATASET, {})
+    contract = load_contract(out)
+    assert (contract.key, contract.event_time, contract.start_date.isoformat()) == (
+        "request_id",
+        "created_date",
+        "2025-01-01",
+    )
+    assert contract.column("status").values == ["Open", "Closed"]
+    assert contract.column("request_id").required
+    asked = [r for r in portal.requests_log if r.dataset_id == DATASET]
+    assert len(asked) == 8 + 5  # one grouped query per column
