@@ -9,4 +9,6 @@
 - `metadata`  a dataset's view metadata (`/api/views/<id>.json`) as typed, frozen objects:
               when its rows last changed, its columns and their cached contents, its row
               identifier
+- `profile`   the few SoQL questions `citypulse contract init` asks of a dataset, through
+              `client` (the answers are a `contracts.scaffold.Profile`)
 """
