@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from citypulse.contracts import scaffold
 from citypulse.contracts.scaffold import FieldFigures, Profile, Spread
 from citypulse.portal.metadata import ViewColumn, ViewMetadata
+from citypulse.portal.transport import SoqlQuery
 
 if TYPE_CHECKING:
     from citypulse.portal.client import SocrataClient
@@ -61,7 +62,7 @@ def profile_dataset(client: SocrataClient, metadata: ViewMetadata, today: date) 
     rows = _count(summary.get("rows"))
     fields = {c.field_name: _figures(c, summary, rows) for c in columns}
     sample = client.get(
-        {"select": ":*, *", "order": ":id", "limit": SAMPLE_ROWS}, client.describe("sample")
+        SoqlQuery(order=":id", limit=SAMPLE_ROWS, system_fields=True), client.describe("sample")
     )
     queries += 1
     for column in [c for c in columns if fields[c.field_name].distinct is None][:MAX_GROUPED]:
@@ -98,7 +99,7 @@ def _summary(client: SocrataClient, columns: list[ViewColumn]) -> Mapping[str, A
         if unranged and column.data_type in ("number", "calendar_date", "date"):
             select.append(f"min({column.field_name}) AS c{i}_lo")
             select.append(f"max({column.field_name}) AS c{i}_hi")
-    rows = client.get({"select": ", ".join(select)}, client.describe("profile"))
+    rows = client.get(SoqlQuery(select=", ".join(select)), client.describe("profile"))
     answer = dict(rows[0]) if rows else {}
     for i, column in enumerate(columns):
         answer[column.field_name] = {
@@ -137,13 +138,13 @@ def _grouped(client: SocrataClient, name: str, figures: FieldFigures) -> FieldFi
     whether its values are few (a closed set) or each unique (a key)."""
     limit = scaffold.MAX_SET_VALUES + 1
     groups = client.get(
-        {
-            "select": f"{name} AS value, count(*) AS n",
-            "where": f"{name} IS NOT NULL",
-            "group": "value",
-            "order": "n DESC",
-            "limit": limit,
-        },
+        SoqlQuery(
+            select=f"{name} AS value, count(*) AS n",
+            where=f"{name} IS NOT NULL",
+            group="value",
+            order="n DESC",
+            limit=limit,
+        ),
         client.describe(f"values of {name}"),
     )
     counts = tuple((_text(g.get("value")), _count(g.get("n"))) for g in groups)
@@ -161,19 +162,19 @@ def _quantiles(client: SocrataClient, name: str, non_null: int) -> tuple[float, 
     ends = []
     for order in ("ASC", "DESC"):
         rows = client.get(
-            {
-                "select": f"{name} AS value",
-                "where": f"{name} IS NOT NULL AND {name} != 0",
-                "order": f"{name} {order}",
-                "offset": skip,
-                "limit": 1,
-            },
+            SoqlQuery(
+                select=f"{name} AS value",
+                where=f"{name} IS NOT NULL AND {name} != 0",
+                order=f"{name} {order}",
+                offset=skip,
+                limit=1,
+            ),
             client.describe(f"{name} {order.lower()} quantile"),
         )
         if not rows:  # fewer rows than the trim: take the end itself
             rows = client.get(
-                {"select": f"{name} AS value", "where": f"{name} IS NOT NULL AND {name} != 0",
-                 "order": f"{name} {order}", "limit": 1},
+                SoqlQuery(select=f"{name} AS value", where=f"{name} IS NOT NULL AND {name} != 0",
+                          order=f"{name} {order}", limit=1),
                 client.describe(f"{name} {order.lower()} end"),
             )  # fmt: skip
         ends.append(float(rows[0]["value"]) if rows else 0.0)
@@ -199,7 +200,7 @@ def _restamped_share(
     recent = (when - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
     old = (when - timedelta(days=scaffold.LOOKBACK_DAYS)).strftime("%Y-%m-%dT%H:%M:%S")
     restamped = client.get(
-        {"select": "count(*) AS n", "where": f"{stamp} >= '{recent}' AND {event} < '{old}'"},
+        SoqlQuery(select="count(*) AS n", where=f"{stamp} >= '{recent}' AND {event} < '{old}'"),
         client.describe("re-stamped rows"),
     )
     return _count(restamped[0].get("n") if restamped else 0) / profile.rows

@@ -46,6 +46,7 @@ class SoqlQuery:
     group: str | None = None
     order: str | None = None
     limit: int | None = None
+    offset: int | None = None  # only for a few rows far down an order (profiles)
     system_fields: bool = False  # `:id`, `:created_at`, `:updated_at` with every row
 
     def soda2_params(self) -> dict[str, Any]:
@@ -56,6 +57,7 @@ class SoqlQuery:
             "group": self.group,
             "order": self.order,
             "limit": self.limit,
+            "offset": self.offset,
         }
         if self.system_fields:
             params["exclude_system_fields"] = False
@@ -70,6 +72,7 @@ class SoqlQuery:
             ("GROUP BY", self.group),
             ("ORDER BY", self.order),
             ("LIMIT", self.limit),
+            ("OFFSET", self.offset),
         ):
             if value is not None:
                 clauses.append(f"{keyword} {value}")
