@@ -440,17 +440,29 @@ def _as_float(value: Any) -> Any:
 
 
 def event_times(contract: Contract, frame: pd.DataFrame, batch: TypedBatch) -> pd.Series:
-    """The local event time: the event column plus, when split, its time-of-day column."""
+    """The local event time: the event column plus, when split, its time-of-day column (a
+    duration of at most a day); an event time beyond the year 9999 rejects its row."""
     event = frame[contract.event_time]
     if contract.event_time_of_day is None:
         return event
-    clock = frame[contract.event_time_of_day]
-    offsets = pd.to_timedelta(clock.where(clock.notna(), None), errors="coerce")
+    name = contract.event_time_of_day
+    clock = frame[name]
+    texts = _unencodable_to_none(clock.astype(object).where(clock.notna(), None))
+    offsets = pd.to_timedelta(texts, errors="coerce")
+    offsets = offsets.where((offsets >= pd.Timedelta(0)) & (offsets <= pd.Timedelta(days=1)))
     bad = (clock.notna() & offsets.isna()).to_numpy()
     if bad.any():
-        name = contract.event_time_of_day
         batch.reject(bad, [f"{name}: {v} is not a time of day" for v in _shown(clock[bad])])
-    return event + offsets.fillna(pd.Timedelta(0))
+    # In the event's own unit (microseconds): nanoseconds reach only 1677-2262.
+    event = event + offsets.fillna(pd.Timedelta(0)).astype("timedelta64[us]")
+    outside = ((event < _FIRST) | (event > _LAST)).to_numpy(dtype=bool)
+    if outside.any():
+        batch.reject(
+            outside,
+            [f"{name}: the event time {v} is outside the years 1-9999" for v in event[outside]],
+        )
+        event = event.where(~outside)
+    return event
 
 
 def h3_cells(latitudes: pd.Series, longitudes: pd.Series) -> tuple[pd.Series, pd.Series]:
