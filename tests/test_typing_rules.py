@@ -78,7 +78,8 @@ def _good_day(contract: Contract, n: int = 60) -> list[dict[str, Any]]:
     from citypulse_dev.generator import generate_day
 
     records = generate_day(contract, DAY, seed=71, records=n * 2).records
-    good = [r for r, reasons in zip(records, type_records(contract, records).reasons) if not reasons]
+    reasons = type_records(contract, records).reasons
+    good = [r for r, rejected in zip(records, reasons, strict=True) if not rejected]
     return [json.loads(json.dumps(r)) for r in good[:n]]
 
 
@@ -153,9 +154,12 @@ _DIGIT_STRINGS = st.builds(
 )
 _NUMBER_TEXTS = st.one_of(
     st.sampled_from(
-        ["NaN", "nan", "-nan", "inf", "-Infinity", "1e309", "-1e-400", "1e5000", "0x10", "1_000",
-         "٣", "１２", "1e18", "9.2e18", "-9223372036854775809", "2147483647.0", "1E+2", ".", "-",
-         "9" * 400 + "e-400", "0." + "0" * 5_000 + "1", "1" + "0" * 400 + ".5"]  # fmt: skip
+        [
+            *("NaN", "nan", "-nan", "inf", "-Infinity", "1e309", "-1e-400", "1e5000", "0x10"),
+            *("1_000", "1e18", "9.2e18", ".", "-", "-9223372036854775809", "2147483647.0"),
+            *("1E+2", "\u0663", "\uff11\uff12"),  # an Arabic-Indic 3, a full-width 12
+            *("9" * 400 + "e-400", "0." + "0" * 5_000 + "1", "1" + "0" * 400 + ".5"),
+        ]
     ),
     st.floats().map(repr),
     st.integers().map(str),
@@ -165,17 +169,22 @@ _STAMP_TEXTS = st.one_of(
     st.datetimes().map(lambda d: d.isoformat()),
     st.builds(
         lambda year, rest: f"{year}{rest}",
-        st.integers(-10**12, 10**12),
+        st.integers(-(10**12), 10**12),
         st.sampled_from(
-            ["-01-01", "-13-45T99:99:99", "-02-29T00:00:00Z", "-01-01T00:00:00+99:99",
-             "-06-01T12:00:00.1234567891234", "-01-01T00:00:00-23:59", "-1-1", "W01",
-             "-01-01T24:00:00", "-12-31T23:59:59.9999995+14:00"]  # fmt: skip
+            [
+                *("-01-01", "-13-45T99:99:99", "-02-29T00:00:00Z", "-01-01T00:00:00+99:99"),
+                *("-1-1", "W01", "-06-01T12:00:00.1234567891234", "-01-01T00:00:00-23:59"),
+                *("-01-01T24:00:00", "-12-31T23:59:59.9999995+14:00"),
+            ]
         ),
     ),
     st.sampled_from(
-        ["0000-00-00", "9999-12-31T23:59:60", "now", "T", "2025-10-13T", "1e10", "  ",
-         "25:99", "99999999999:00", "9" * 30 + ":00", "-00:01", "12:00:00.9999999999",
-         "P99999999999D", "99999999999999 days", "1 day", "nan", "NaT", "inf hours"]  # fmt: skip
+        [
+            *("0000-00-00", "9999-12-31T23:59:60", "now", "T", "2025-10-13T", "1e10", "  "),
+            *("25:99", "99999999999:00", "9" * 30 + ":00", "-00:01", "12:00:00.9999999999"),
+            *("P99999999999D", "99999999999999 days", "24:00:00", "1 day", "inf hours"),
+            *("nan", "NaT"),
+        ]
     ),
 )
 _SCALARS = st.one_of(
@@ -192,7 +201,9 @@ _SCALARS = st.one_of(
 )
 HOSTILE = st.recursive(
     _SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 # Strings only: what the Arrow path reads from an extract file.
@@ -284,3 +295,39 @@ def test_no_wire_string_makes_either_typing_path_raise(
         path.write_bytes(b"".join(json_line(r) for r in planted))
         batch = type_extract(contract, path)
         _assert_typed_or_rejected(contract, batch, planted, where)
+
+
+# --- should typing raise all the same, the step fails at once naming dataset and column -----
+
+
+def test_a_column_typing_cannot_type_fails_the_step_at_once_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A type registered with an Arrow type the Arrow path does not know: typing raises; the
+    error names the dataset and the column, and Airflow does not retry it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from citypulse.contracts.column_types import DECIMAL_PATTERN, ColumnType
+    from citypulse.dags.steps import failing_fast
+    from citypulse.exceptions import ValidationFailed
+    from citypulse.pipeline.run_files import json_line
+    from citypulse.pipeline.validate.typing_rules import type_extract
+    from citypulse_dev.generator import generate_day
+
+    unknown = ColumnType("numeric", "number", "number", arrow=(DECIMAL_PATTERN, "decimal128"))
+    monkeypatch.setitem(COLUMN_TYPES, "numeric", unknown)
+    raw = yaml.safe_load((ROOT / "include" / "contracts" / "nyc_311.yaml").read_text())
+    raw["columns"].append({"name": "amount", "type": "numeric"})
+    (tmp_path / "nyc_311.yaml").write_text(yaml.safe_dump(raw))
+    from citypulse.contracts.contract import load_contract
+
+    contract = load_contract(tmp_path / "nyc_311.yaml")
+    records = [{**r, "amount": "12.5"} for r in generate_day(contract, DAY, records=20).records]
+    path = tmp_path / "part.ndjson"
+    path.write_bytes(b"".join(json_line(r) for r in records))
+    with pytest.raises(ValidationFailed) as caught:
+        type_extract(contract, path)
+    assert str(caught.value).startswith("nyc_311: typing column 'amount' failed: KeyError")
+    assert not caught.value.transient
+    with pytest.raises(AirflowFailException, match="typing column 'amount'"), failing_fast():
+        type_extract(contract, path)

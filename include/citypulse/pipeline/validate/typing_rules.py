@@ -71,6 +71,8 @@ _DIGITS = re.compile(r"[+-]?[0-9]+")
 BIGINT_MAX = 2**63 - 1
 _MAX_DIGITS = len(str(BIGINT_MAX))
 _BEYOND = 10**_MAX_DIGITS
+# Python writes an int of at most 4,300 digits (sys.get_int_max_str_digits()).
+_UNWRITABLE = 10**4_000
 # A value is quoted in a reason up to this many characters.
 _SHOWN_CHARS = 40
 
@@ -181,11 +183,10 @@ def _as_text(value: Any) -> tuple[str | None, str | None]:
         return None, "a JSON object, not text"
     if isinstance(value, list | tuple):
         return None, "a JSON array, not text"
+    if isinstance(value, int) and abs(value) >= _UNWRITABLE:  # no JSON decoder makes one
+        return None, f"a number of {_digits(value):,} digits, too long to write as text"
     if isinstance(value, int | float):
-        try:
-            return json.dumps(value), None
-        except ValueError:  # an int of more than 4,300 digits (no JSON decoder makes one)
-            return None, f"a number of {_digits(value):,} digits, too long to write as text"
+        return json.dumps(value), None  # NaN and the infinities as Python's JSON writes them
     return None, f"a {type(value).__name__}, not text"
 
 
@@ -422,7 +423,7 @@ def _plain_integers(raw: pd.Series) -> pd.Series | None:
 
 def _as_number(value: Any) -> Any:
     # A JSON number is a number; booleans and objects are not (pandas would read True as 1).
-    if isinstance(value, str | int | float) and not isinstance(value, bool) or value is None:
+    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
         return value
     return "not-a-number"
 
@@ -489,6 +490,23 @@ def h3_cells(latitudes: pd.Series, longitudes: pd.Series) -> tuple[pd.Series, pd
     return pd.Series(fine, dtype=object), pd.Series(coarse, dtype=object)
 
 
+@contextmanager
+def typing_column(contract: Contract, column: str) -> Iterator[None]:
+    """Typing a column never raises by design; should it raise all the same (a bug, or a
+    value no one foresaw), ValidationFailed names the dataset and the column: terminal, as a
+    retry would type the same records again."""
+    try:
+        yield
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise ValidationFailed(
+            f"{contract.dag_id}: typing column {column!r} failed: {type(exc).__name__}: "
+            f"{str(exc)[:300]}; nothing was loaded (a value typing does not handle: "
+            "report it with the run's extract)"
+        ) from exc
+
+
 def type_records(
     contract: Contract, records: Sequence[dict[str, Any]], window_rows: int | None = None
 ) -> TypedBatch:
@@ -512,10 +530,10 @@ def _type_records(
         c.name for c in contract.columns if c.required and records and c.wire_name not in seen
     ]
     raw, wire_text = _raw_columns(records, [c.wire_name for c in contract.columns])
-    columns = {
-        c.name: _type_column(c, values, batch, text, contract.timezone)
-        for c, values, text in zip(contract.columns, raw, wire_text, strict=True)
-    }
+    columns = {}
+    for c, values, text in zip(contract.columns, raw, wire_text, strict=True):
+        with typing_column(contract, c.name):
+            columns[c.name] = _type_column(c, values, batch, text, contract.timezone)
     frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
     batch.frame = frame
     batch.records = records
@@ -577,10 +595,12 @@ def type_table(
         batch.unknown_fields = {
             f for f in table.column_names if f not in known and not f.startswith(":")
         }
-        columns = {
-            c.name: _arrow_column(c, table.column(c.wire_name), batch, contract.timezone)
-            for c in contract.columns
-        }
+        columns = {}
+        for c in contract.columns:
+            with typing_column(contract, c.name):
+                columns[c.name] = _arrow_column(
+                    c, table.column(c.wire_name), batch, contract.timezone
+                )
         batch.frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
     return batch
 
@@ -590,8 +610,12 @@ def _with_derived(
 ) -> pd.DataFrame:
     """The typed contract columns plus event time, H3 cells and each row's origin."""
     n = len(frame)
-    frame["event_time"] = event_times(contract, frame, batch)
-    frame["h3_r8"], frame["h3_r7"] = h3_cells(frame[contract.latitude], frame[contract.longitude])
+    with typing_column(contract, contract.event_time_of_day or contract.event_time):
+        frame["event_time"] = event_times(contract, frame, batch)
+    with typing_column(contract, f"{contract.latitude}, {contract.longitude}"):
+        frame["h3_r8"], frame["h3_r7"] = h3_cells(
+            frame[contract.latitude], frame[contract.longitude]
+        )
     in_window = n if window_rows is None else window_rows
     frame["cp_origin"] = np.where(np.arange(n) < in_window, "window", "changes")
     _reject_long_keys(contract, frame, batch)
