@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citypulse.contracts.column_types import COLUMN_TYPES, column_type
+from citypulse.contracts.column_types import COLUMN_TYPES, ColumnType, column_type
 from citypulse.contracts.contract import Contract
 from citypulse.pipeline.validate.typing_rules import TypedBatch
 from conftest import ROOT
@@ -187,7 +187,7 @@ _STAMP_TEXTS = st.one_of(
         ]
     ),
 )
-_SCALARS = st.one_of(
+_KINDS = (
     st.text(st.characters(exclude_categories=()), max_size=40),  # lone surrogates and NULs too
     _DIGIT_STRINGS,
     _NUMBER_TEXTS,
@@ -199,6 +199,7 @@ _SCALARS = st.one_of(
     st.booleans(),
     st.none(),
 )
+_SCALARS = st.one_of(*_KINDS)
 HOSTILE = st.recursive(
     _SCALARS,
     lambda inner: (
@@ -206,6 +207,9 @@ HOSTILE = st.recursive(
     ),
     max_leaves=6,
 )
+# Values of one kind: planted down one column, a column of nothing else (pandas infers
+# another dtype for a column of ints alone than beside text).
+ALIKE = st.one_of(*(st.lists(kind, min_size=1, max_size=60) for kind in _KINDS))
 # Strings only: what the Arrow path reads from an extract file.
 HOSTILE_TEXT = st.one_of(
     st.text(st.characters(exclude_categories=()), max_size=40),
@@ -216,15 +220,15 @@ HOSTILE_TEXT = st.one_of(
 
 
 def _planted(
-    contract: Contract, records: list[dict[str, Any]], values: list[Any], shift: int
+    contract: Contract, records: list[dict[str, Any]], values: list[Any], shift: int, down: bool
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str, Any]]]:
-    """The records with value k in column (k + shift) % columns, a value a row; and where
-    each value went."""
+    """The records with value k in row k, in column (k + shift) % columns (or, `down`, all
+    in column `shift`: a column of nothing else); and where each value went."""
     n = min(len(values), len(records))
     planted = [dict(r) for r in records[:n]]
     where = []
     for i, value in enumerate(values[:n]):
-        column = contract.columns[(i + shift) % len(contract.columns)]
+        column = contract.columns[(shift if down else i + shift) % len(contract.columns)]
         planted[i][column.wire_name] = value
         where.append((i, column.name, value))
     return planted, where
@@ -245,12 +249,13 @@ def _assert_typed_or_rejected(
         named = [r for r in batch.reasons[row] if r.startswith(f"{name}: ")]
         if value is None or (isinstance(value, str) and value in column.null_values):
             continue
+        kind = column_type(column.type)
+        _assert_kept_if_valid(kind, value, typed, named)
         if pd.isna(typed):
             assert named, (name, value, batch.reasons[row])
             continue
         if named:
             continue  # typed, but rejected by a check after typing (a long key)
-        kind = column_type(column.type)
         if kind.family == "integer":
             assert abs(int(typed)) <= (kind.limit or 2**63 - 1), (name, value)
         elif kind.family == "number":
@@ -264,33 +269,54 @@ def _assert_typed_or_rejected(
             assert typed in (True, False), (name, value)
 
 
+def _assert_kept_if_valid(kind: ColumnType, value: Any, typed: Any, named: list[str]) -> None:
+    """A value plainly of its column's type is typed as itself."""
+    if isinstance(value, bool):
+        return
+    whole = kind.family == "integer" and isinstance(value, int) and abs(value) <= (kind.limit or 0)
+    finite = kind.family == "number" and isinstance(value, float) and math.isfinite(value)
+    if whole or finite:
+        assert typed == value and not named, (kind.name, value, typed, named)
+    elif kind.family == "text" and isinstance(value, str) and value.isprintable():
+        assert typed == value, (kind.name, value, typed)
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-@given(values=st.lists(HOSTILE, min_size=1, max_size=120), shift=st.integers(0, 200))
+@given(
+    values=st.lists(HOSTILE, min_size=1, max_size=120) | ALIKE,
+    shift=st.integers(0, 200),
+    down=st.booleans(),
+)
 def test_no_value_of_any_json_type_makes_typing_raise(
-    every_type: list[Day], values: list[Any], shift: int
+    every_type: list[Day], values: list[Any], shift: int, down: bool
 ) -> None:
     from citypulse.pipeline.validate.typing_rules import type_records
 
     for contract, records in every_type:
-        planted, where = _planted(contract, records, values, shift)
+        planted, where = _planted(contract, records, values, shift, down)
         batch = type_records(contract, planted)
         _assert_typed_or_rejected(contract, batch, planted, where)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(values=st.lists(HOSTILE_TEXT, min_size=1, max_size=120), shift=st.integers(0, 200))
+@given(
+    values=st.lists(HOSTILE_TEXT, min_size=1, max_size=120),
+    shift=st.integers(0, 200),
+    down=st.booleans(),
+)
 def test_no_wire_string_makes_either_typing_path_raise(
     every_type: list[Day],
     tmp_path_factory: pytest.TempPathFactory,
     values: list[str],
     shift: int,
+    down: bool,
 ) -> None:
     from citypulse.pipeline.run_files import json_line
     from citypulse.pipeline.validate.typing_rules import type_extract
 
     folder = tmp_path_factory.mktemp("wire")
     for contract, records in every_type:
-        planted, where = _planted(contract, records, values, shift)
+        planted, where = _planted(contract, records, values, shift, down)
         path = folder / f"{contract.dag_id}.ndjson"
         path.write_bytes(b"".join(json_line(r) for r in planted))
         batch = type_extract(contract, path)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -220,9 +220,7 @@ def _type_column(
     `wire_text`: every value is a string or None (what the API sends); `zone`: the city's,
     for timestamps sent with an offset into a local-time column."""
     if column.null_values:
-        tokens = frozenset(column.null_values)
-        null = np.fromiter((isinstance(v, str) and v in tokens for v in raw), bool, len(raw))
-        raw = raw.where(~null, None)
+        raw = raw.where(~raw.isin(column.null_values), None)
     kind = column_type(column.type)
     present = raw.notna().to_numpy()
     if not wire_text:  # a JSON NaN is a value the portal sent (pandas takes it for NULL)
@@ -234,7 +232,7 @@ def _type_column(
     if kind.family == "integer":
         integers = _plain_integers(raw) if wire_text else None
         if integers is None:
-            integers = _integers(raw if wire_text else raw.map(_as_number))
+            integers = _integers(raw if wire_text else _mapped(raw, _as_number))
         limit = min(kind.limit or BIGINT_MAX, BIGINT_MAX)
         if integers.dtype == object:  # Python ints, at most +-_BEYOND
             big = np.fromiter((v is not None and abs(v) > limit for v in integers), bool)
@@ -252,7 +250,7 @@ def _type_column(
             )
         return integers.where(~bad, None).astype("Int64")
     if kind.family == "number":
-        texts = _unencodable_to_none(raw if wire_text else raw.map(_as_float))
+        texts = _unencodable_to_none(raw if wire_text else _mapped(raw, _as_float))
         numbers = pd.to_numeric(texts, errors="coerce")
         bad = present & ~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
@@ -419,6 +417,12 @@ def _plain_integers(raw: pd.Series) -> pd.Series | None:
     numbers = np.full(len(values), np.nan)
     numbers[present] = integers
     return pd.Series(numbers, index=raw.index, name=raw.name)
+
+
+def _mapped(raw: pd.Series, convert: Callable[[Any], Any]) -> pd.Series:
+    """Each value converted, as Python objects: `Series.map` would infer int64 or float64
+    (a key beyond 2**53 rounded, beside a NULL)."""
+    return _object_series(tuple(map(convert, raw.to_numpy()))).set_axis(raw.index)
 
 
 def _as_number(value: Any) -> Any:
