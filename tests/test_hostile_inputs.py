@@ -155,6 +155,36 @@ def test_a_key_longer_than_an_index_entry_quarantines_its_record(
                        "(an index entry holds about 2,700)"]  # fmt: skip
 
 
+def test_integers_of_thousands_of_digits_quarantine_their_records_and_the_day_loads(
+    dagbag: Any, standin: Any, fresh_warehouse: str, nyc: Any
+) -> None:
+    """Was: `ValueError: Exceeds the limit (4300 digits) for integer string conversion`,
+    naming neither column nor record, retried three times, and the day's good records
+    waiting."""
+    records = serve(standin, nyc)
+    huge_key = {**records[0], "unique_key": "9" * 10_000}
+    huge_count = {**records[1], "unique_key": "69999997", "x_coordinate_state_plane": "7" * 5_000}
+    standin.put(nyc.dataset_id, [huge_key, huge_count])
+    run = run_city_day(dagbag.dags[nyc.dag_id], nyc, DAY)
+    assert task_tries(run)["validate"] == ("success", 1)
+    assert str(run.state) == "success", task_states(run)
+    _, extracted, loaded, rejected = consistent_audit(fresh_warehouse, nyc)
+    assert extracted == len(records) + 2 and loaded >= len(records) - rejected
+    stored = {
+        length: reason.split("; ")[0]  # a NULL key is a missing required value too
+        for length, reason in query(
+            fresh_warehouse,
+            "SELECT length(record_key), reason FROM citypulse.rejects WHERE reason LIKE '%beyond%'",
+        )
+    }
+    assert stored == {
+        8: "x_coordinate_state_plane: '7777777777777777777777777777777777777777…' is not a "
+        "valid integer (beyond ±2,147,483,647)",
+        10_000: "unique_key: '9999999999999999999999999999999999999999…' is not a valid "
+        "bigint (beyond ±9,223,372,036,854,775,807)",
+    }
+
+
 def test_an_event_time_with_an_offset_is_the_right_instant_in_both_columns(
     dagbag: Any, standin: Any, fresh_warehouse: str, nyc: Any
 ) -> None:

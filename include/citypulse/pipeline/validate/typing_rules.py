@@ -3,13 +3,35 @@
 Vectorised with pandas: a run's records are typed column by column, never row by row; the
 columns are gathered from the records in one pass. Imported only inside tasks (it pulls in
 pandas and h3).
+
+Typing is total: whatever a portal sends, each value is typed to what its column's
+PostgreSQL type stores, or its row is rejected with a reason naming the column (and then
+quarantined with its record), so one hostile record never blocks its day. In particular:
+
+- integers: a whole number beyond the column's range (bigint, integer) is rejected, however
+  many digits it has; a number is never converted digit by digit beyond what bigint holds.
+- numbers: NaN, infinities and numbers beyond a double's range are rejected.
+- timestamps: outside PostgreSQL's years 1-9999, or not ISO 8601, rejected.
+- text: a NUL or a lone UTF-16 surrogate (not storable as text) rejects its row.
+- non-string JSON values: each type takes the JSON values that mean one of its values (a
+  number in a numeric column, a boolean in a boolean one) and rejects the others. A text
+  column takes a JSON number or boolean as its JSON text (`12`, `true`), which reads the
+  same; a JSON object or array is rejected ("a JSON object, not text"), as objects are in
+  every other type: stored as its JSON text, a nested value would pass for text nobody
+  sent, and a contract that wants such a field names the scalars it needs instead (or
+  ignores the field, as the contracts do Socrata's location objects).
+
+Should anything still raise while typing a column, `ValidationFailed` names the dataset and
+the column (terminal: a retry would type the same records again).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -20,6 +42,7 @@ import pandas as pd
 
 from citypulse.contracts.column_types import OFFSET_PATTERN, ColumnType, column_type
 from citypulse.contracts.contract import Column, Contract
+from citypulse.exceptions import ValidationFailed
 from citypulse.pipeline import run_files
 from citypulse.pipeline.run_files import Source, gc_paused, read_lines_at
 from citypulse.storage import StoredObject
@@ -41,6 +64,17 @@ _ZONED = r"T.*(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$"
 # The longest key a row may have, in UTF-8 bytes: a B-tree index entry holds about 2,700.
 MAX_KEY_BYTES = 2_000
 _DIGITS = re.compile(r"[+-]?[0-9]+")
+# PostgreSQL's bigint, the widest integer column: a whole number of more significant digits
+# than it has (19) is beyond every integer column, and stands as +-10**19 (just beyond it)
+# so that no conversion or comparison costs more with its digits (Python refuses to convert
+# more than 4,300 of them at all).
+BIGINT_MAX = 2**63 - 1
+_MAX_DIGITS = len(str(BIGINT_MAX))
+_BEYOND = 10**_MAX_DIGITS
+# Python writes an int of at most 4,300 digits (sys.get_int_max_str_digits()).
+_UNWRITABLE = 10**4_000
+# A value is quoted in a reason up to this many characters.
+_SHOWN_CHARS = 40
 
 
 @dataclass
@@ -124,16 +158,59 @@ def _object_series(values: tuple[Any, ...]) -> pd.Series:
     return pd.Series(array, dtype=object, copy=False)
 
 
-def _as_text(value: Any) -> Any:
+def _wire_texts(column: Column, raw: pd.Series, batch: TypedBatch) -> pd.Series:
+    """A text column holding other JSON values: a number or a boolean as its JSON text; an
+    object or an array (or a number too long to write) rejects its row."""
+    texts: list[str | None] = []
+    reasons: list[str | None] = []
+    for value in raw.to_numpy():
+        text, problem = _as_text(value)
+        texts.append(text)
+        reasons.append(None if problem is None else f"{column.name}: {problem}")
+    bad = np.fromiter((r is not None for r in reasons), bool, len(reasons))
+    if bad.any():
+        batch.reject(bad, [r for r in reasons if r is not None])
+    return _object_series(tuple(texts)).set_axis(raw.index)
+
+
+def _as_text(value: Any) -> tuple[str | None, str | None]:
+    """A wire value as text, or None and why it is not text."""
     if value is None or isinstance(value, str):
-        return value
+        return value, None
     if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, sort_keys=True)
+        return ("true" if value else "false"), None
+    if isinstance(value, dict):
+        return None, "a JSON object, not text"
+    if isinstance(value, list | tuple):
+        return None, "a JSON array, not text"
+    if isinstance(value, int) and abs(value) >= _UNWRITABLE:  # no JSON decoder makes one
+        return None, f"a number of {_digits(value):,} digits, too long to write as text"
+    if isinstance(value, int | float):
+        return json.dumps(value), None  # NaN and the infinities as Python's JSON writes them
+    return None, f"a {type(value).__name__}, not text"
+
+
+def _digits(value: int) -> int:
+    """How many digits a (large) integer has, without writing them."""
+    return int(math.log10(abs(value))) + 1 if value else 1
 
 
 def _shown(values: pd.Series) -> list[str]:
-    return [repr(v)[:60] for v in values]
+    """Each value as a reason quotes it: short, quoted whole (reports group reasons by the
+    text outside quotes), and never failing, whatever the value."""
+    return [_shown_one(v) for v in values]
+
+
+def _shown_one(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _BEYOND:
+        return f"<an integer of {_digits(value):,} digits>"
+    if isinstance(value, dict):
+        return "<a JSON object>"
+    if isinstance(value, list | tuple):
+        return "<a JSON array>"
+    return repr(value)[:_SHOWN_CHARS]
 
 
 def _type_column(
@@ -145,28 +222,35 @@ def _type_column(
     if column.null_values:
         raw = raw.where(~raw.isin(column.null_values), None)
     kind = column_type(column.type)
-    if kind.family == "text":
-        if not wire_text and not all(isinstance(v, str) for v in raw[raw.notna().to_numpy()]):
-            raw = raw.map(_as_text)
-        return _storable_text(column, raw, batch)
     present = raw.notna().to_numpy()
+    if not wire_text:  # a JSON NaN is a value the portal sent (pandas takes it for NULL)
+        present = present | np.fromiter((isinstance(v, float) for v in raw), bool, len(raw))
+    if kind.family == "text":
+        if not wire_text and not all(isinstance(v, str) for v in raw[present]):
+            raw = _wire_texts(column, raw, batch)
+        return _storable_text(column, raw, batch)
     if kind.family == "integer":
         integers = _plain_integers(raw) if wire_text else None
         if integers is None:
-            integers = _integers(raw if wire_text else raw.map(_as_number_text))
-        limit = kind.limit or 2**63 - 1
-        if integers.dtype == object:  # Python ints: any size
+            integers = _integers(raw if wire_text else _mapped(raw, _as_number))
+        limit = min(kind.limit or BIGINT_MAX, BIGINT_MAX)
+        if integers.dtype == object:  # Python ints, at most +-_BEYOND
             big = np.fromiter((v is not None and abs(v) > limit for v in integers), bool)
         else:
             big = (integers.abs() > limit).to_numpy()
         bad = present & (integers.isna().to_numpy() | big)
         if bad.any():
+            beyond = f" (beyond ±{limit:,})"
             batch.reject(
-                bad, [f"{column.name}: {v} is not a valid {kind.name}" for v in _shown(raw[bad])]
+                bad,
+                [
+                    f"{column.name}: {v} is not a valid {kind.name}{beyond if out else ''}"
+                    for v, out in zip(_shown(raw[bad]), big[bad], strict=True)
+                ],
             )
         return integers.where(~bad, None).astype("Int64")
     if kind.family == "number":
-        texts = raw if wire_text else raw.map(_as_number_text)
+        texts = _unencodable_to_none(raw if wire_text else _mapped(raw, _as_float))
         numbers = pd.to_numeric(texts, errors="coerce")
         bad = present & ~np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
@@ -178,13 +262,13 @@ def _type_column(
         mapping: dict[Any, bool] = {True: True, False: False}
         mapping.update({v: True for v in column.true_values})
         mapping.update({v: False for v in column.false_values})
-        typed = raw.map(lambda v: None if isinstance(v, dict | list) else mapping.get(v))
+        typed = raw.map(lambda v: mapping.get(v) if isinstance(v, str | int | float) else None)
         bad = present & typed.isna().to_numpy()
         if bad.any():
             batch.reject(bad, [f"{column.name}: {v} is not a boolean" for v in _shown(raw[bad])])
         return typed.astype("boolean")
     texts = raw if wire_text else raw.where(raw.map(lambda v: isinstance(v, str)), None)
-    stamps = _timestamps(texts, zone if kind.local else None)
+    stamps = _timestamps(_unencodable_to_none(texts), zone if kind.local else None)
     bad = present & stamps.isna().to_numpy()
     if bad.any():
         batch.reject(bad, [f"{column.name}: {v} is not a timestamp" for v in _shown(raw[bad])])
@@ -195,18 +279,31 @@ def _storable_text(column: Column, raw: pd.Series, batch: TypedBatch) -> pd.Seri
     """Text as PostgreSQL can store it; a value it cannot (a NUL character, a lone UTF-16
     surrogate that UTF-8 cannot encode) rejects its row."""
     values = raw.to_numpy()
-    joined = "".join(filter(None, values))
-    try:
-        joined.encode("utf-8")
-        encodable = True
-    except UnicodeEncodeError:
-        encodable = False
-    if encodable and "\x00" not in joined:
+    joined = "".join(v for v in values if isinstance(v, str))
+    if _encodable(joined) and "\x00" not in joined:
         return raw
     reasons = [_text_problem(column, v) for v in values]
     bad = np.fromiter((r is not None for r in reasons), bool, len(raw))
     batch.reject(bad, [r for r in reasons if r is not None])
     return raw.where(~bad, None)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _unencodable_to_none(texts: pd.Series) -> pd.Series:
+    """The texts with those UTF-8 cannot encode (a lone surrogate, which pandas' parsers
+    refuse with an exception) as None: not a value any parser would accept."""
+    values = texts.to_numpy()
+    if _encodable("".join(v for v in values if isinstance(v, str))):
+        return texts
+    keep = np.fromiter((not isinstance(v, str) or _encodable(v) for v in values), bool, len(values))
+    return texts.where(keep, None)
 
 
 def _text_problem(column: Column, value: Any) -> str | None:
@@ -254,25 +351,49 @@ def _parse_timestamps(texts: pd.Series) -> pd.Series:
     return stamps.astype(_MICROSECONDS)
 
 
-def _integers(texts: pd.Series) -> pd.Series:
+def _integers(values: pd.Series) -> pd.Series:
     """Whole numbers exactly (Python ints, not floats: keys beyond 2**53 keep every digit),
-    as an object Series of int or None; `1e3` and `7.0` count, `7.5` and `N/A` do not."""
-    values = texts.to_numpy()
-    out: list[int | None] = [None] * len(values)
+    as an object Series of int or None; `1e3` and `7.0` count, `7.5` and `N/A` do not. Texts,
+    JSON numbers (int, float) or None; a whole number beyond bigint is +-_BEYOND."""
+    array = values.to_numpy()
+    out: list[int | None] = [None] * len(array)
     others: list[int] = []
-    for i, value in enumerate(values):
+    for i, value in enumerate(array):
         if isinstance(value, str):
             text = value.strip()
             if _DIGITS.fullmatch(text):
-                out[i] = int(text)
-            elif text:
+                out[i] = _whole(text)
+            elif text and _encodable(text):
                 others.append(i)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[i] = _bounded(value)
     if others:
-        numbers = pd.to_numeric(pd.Series(values[others], dtype=object), errors="coerce")
+        numbers = pd.to_numeric(pd.Series(array[others], dtype=object), errors="coerce")
         for i, number in zip(others, numbers.tolist(), strict=True):
-            if number == number and abs(number) != float("inf") and float(number).is_integer():
-                out[i] = int(number)
-    return pd.Series(out, index=texts.index, dtype=object)
+            out[i] = _bounded(number)
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def _whole(digits: str) -> int:
+    """A text of digits (and a sign) as an int, +-_BEYOND when beyond bigint's 19 digits."""
+    negative = digits.startswith("-")
+    significant = digits.lstrip("+-").lstrip("0")
+    number = int(significant or "0") if len(significant) <= _MAX_DIGITS else _BEYOND
+    return -number if negative else number
+
+
+def _bounded(number: Any) -> int | None:
+    """A JSON number (or what pandas read from a text) as an int, +-_BEYOND when beyond
+    bigint; None unless it is a whole number."""
+    if not isinstance(number, int):
+        try:
+            if not (math.isfinite(number) and float(number).is_integer()):
+                return None
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if abs(number) < _BEYOND:
+        return int(number)
+    return _BEYOND if number > 0 else -_BEYOND
 
 
 def _nul_reason(column: Column) -> str:
@@ -298,27 +419,55 @@ def _plain_integers(raw: pd.Series) -> pd.Series | None:
     return pd.Series(numbers, index=raw.index, name=raw.name)
 
 
-def _as_number_text(value: Any) -> Any:
+def _mapped(raw: pd.Series, convert: Callable[[Any], Any]) -> pd.Series:
+    """Each value converted, as Python objects: `Series.map` would infer int64 or float64
+    (a key beyond 2**53 rounded, beside a NULL)."""
+    return _object_series(tuple(map(convert, raw.to_numpy()))).set_axis(raw.index)
+
+
+def _as_number(value: Any) -> Any:
     # A JSON number is a number; booleans and objects are not (pandas would read True as 1).
-    if isinstance(value, str) or value is None:
+    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
     return "not-a-number"
 
 
+def _as_float(value: Any) -> Any:
+    """A JSON number as a float (inf beyond a double's range, rejected as any inf is);
+    texts and None as they are; booleans and objects as a text no number reads as."""
+    number = _as_number(value)
+    if isinstance(number, int):
+        try:
+            return float(number)
+        except OverflowError:
+            return math.inf if number > 0 else -math.inf
+    return number
+
+
 def event_times(contract: Contract, frame: pd.DataFrame, batch: TypedBatch) -> pd.Series:
-    """The local event time: the event column plus, when split, its time-of-day column."""
+    """The local event time: the event column plus, when split, its time-of-day column (a
+    duration of at most a day); an event time beyond the year 9999 rejects its row."""
     event = frame[contract.event_time]
     if contract.event_time_of_day is None:
         return event
-    clock = frame[contract.event_time_of_day]
-    offsets = pd.to_timedelta(clock.where(clock.notna(), None), errors="coerce")
+    name = contract.event_time_of_day
+    clock = frame[name]
+    texts = _unencodable_to_none(clock.astype(object).where(clock.notna(), None))
+    offsets = pd.to_timedelta(texts, errors="coerce")
+    offsets = offsets.where((offsets >= pd.Timedelta(0)) & (offsets <= pd.Timedelta(days=1)))
     bad = (clock.notna() & offsets.isna()).to_numpy()
     if bad.any():
-        name = contract.event_time_of_day
         batch.reject(bad, [f"{name}: {v} is not a time of day" for v in _shown(clock[bad])])
-    return event + offsets.fillna(pd.Timedelta(0))
+    # In the event's own unit (microseconds): nanoseconds reach only 1677-2262.
+    event = event + offsets.fillna(pd.Timedelta(0)).astype("timedelta64[us]")
+    outside = ((event < _FIRST) | (event > _LAST)).to_numpy(dtype=bool)
+    if outside.any():
+        batch.reject(
+            outside,
+            [f"{name}: the event time {v} is outside the years 1-9999" for v in event[outside]],
+        )
+        event = event.where(~outside)
+    return event
 
 
 def h3_cells(latitudes: pd.Series, longitudes: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -345,6 +494,23 @@ def h3_cells(latitudes: pd.Series, longitudes: pd.Series) -> tuple[pd.Series, pd
     return pd.Series(fine, dtype=object), pd.Series(coarse, dtype=object)
 
 
+@contextmanager
+def typing_column(contract: Contract, column: str) -> Iterator[None]:
+    """Typing a column never raises by design; should it raise all the same (a bug, or a
+    value no one foresaw), ValidationFailed names the dataset and the column: terminal, as a
+    retry would type the same records again."""
+    try:
+        yield
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise ValidationFailed(
+            f"{contract.dag_id}: typing column {column!r} failed: {type(exc).__name__}: "
+            f"{str(exc)[:300]}; nothing was loaded (a value typing does not handle: "
+            "report it with the run's extract)"
+        ) from exc
+
+
 def type_records(
     contract: Contract, records: Sequence[dict[str, Any]], window_rows: int | None = None
 ) -> TypedBatch:
@@ -368,10 +534,10 @@ def _type_records(
         c.name for c in contract.columns if c.required and records and c.wire_name not in seen
     ]
     raw, wire_text = _raw_columns(records, [c.wire_name for c in contract.columns])
-    columns = {
-        c.name: _type_column(c, values, batch, text, contract.timezone)
-        for c, values, text in zip(contract.columns, raw, wire_text, strict=True)
-    }
+    columns = {}
+    for c, values, text in zip(contract.columns, raw, wire_text, strict=True):
+        with typing_column(contract, c.name):
+            columns[c.name] = _type_column(c, values, batch, text, contract.timezone)
     frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
     batch.frame = frame
     batch.records = records
@@ -433,10 +599,12 @@ def type_table(
         batch.unknown_fields = {
             f for f in table.column_names if f not in known and not f.startswith(":")
         }
-        columns = {
-            c.name: _arrow_column(c, table.column(c.wire_name), batch, contract.timezone)
-            for c in contract.columns
-        }
+        columns = {}
+        for c in contract.columns:
+            with typing_column(contract, c.name):
+                columns[c.name] = _arrow_column(
+                    c, table.column(c.wire_name), batch, contract.timezone
+                )
         batch.frame = _with_derived(contract, pd.DataFrame(columns), batch, window_rows)
     return batch
 
@@ -446,8 +614,12 @@ def _with_derived(
 ) -> pd.DataFrame:
     """The typed contract columns plus event time, H3 cells and each row's origin."""
     n = len(frame)
-    frame["event_time"] = event_times(contract, frame, batch)
-    frame["h3_r8"], frame["h3_r7"] = h3_cells(frame[contract.latitude], frame[contract.longitude])
+    with typing_column(contract, contract.event_time_of_day or contract.event_time):
+        frame["event_time"] = event_times(contract, frame, batch)
+    with typing_column(contract, f"{contract.latitude}, {contract.longitude}"):
+        frame["h3_r8"], frame["h3_r7"] = h3_cells(
+            frame[contract.latitude], frame[contract.longitude]
+        )
     in_window = n if window_rows is None else window_rows
     frame["cp_origin"] = np.where(np.arange(n) < in_window, "window", "changes")
     _reject_long_keys(contract, frame, batch)
