@@ -96,6 +96,21 @@ def seeded(
         (low_day, low_day),
     )
 
+    # Seattle's publisher then drops `beat` and retypes `offense_date`: the extract's schema
+    # check (as every run does it, against the stand-in's view metadata) records the drift.
+    from citypulse.pipeline.drift_log import check_schema
+    from citypulse.portal.client import SocrataClient
+    from citypulse_dev.standin.views import drifted_columns
+
+    fresh_dataset(standin, drifting)
+    drifted = drifted_columns(
+        standin.view(drifting.dataset_id), drop=["beat"], retype={"offense_date": "number"}
+    )
+    standin.lie_in_view(drifting.dataset_id, {"columns": drifted})
+    with SocrataClient(drifting) as client:
+        check_schema(drifting, "scheduled__schema_drift", client.metadata(), task_id="extract")
+    fresh_dataset(standin, drifting)
+
     chicago = by_id(contracts, FRESH)
     fresh_dataset(standin, chicago)
     seed_days(standin, chicago, [yesterday(chicago)])
@@ -236,6 +251,10 @@ def test_health_says_each_citys_status_in_words(
     assert behind >= LATE_BY_DAYS
     assert f"{behind} days behind" in by_city[LATE]["reason"]
     assert "far below their weekday's median" in by_city[DRIFTING]["reason"]
+    assert "the portal's columns differ from the contract" in by_city[DRIFTING]["reason"]
+    drift = [(d["change"], d["column"], d["after"]) for d in by_city[DRIFTING]["schema_drift"]]
+    assert drift == [("retyped", "offense_date", "number"), ("removed", "beat", None)]
+    assert not by_city[FRESH]["schema_drift"] and not by_city[LATE]["schema_drift"]
     for city in cities:
         assert len(city["days"]) == 60
         assert city["last_success_ago"].endswith("ago")
@@ -377,6 +396,10 @@ def test_browser_city_health(page: Any, server: ApiServer) -> None:
         assert card.locator(".reason").inner_text()
         labels = card.locator("canvas.days").evaluate("c => Chart.getChart(c).data.labels.length")
         assert labels == 60
+    drift = frame.locator(f"section.card[data-city='{DRIFTING}'] .schema-drift tbody tr")
+    assert drift.count() == 2
+    assert "beat" in drift.nth(1).inner_text() and "removed" in drift.nth(1).inner_text()
+    assert frame.locator(f"section.card[data-city='{FRESH}'] .schema-drift").count() == 0
     assert (
         frame.locator(f"section.card[data-city='{FRESH}'] a.dag-link").get_attribute("target")
         == "_top"

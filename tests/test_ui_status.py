@@ -10,6 +10,7 @@ from citypulse.ui.status import (
     DayCount,
     LatestAudit,
     LatestRun,
+    OpenSchemaChange,
     Status,
     classify,
     flag_low_days,
@@ -118,6 +119,24 @@ def test_an_audit_that_left_days_unrepaired_is_drift() -> None:
     verdict = classify(facts(latest_audit=audit), NOW)
     assert verdict.status is Status.DRIFTING
     assert "found 3 days differing from the portal and left 2 unrepaired" in verdict.reason
+
+
+def test_open_schema_drift_is_drift_naming_each_change_since_the_first() -> None:
+    removed = OpenSchemaChange(
+        "removed", "iucr", "text", None, False, NOW - timedelta(days=2), "scheduled__a"
+    )
+    retyped = OpenSchemaChange(
+        "retyped", "arrest", "boolean", "number", False, NOW - timedelta(hours=5), "scheduled__b"
+    )
+    added = OpenSchemaChange("added", "zone", None, "text", False, NOW, "scheduled__b")
+    verdict = classify(facts(schema_drift=(removed, retyped, added)), NOW)
+    assert verdict.status is Status.DRIFTING
+    assert verdict.reason == (
+        "the portal's columns differ from the contract (since 2 days ago): iucr removed, "
+        "arrest retyped to number (the contract loads boolean), zone added (not loaded)"
+    )
+    late = classify(facts(schema_drift=(removed,), loaded_through=datetime(2026, 12, 2)), NOW)
+    assert late.status is Status.LATE  # late wins, as over every other drift
 
 
 def test_a_city_never_loaded_is_waiting() -> None:

@@ -61,3 +61,8 @@ class HandoffError(CityPulseError):
 class ParamsError(CityPulseError):
     """A run's params ask for what no run may do (an end before its start, a window longer
     than the contract allows): terminal."""
+
+
+class SchemaDrift(CityPulseError):
+    """The portal no longer has a column the contract requires: no record of the dataset can
+    be loaded until the contract (or the portal) is put right (terminal)."""

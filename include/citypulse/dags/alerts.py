@@ -33,6 +33,14 @@ def on_failure_alert(context: Any) -> None:
     _post_webhook(payload)
 
 
+def warning_alert(payload: dict[str, str]) -> None:
+    """Log `CITYPULSE_ALERT ...` at warning level (with `"level": "warning"`): something an
+    operator must act on while the run goes on (schema drift); POST it like a failure's."""
+    body = {**payload, "reason": redact(payload.get("reason", "")), "level": "warning"}
+    log.warning("CITYPULSE_ALERT %s", json.dumps(body, sort_keys=True))
+    _post_webhook(body)
+
+
 async def on_deadline_missed(**kwargs: Any) -> None:
     """Deadline callback (runs in the triggerer): the daily run is late; alert like a failure."""
     import asyncio

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from citypulse.exceptions import (
@@ -26,6 +27,7 @@ from citypulse.exceptions import (
     ParamsError,
     PortalError,
     RunFilesMissing,
+    SchemaDrift,
     StorageError,
     ValidationFailed,
 )
@@ -51,6 +53,7 @@ _OPERATOR_ERRORS = (
     StorageError,
     RunFilesMissing,
     ManifestError,
+    SchemaDrift,
 )
 
 
@@ -141,8 +144,10 @@ def window_run(dag_id: str) -> WindowRun:
 
 
 def extract(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
-    """Check the storage root, then write the window's records (and changes since the
+    """Check the storage root and the portal's schema (drift recorded and alerted; a required
+    column gone fails at once), then write the window's records (and changes since the
     watermark) as parts under the run's prefix; returns the run manifest."""
+    from citypulse.pipeline.drift_log import check_schema
     from citypulse.storage import run_prefix
 
     started = time.time()
@@ -152,6 +157,14 @@ def extract(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
         run.root.check()  # before any portal request: a bad root fails here, naming itself
     incremental = absorbs_changes(context) and run.contract.incremental is not None
     watermark = current_watermark(run.contract) if incremental else None
+    ti = context.get("ti") or context.get("task_instance")
+    schema_check = partial(
+        check_schema,
+        run.contract,
+        context["run_id"],
+        task_id=str(getattr(ti, "task_id", "extract")),
+        try_number=str(getattr(ti, "try_number", "")),
+    )
     with failing_fast():
         manifest = run.extract(
             context["run_id"],
@@ -160,6 +173,7 @@ def extract(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
             incremental=incremental,
             watermark=watermark,
             started=started,
+            schema_check=schema_check,
         )
     return dict(manifest.to_xcom())
 

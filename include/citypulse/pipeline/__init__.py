@@ -7,6 +7,9 @@
 - `manifest`    the typed, versioned object one task hands the next (XCom)
 - `run_files`   the run's files under the storage root: extract parts, COPY parts, rejects
 - `extract`     read a window from the portal into parts, count-verified
+- `drift`       the portal's columns against the contract's: added, removed, retyped
+- `drift_log`   schema drift recorded once (`schema_changes`), alerted, fatal for a required
+                column gone; run by extract before it reads a row
 - `validate/`   type wire values (`typing_rules`) chunk by chunk (`chunks`), check them with
                 Great Expectations (`suite`), keep every report (`reports`)
 - `load/`       COPY + upsert + audit in one transaction (`batch`), fed by one streamed COPY

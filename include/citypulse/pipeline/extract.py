@@ -29,6 +29,7 @@ from citypulse.pipeline.manifest import Extracted, Part
 from citypulse.pipeline.run_files import PartWriter
 from citypulse.pipeline.windows import FLOATING_FORMAT, Window
 from citypulse.portal.client import RetryPolicy, SocrataClient
+from citypulse.portal.metadata import ViewMetadata
 from citypulse.settings import PART_ROWS
 from citypulse.storage import StorageRoot
 
@@ -101,16 +102,21 @@ def extract_window(
     incremental: bool = False,
     watermark: str | None = None,
     started: datetime | None = None,
+    schema_check: Callable[[ViewMetadata], object] | None = None,
 ) -> Extracted:
     """Write every record of the window into parts under `prefix/window`, then, for an
     `incremental` run with a watermark, every record of earlier days changed since it under
     `prefix/changes`, up to the newest change but never past `started` (default: now). Each
     query's records equal the portal's count, or PortalError says both; on failure no part is
-    left behind."""
+    left behind. The portal's view metadata is read once, first: `schema_check` gets it before
+    any row is read (and may raise), the changes' upper bound uses its `rowsUpdatedAt`."""
     limit = page_size or contract.page_size
     parts: list[Part] = []
     counts: dict[str, int] = {}
     with SocrataClient(contract, policy=policy, sleep=sleep) as client:
+        view = client.metadata()
+        if schema_check is not None:
+            schema_check(view)
         queries = [("window", window_where(contract, window))]
         upper = None
         if incremental and contract.change_column is not None:
@@ -120,9 +126,8 @@ def extract_window(
             newest = client.newest(change, "changes")
             upper = None
             if newest is not None:
-                portal_updated = client.metadata().rows_updated_at
                 upper = capture_bound(
-                    contract, newest, started or datetime.now(UTC), portal_updated
+                    contract, newest, started or datetime.now(UTC), view.rows_updated_at
                 )
                 if upper != newest:
                     _warn_future_changes(client, change, newest, upper)

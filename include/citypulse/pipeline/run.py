@@ -17,7 +17,7 @@ whoever ran it. Imported only inside tasks.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from citypulse.pipeline.load.batch import LoadResult
+    from citypulse.portal.metadata import ViewMetadata
     from citypulse.warehouse.types import Connection
 
 
@@ -52,9 +53,11 @@ class WindowRun:
         incremental: bool = False,
         watermark: str | None = None,
         started: float | None = None,
+        schema_check: Callable[[ViewMetadata], object] | None = None,
     ) -> RunManifest:
         """Read the window (and, if `incremental`, the changes since `watermark`) into parts
-        under `prefix`, count-verified against the portal; the run's manifest."""
+        under `prefix`, count-verified against the portal; the run's manifest. `schema_check`
+        sees the portal's view metadata before any row is read (`drift_log.check_schema`)."""
         from citypulse.pipeline import extract
         from citypulse.pipeline.run_files import EXTRACT_PREFIX
 
@@ -67,6 +70,7 @@ class WindowRun:
             incremental=incremental,
             watermark=watermark,
             started=datetime.fromtimestamp(began, UTC),
+            schema_check=schema_check,
         )
         return RunManifest.of_window(
             self.contract.dag_id,

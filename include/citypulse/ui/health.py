@@ -1,4 +1,5 @@
-"""City health: each city's status with its reason, lag, latest audit and last 60 days."""
+"""City health: each city's status with its reason, lag, latest audit, last 60 days and the
+portal's open schema changes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from citypulse.ui.status import (
     CityFacts,
     DayCount,
     LatestAudit,
+    OpenSchemaChange,
     ago,
     classify,
     flag_low_days,
@@ -60,6 +62,7 @@ class CityHealth:
     latest_run_state: str | None
     audit: AuditSummary | None
     days: list[DayPoint] = field(default_factory=list)
+    schema_drift: list[OpenSchemaChange] = field(default_factory=list)  # open, oldest first
 
 
 def city_health(contracts: list[Contract], now: datetime | None = None) -> list[CityHealth]:
@@ -71,6 +74,10 @@ def city_health(contracts: list[Contract], now: datetime | None = None) -> list[
         if exists(cur, "pipeline_health"):
             loads = {row[0]: row for row in fetch(cur, "ui/last_loads.sql")}
         views_ready = exists(cur, "incidents")
+        drift: dict[str, list[OpenSchemaChange]] = {}
+        if exists(cur, "schema_changes"):
+            for dag_id, *change in fetch(cur, "ui/schema_drift.sql"):
+                drift.setdefault(dag_id, []).append(OpenSchemaChange(*change))
         result = []
         for contract in contracts:
             last = loads.get(contract.dag_id)
@@ -80,7 +87,16 @@ def city_health(contracts: list[Contract], now: datetime | None = None) -> list[
                 if views_ready
                 else []
             )
-            result.append(_health(contract, last, days, runs.get(contract.dag_id), now))
+            result.append(
+                _health(
+                    contract,
+                    last,
+                    days,
+                    runs.get(contract.dag_id),
+                    now,
+                    tuple(drift.get(contract.dag_id, ())),
+                )
+            )
     return result
 
 
@@ -95,6 +111,7 @@ def _health(
     days: list[DayCount],
     run: Any,
     now: datetime,
+    drift: tuple[OpenSchemaChange, ...] = (),
 ) -> CityHealth:
     (
         _,
@@ -123,6 +140,7 @@ def _health(
         days=tuple(days),
         latest_reject_rate=rejected / extracted if extracted else None,
         latest_audit=audit,
+        schema_drift=drift,
     )
     verdict = classify(facts, now)
     flagged = {f.day: f for f in flag_low_days(days)}
@@ -155,4 +173,5 @@ def _health(
             )
             for d in days
         ],
+        schema_drift=list(drift),
     )

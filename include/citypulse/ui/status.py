@@ -1,4 +1,6 @@
 """A city's status in words: fresh, late, failing, drifting (or waiting for its first load).
+Drifting: recent days far below their weekday's median, a reject rate far above its median,
+an audit that left days unrepaired, or the portal's columns no longer the contract's.
 
 Pure functions over facts read elsewhere (`citypulse.ui.health`), so every rule is tested
 without a database: which status wins, and the sentence that tells an operator why.
@@ -77,6 +79,27 @@ class LatestAudit:
 
 
 @dataclass(frozen=True)
+class OpenSchemaChange:
+    """A difference between the portal's columns and the contract, open since `detected_at`
+    (`citypulse.pipeline.drift`): `before` the contract's type, `after` the portal's."""
+
+    change: str  # added | removed | retyped
+    column: str
+    before: str | None
+    after: str | None
+    required: bool
+    detected_at: datetime
+    run_id: str
+
+    def describe(self) -> str:
+        if self.change == "added":
+            return f"{self.column} added (not loaded)"
+        if self.change == "removed":
+            return f"{self.column} removed" + (" (required)" if self.required else "")
+        return f"{self.column} retyped to {self.after} (the contract loads {self.before})"
+
+
+@dataclass(frozen=True)
 class CityFacts:
     dag_id: str
     timezone: str
@@ -88,6 +111,7 @@ class CityFacts:
     days: tuple[DayCount, ...] = ()
     latest_reject_rate: float | None = None
     latest_audit: LatestAudit | None = None
+    schema_drift: tuple[OpenSchemaChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,5 +236,11 @@ def _drift(facts: CityFacts, flagged: tuple[FlaggedDay, ...], now: datetime) -> 
         reasons.append(
             f"the partition audit {ago(audit.at, now)} found {audit.days_differing} days "
             f"differing from the portal and left {left} unrepaired"
+        )
+    if facts.schema_drift:
+        since = min(d.detected_at for d in facts.schema_drift)
+        reasons.append(
+            f"the portal's columns differ from the contract (since {ago(since, now)}): "
+            + ", ".join(d.describe() for d in facts.schema_drift)
         )
     return reasons

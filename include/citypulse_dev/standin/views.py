@@ -143,3 +143,26 @@ def _is_number(value: Any) -> bool:
 
 def _number_text(number: float) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
+
+
+def drifted_columns(
+    view: Mapping[str, Any],
+    *,
+    drop: Sequence[str] = (),
+    retype: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The view's `columns` as a publisher who dropped `drop` and changed the `dataTypeName`
+    of `retype`'s fields would leave them: serve them with `SodaStandIn.lie_in_view(id,
+    {"columns": ...})` (or `POST /_standin/datasets/<id>/view`). A column added at the portal
+    needs no help: a record that carries a new field puts it in the view."""
+    retype = retype or {}
+    unknown = sorted((set(drop) | set(retype)) - {c["fieldName"] for c in view["columns"]})
+    if unknown:
+        raise KeyError(f"the view of {view.get('id')} has no column(s) {unknown}")
+    return [
+        {**column, "dataTypeName": retype[field], "renderTypeName": retype[field]}
+        if field in retype
+        else dict(column)
+        for column in view["columns"]
+        if (field := column["fieldName"]) not in drop
+    ]

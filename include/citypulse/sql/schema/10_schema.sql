@@ -130,3 +130,23 @@ CREATE INDEX IF NOT EXISTS validation_reports_run_idx
 -- again (the run's Validation tab shows the former).
 ALTER TABLE {schema}.validation_reports
     ADD COLUMN IF NOT EXISTS stage text NOT NULL DEFAULT 'validate';
+
+-- Schema drift: each difference between a dataset's columns at the portal (its view metadata)
+-- and its contract, recorded by the first run that sees it and resolved by the first run that
+-- no longer does; a difference that persists is one row, however many runs see it.
+CREATE TABLE IF NOT EXISTS {schema}.schema_changes (
+    id              bigserial   PRIMARY KEY,
+    dag_id          text        NOT NULL,
+    dataset         text        NOT NULL,  -- portal/dataset_id
+    run_id          text        NOT NULL,
+    detected_at     timestamptz NOT NULL DEFAULT now(),
+    change          text        NOT NULL CHECK (change IN ('added', 'removed', 'retyped')),
+    column_name     text        NOT NULL,  -- the wire field name
+    before          text,                  -- what the contract expects (its type); NULL: added
+    after           text,                  -- the portal's dataTypeName; NULL: removed
+    required        boolean     NOT NULL DEFAULT false,
+    resolved_at     timestamptz,
+    resolved_run_id text
+);
+CREATE INDEX IF NOT EXISTS schema_changes_open_idx
+    ON {schema}.schema_changes (dag_id) WHERE resolved_at IS NULL;

@@ -104,6 +104,7 @@ function healthCard(city) {
       el("dt", { text: "Event lag" }), el("dd", { text: city.event_lag ? `${city.event_lag} behind now` : "–" }),
       el("dt", { text: "Rows stored" }), el("dd", { text: count(city.rows_in_table) }),
       el("dt", { text: "Latest audit" }), el("dd", { text: audit })),
+    schemaDrift(city.schema_drift || []),
     el("div", { class: "chart-box" }, canvas),
     el("p", { class: "muted small" },
       `Rows per local day (${city.timezone}) for the last ${city.days.length} days, rejected share on the right axis. `,
@@ -113,6 +114,16 @@ function healthCard(city) {
       " Grey: no load covered the day."));
   requestAnimationFrame(() => drawDays(canvas, city));
   return card;
+}
+
+/* The portal's columns that differ from the contract, open until a run no longer sees them. */
+function schemaDrift(changes) {
+  if (!changes.length) return null;
+  return el("div", { class: "schema-drift" },
+    el("h3", { text: "Schema drift at the portal" }),
+    table(["Column", "Change", "Contract type", "Portal type", "Since"],
+      changes.map((c) => [el("code", { text: c.column }), c.required ? `${c.change} (required)` : c.change,
+        c.before ?? "–", c.after ?? "–", when(c.detected_at)])));
 }
 
 function drawDays(canvas, city) {
