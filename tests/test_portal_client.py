@@ -376,3 +376,20 @@ def test_soda3_without_a_token_or_an_unknown_api_fails_before_any_request(
     with pytest.raises(PortalError, match="CITYPULSE_SODA_API=soda4 is not one of"):
         client_for(nyc)
     assert standin.requests_log == []
+
+
+def test_a_json_number_too_long_for_python_is_kept_as_its_digits(
+    standin: Any, nyc: Any, api: str
+) -> None:
+    """A hostile portal sends a 5,000-digit JSON number (Python refuses to convert more than
+    4,300 digits): the page is read, the value kept as its digits, and typing quarantines it
+    naming its column (tests/test_typing_rules.py) instead of the request failing the day."""
+    from citypulse_dev.standin.server import Fault
+
+    digits = "9" * 5000
+    body = f'[{{":id": "row-1", "unique_key": {digits}, "agency": "NYPD"}}]'
+    standin.add_fault(Fault(body=body, aggregate=False, times=1, dataset_id=nyc.dataset_id))
+    with client_for(nyc) as client:
+        page = next(client.keyset(WINDOW, "window", 50))
+        assert client.retries == 0
+    assert page == [{":id": "row-1", "unique_key": digits, "agency": "NYPD"}]

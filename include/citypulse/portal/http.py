@@ -12,6 +12,7 @@ only inside tasks (requests).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,7 +171,7 @@ def _check_body(response: Any, path: str, url: str) -> None:
     try:
         parsed = json.loads(body) if body.strip() else None
     except ValueError:
-        parsed = None
+        parsed = _with_long_integers_as_text(response)
     if parsed is None or not ok(parsed):
         kind = response.headers.get("Content-Type", "no content type")
         shown = redact(body[:200].decode("utf-8", errors="replace"))
@@ -178,6 +179,25 @@ def _check_body(response: Any, path: str, url: str) -> None:
             f"{url}: HTTP 200 ({kind}) but not {what}: {shown!r}",
             response=response,
         )
+
+
+def _with_long_integers_as_text(response: Any) -> Any:
+    """The body parsed with every JSON integer too long for Python to convert (over
+    `sys.get_int_max_str_digits()` digits, a guard against quadratic parsing) kept as its
+    digits, and the response's content rewritten so, for whoever reads it next (sodapy's
+    `response.json()`): typing then rejects the value naming its column, instead of one value
+    failing the request. None when the body is no JSON at all."""
+    limit = sys.get_int_max_str_digits() or None
+
+    def integer(text: str) -> int | str:
+        return text if limit is not None and len(text.lstrip("-")) > limit else int(text)
+
+    try:
+        parsed = json.loads(response.content, parse_int=integer)
+    except ValueError:
+        return None
+    response._content = json.dumps(parsed).encode()
+    return parsed
 
 
 def shown_url(url: str) -> str:
