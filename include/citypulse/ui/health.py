@@ -70,7 +70,7 @@ def city_health(contracts: list[Contract], now: datetime | None = None) -> list[
         loads = {}
         if exists(cur, "pipeline_health"):
             loads = {row[0]: row for row in fetch(cur, "ui/last_loads.sql")}
-        views_ready = exists(cur, "incidents")
+        views_ready = exists(cur, "city_records")
         result = []
         for contract in contracts:
             last = loads.get(contract.dag_id)

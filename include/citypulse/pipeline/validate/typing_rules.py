@@ -447,7 +447,11 @@ def _with_derived(
     """The typed contract columns plus event time, H3 cells and each row's origin."""
     n = len(frame)
     frame["event_time"] = event_times(contract, frame, batch)
-    frame["h3_r8"], frame["h3_r7"] = h3_cells(frame[contract.latitude], frame[contract.longitude])
+    latitude, longitude = contract.latitude, contract.longitude
+    if latitude is not None and longitude is not None:
+        frame["h3_r8"], frame["h3_r7"] = h3_cells(frame[latitude], frame[longitude])
+    else:  # a dataset without a place: NULL cells keep every table's standard columns
+        frame["h3_r8"] = frame["h3_r7"] = pd.Series([None] * n, dtype=object)
     in_window = n if window_rows is None else window_rows
     frame["cp_origin"] = np.where(np.arange(n) < in_window, "window", "changes")
     _reject_long_keys(contract, frame, batch)
