@@ -360,3 +360,11 @@ def test_a_dataset_without_a_place_is_loaded_audited_and_viewed_but_not_mapped(
         "SELECT city, rows_in_table, last_loaded FROM citypulse.pipeline_health",
     )
     assert health == (contract.dag_id, len(expected), len(expected))
+    from citypulse.ui.health import city_health
+
+    (city,) = city_health([contract])  # the health page reads city_records, not incidents
+    assert city.rows_in_table == len(expected) and city.latest_run_state == "success"
+    assert {d.day: (d.rows, d.rejects) for d in city.days}[DAY] == (
+        len(expected),
+        len(served.malformed),
+    )
