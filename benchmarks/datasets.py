@@ -231,7 +231,11 @@ def run(smoke: bool) -> dict[str, Any]:
     count = SMOKE_DATASETS if smoke else FULL_DATASETS
     harness.prepare_airflow_db()
     parse = measure_parse(count, SMOKE_REPEATS if smoke else FULL_REPEATS)
+    from datetime import UTC, datetime
+
     return {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         **parse,
         "scheduler": scheduler_runs(count),
         "targets": {"per_dag_vs_one_task_max": TARGET_RATIO},

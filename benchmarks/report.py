@@ -343,7 +343,8 @@ def _datasets(r: dict[str, Any]) -> list[str]:
         f"{r['datasets']} contracts (copies of the four under new ids; {r['unplaced']} without "
         f"coordinates, bbox or incidents mapping) feed `dags/{'city_pipelines.py'}`, parsed by "
         "`airflow dags report -o json` in a fresh process, beside as many one-task DAG files "
-        f"(one `EmptyOperator` each); medians of {len(r['samples']['cold'])} repeat(s):",
+        f"(one `EmptyOperator` each); medians of {len(r['samples']['cold'])} repeat(s); "
+        f"measured {r.get('measured_at', '')}, load average {r.get('load_average', '?')}:",
         "",
         "| side | DAGs | parse seconds (all files) | per DAG (ms) | samples |",
         "|---|---|---|---|---|",
