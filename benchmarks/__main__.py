@@ -30,9 +30,19 @@ FIGURE_TIMEOUT_S = 900
 LONG_FIGURES_TIMEOUT_S = {"stream": 5400}
 SMOKE_WORKERS = 3
 # Figures that need a migrated Airflow metadata DB: the runner migrates one and they copy it.
-NEEDS_AIRFLOW_DB = {"parse", "dag_day"}
+NEEDS_AIRFLOW_DB = {"parse", "dag_day", "datasets"}
 # Smoke runs start the longest figures first (those needing the metadata DB wait for it).
-SMOKE_ORDER = ("retrain", "load", "stream", "dag_day", "audit", "parse", "validate", "extract")
+SMOKE_ORDER = (
+    "retrain",
+    "load",
+    "stream",
+    "datasets",
+    "dag_day",
+    "audit",
+    "parse",
+    "validate",
+    "extract",
+)
 
 
 def run_figure(figure: str, env: dict[str, str], smoke: bool) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The weekly hotspot model retrain of every city, downstream of the four city DAGs.
+"""The weekly hotspot model retrain of every mapped city (one with an `incidents:` mapping).
 
 Parsing imports only `airflow.sdk` and the light contract and config modules; features,
 scikit-learn and h3 load inside the tasks (`citypulse.model.tasks`).
@@ -27,7 +27,9 @@ DAG_ID = "hotspot_retrain"
 SCHEDULE = "0 12 * * 1"
 
 # Broken contracts are reported by dags/city_pipelines.py; the healthy cities still retrain.
-_specs = sorted(city_dag_specs()[0], key=lambda c: c.dag_id)
+# Only datasets that feed `incidents` (coordinates and an `incidents:` mapping) are modelled;
+# `select_cities` names the others in its log.
+_specs = sorted((c for c in city_dag_specs()[0] if c.modelled), key=lambda c: c.dag_id)
 CITY_IDS = [c.dag_id for c in _specs]
 CITY_ASSETS = [table_asset(c.table) for c in _specs]
 # The earliest city's history start: a run (or backtest) for any day the data covers creates
@@ -39,11 +41,13 @@ START = min((c.start_date for c in _specs), default=date(2001, 1, 1))
 PARAMS = {
     name: Param(schema.pop("default", None), **schema) for name, schema in param_schemas().items()
 }
+# No modelled city at all (every dataset without a place): the DAG still parses, and its runs
+# retrain nothing, saying why in `select_cities`' log.
 PARAMS["cities"] = Param(
     CITY_IDS,
     type="array",
-    items={"type": "string", "enum": CITY_IDS},
-    minItems=1,
+    items={"type": "string", "enum": CITY_IDS} if CITY_IDS else {"type": "string"},
+    minItems=1 if CITY_IDS else 0,
     uniqueItems=True,
     description=PARAMS["cities"].description,
 )

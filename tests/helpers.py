@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+
+def contracts_with_unplaced(folder: Path, dag_id: str = "chicago_unplaced") -> Any:
+    """`folder` holding the project's four contracts and a fifth: a copy of Chicago's without
+    coordinates, bbox and `incidents:` mapping, under its own dag_id, table and dataset id.
+    Returns the fifth contract."""
+    import shutil
+
+    import yaml
+
+    from citypulse.contracts.contract import load_contract
+    from citypulse.settings import CONTRACTS_DIR
+    from citypulse_dev.contract_copies import contract_copy
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in CONTRACTS_DIR.glob("*.yaml"):
+        shutil.copy(source, folder / source.name)
+    raw = yaml.safe_load((CONTRACTS_DIR / "chicago_crime.yaml").read_text(encoding="utf-8"))
+    path = folder / f"{dag_id}.yaml"
+    path.write_text(yaml.safe_dump(contract_copy(raw, dag_id, "unpl-aced", placed=False)))
+    return load_contract(path)
+
+
+def airflow_cli(
+    *args: str, contracts: Path, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`airflow <args>` in a process of its own that reads the contracts of `contracts` (the
+    project's settings are read once per process) with a parse cache of its own."""
+    env = {
+        **os.environ,
+        "CITYPULSE_CONTRACTS_DIR": str(contracts),
+        "CITYPULSE_PARSE_CACHE_FILE": str(contracts.parent / f"{contracts.name}-parse.json"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def fresh_dataset(standin: Any, contract: Any) -> None:

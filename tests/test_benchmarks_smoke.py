@@ -28,6 +28,7 @@ EXPECTED_KEYS = {
     "dag_day": {"first_run", "second_run", "records"},
     "audit": {"cities", "days", "edited_days", "peak_rss_mb"},
     "stream": {"sizes", "targets"},
+    "datasets": {"datasets", "per_dag_ms", "ratio_cold", "ratio_warm", "scheduler"},
 }  # fmt: skip
 RETRAIN_KEYS = {"cities", "total_s", "peak_rss_mb"}
 
@@ -52,7 +53,7 @@ def benchmarks_cli(*args: str, timeout: float, **env: str) -> subprocess.Complet
 def smoke_run(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """`python -m benchmarks --smoke` once; its JSON lines by figure and the report path."""
     out = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
-    done = benchmarks_cli("--smoke", "--out", str(out), timeout=300, CITYPULSE_BENCH_PG=pg_server)
+    done = benchmarks_cli("--smoke", "--out", str(out), timeout=600, CITYPULSE_BENCH_PG=pg_server)
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return {
         "returncode": done.returncode,
@@ -79,6 +80,18 @@ def test_figure_reports_its_keys(smoke_run: dict[str, Any], figure: str) -> None
 def test_retrain_reports_or_says_why_it_skipped(smoke_run: dict[str, Any]) -> None:
     result = smoke_run["figures"]["retrain"]
     assert "skipped" in result or set(result) >= RETRAIN_KEYS, result
+
+
+def test_datasets_parses_every_copy_and_the_scheduler_runs_each(
+    smoke_run: dict[str, Any],
+) -> None:
+    """Ten datasets (two without a place): each side parses all ten DAGs, and a real
+    scheduler creates every one's daily run."""
+    result = smoke_run["figures"]["datasets"]
+    assert result["datasets"] == 10 and result["unplaced"] == 2
+    assert result["dags_found"] == {"cold": 10, "warm": 10, "one_task": 10}
+    scheduler = result["scheduler"]
+    assert scheduler["serialized"] == scheduler["with_scheduled_run"] == 10, scheduler
 
 
 def test_load_pass_counts_add_up(smoke_run: dict[str, Any]) -> None:

@@ -14,12 +14,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import query, warehouse_of_its_own
-from helpers import fresh_dataset, run_city_day, seed_days, task_states
+from helpers import (
+    airflow_cli,
+    contracts_with_unplaced,
+    fresh_dataset,
+    logical_date_for,
+    run_city_day,
+    seed_days,
+    task_states,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -340,3 +349,62 @@ def test_unified_incidents_and_hex_daily_counts(city_runs: dict[str, Any], wareh
         )
     )
     assert hexes == located
+
+
+def test_a_dataset_without_a_place_is_loaded_audited_and_viewed_but_not_mapped(
+    airflow_db: str, standin: Any, fresh_warehouse: str, tmp_path: Path
+) -> None:
+    """Story: any Socrata dataset, even one without coordinates, is one contract away. A
+    fifth contract (Chicago's copied without coordinates, bbox and `incidents:` mapping) runs
+    its real daily DAG through `airflow dags test`: the day lands, its rejects are
+    quarantined, its views build, and `incidents` leaves it out (no H3 cells)."""
+    folder = tmp_path / "contracts"
+    contract = contracts_with_unplaced(folder)
+    fresh_dataset(standin, contract)
+    served = seed_days(standin, contract, [DAY], seed=11)[DAY]
+    logical = logical_date_for(contract, DAY).isoformat()
+    done = airflow_cli("dags", "test", contract.dag_id, logical, contracts=folder)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    expected = well_formed(served)
+    assert served.malformed and expected
+    key = contract.key_column.wire_name
+    rows = query(
+        fresh_warehouse,
+        f"SELECT {contract.key}::text, h3_r8, h3_r7 FROM citypulse.{contract.table}",
+    )
+    assert sorted(r[0] for r in rows) == sorted(str(r[key]) for r in expected)
+    assert {(r[1], r[2]) for r in rows} == {(None, None)}  # the standard columns, NULL
+    (audit,) = audits(fresh_warehouse, contract.dag_id)
+    assert audit[:3] == (len(served.records), len(expected), len(served.malformed))
+
+    views = {
+        r[0]
+        for r in query(
+            fresh_warehouse,
+            "SELECT table_name FROM information_schema.views WHERE table_schema = 'citypulse'",
+        )
+    }
+    assert {f"{contract.table}_versions", f"{contract.table}_changes", "city_records"} <= views
+    assert query(
+        fresh_warehouse,
+        "SELECT city, count(*) FROM citypulse.city_records GROUP BY city",
+    ) == [(contract.dag_id, len(expected))]
+    (incidents,) = query(fresh_warehouse, "SELECT pg_get_viewdef('citypulse.incidents'::regclass)")[
+        0
+    ]
+    assert "chicago_crime" in incidents and contract.dag_id not in incidents
+    assert query(fresh_warehouse, "SELECT count(*) FROM citypulse.hex_daily_counts") == [(0,)]
+    (health,) = query(
+        fresh_warehouse,
+        "SELECT city, rows_in_table, last_loaded FROM citypulse.pipeline_health",
+    )
+    assert health == (contract.dag_id, len(expected), len(expected))
+    from citypulse.ui.health import city_health
+
+    (city,) = city_health([contract])  # the health page reads city_records, not incidents
+    assert city.rows_in_table == len(expected) and city.latest_run_state == "success"
+    assert {d.day: (d.rows, d.rejects) for d in city.days}[DAY] == (
+        len(expected),
+        len(served.malformed),
+    )

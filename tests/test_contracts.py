@@ -86,3 +86,46 @@ def test_an_unknown_socrata_api_names_the_field(tmp_path: Path) -> None:
     path = write_variant(tmp_path, lambda r: r.update(api="soda4"))
     with pytest.raises(ContractError, match="field 'api'"):
         load_contract(path)
+
+
+def without_place(raw: dict[str, Any]) -> None:
+    """The NYC contract as a dataset without a place: no coordinates, bbox or incidents."""
+    for key in ("latitude", "longitude", "bbox", "incidents"):
+        raw.pop(key)
+    raw["columns"] = [c for c in raw["columns"] if c["name"] not in ("latitude", "longitude")]
+
+
+def test_a_dataset_without_a_place_is_a_valid_contract(tmp_path: Path) -> None:
+    contract = load_contract(write_variant(tmp_path, without_place))
+    assert (contract.latitude, contract.longitude, contract.bbox, contract.incidents) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert not contract.mapped and not contract.modelled
+
+
+def test_a_mapped_dataset_need_not_feed_incidents(tmp_path: Path) -> None:
+    contract = load_contract(write_variant(tmp_path, lambda r: r.pop("incidents")))
+    assert contract.mapped and not contract.modelled
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.pop("longitude"), "latitude, bbox given without longitude"),
+        (lambda r: r.pop("bbox"), "latitude, longitude given without bbox"),
+        (
+            lambda r: [r.pop(k) for k in ("latitude", "longitude", "incidents")],
+            "bbox given without latitude, longitude",
+        ),
+        (
+            lambda r: [r.pop(k) for k in ("latitude", "longitude", "bbox")],
+            "incidents needs latitude, longitude and bbox",
+        ),
+    ],
+)
+def test_a_partial_place_is_refused(tmp_path: Path, change: Any, message: str) -> None:
+    with pytest.raises(ContractError, match=message):
+        load_contract(write_variant(tmp_path, change))

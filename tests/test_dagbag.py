@@ -167,6 +167,22 @@ def test_broken_contract_names_file_and_field_and_others_still_load(tmp_path: Pa
     assert (again["dags"], again["errors"]) == (result["dags"], result["errors"])
 
 
+def test_datasets_without_a_place_only_still_parse_the_retrain_dag(tmp_path: Path) -> None:
+    """Story: a deployment holds only datasets without coordinates: every DAG parses, the
+    weekly retrain included (it has no city to offer, and its runs retrain none)."""
+    from citypulse_dev.contract_copies import write_copies
+
+    written = write_copies(tmp_path / "contracts", 2, unplaced_every=1)
+    result = parse(
+        {
+            "CITYPULSE_CONTRACTS_DIR": str(tmp_path / "contracts"),
+            "CITYPULSE_PARSE_CACHE_FILE": str(tmp_path / "parse.json"),
+        }
+    )
+    assert result["errors"] == {}
+    assert set(result["dags"]) == {p.stem for p in written} | {"hotspot_retrain"}
+
+
 def test_a_parse_on_a_warm_cache_does_not_validate_contracts(parsed: dict[str, Any]) -> None:
     parse()  # warms the cache, whichever contracts folder another test parsed last
     again = parse()

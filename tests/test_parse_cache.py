@@ -106,6 +106,13 @@ def test_changing_the_code_that_validates_invalidates_the_cache(
     assert len(validations) == 2
 
 
+def test_the_cache_key_reads_the_code_that_validates_contracts() -> None:
+    """Editing the contract model (say, a field becomes optional) must invalidate the cache:
+    every file the key names exists, the contract model among them."""
+    assert all(path.is_file() for path in dag_specs._CACHE_CODE), dag_specs._CACHE_CODE
+    assert Path(contracts_module.__file__).resolve() in dag_specs._CACHE_CODE
+
+
 @pytest.mark.parametrize(
     "content",
     [

@@ -88,6 +88,37 @@ def test_a_new_contract_without_a_profile_still_generates(tmp_path: Path) -> Non
     assert all(r.get(key) and r.get(contract.event_column.wire_name) for r in generated.records)
 
 
+def test_a_dataset_without_a_place_generates_records_without_coordinates(
+    tmp_path: Path,
+) -> None:
+    from citypulse_dev.contract_copies import contract_copy
+
+    raw = yaml.safe_load((CONTRACTS_DIR / "chicago_crime.yaml").read_text())
+    copy = contract_copy(raw, "chicago_unplaced", "unpl-aced", placed=False)
+    (tmp_path / "chicago_unplaced.yaml").write_text(yaml.safe_dump(copy))
+    (contract,) = load_contracts(tmp_path)[0]
+    assert not contract.mapped
+    generated = generate_day(contract, DAY, seed=3)
+    assert len(generated.records) > 100 and generated.malformed
+    assert "out_of_bbox" not in generated.malformed.values()
+    assert not {"latitude", "longitude", "location"} & {f for r in generated.records for f in r}
+
+
+def test_a_profile_placing_records_of_a_dataset_without_a_place_is_refused(
+    tmp_path: Path,
+) -> None:
+    from citypulse_dev.contract_copies import contract_copy
+
+    raw = yaml.safe_load((CONTRACTS_DIR / "chicago_crime.yaml").read_text())
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump(contract_copy(raw, "chicago_crime", "unpl-aced", placed=False))
+    )
+    (contract,) = load_contracts(tmp_path)[0]
+    (tmp_path / "chicago_crime.yaml").write_text("hotspots: [{lat: 41.9, lon: -87.7}]\n")
+    with pytest.raises(ProfileError, match="names no latitude/longitude"):
+        sample_profile(contract, tmp_path)
+
+
 def test_a_profile_naming_an_unknown_column_is_refused(tmp_path: Path) -> None:
     contract = load_contract(CONTRACTS_DIR / "seattle_crime.yaml")
     (tmp_path / "seattle_crime.yaml").write_text("columns:\n  no_such_column: {pattern: '##'}\n")

@@ -189,6 +189,14 @@ def test_a_portal_that_restamps_every_row_gets_a_lookback() -> None:
     assert contract.timezone == "UTC"
 
 
+def test_a_dataset_without_coordinates_drafts_a_contract_without_a_place() -> None:
+    placeless = [c for c in COLUMNS if c["f"] not in ("latitude", "longitude", "location")]
+    answers = profile(fields={k: v for k, v in figures().items() if "itude" not in k}, quantiles={})
+    contract = drafted(view(placeless), answers, timezone="America/Chicago")
+    assert (contract.latitude, contract.bbox, contract.incidents) == (None, None, None)
+    assert not contract.mapped and contract.key == "case_id"
+
+
 def test_every_guess_is_explained_in_a_comment() -> None:
     draft = draft_contract(view(COLUMNS), profile(), Options("data.example.org", "abcd-1234",
                                                              today=TODAY))  # fmt: skip

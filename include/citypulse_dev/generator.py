@@ -134,7 +134,9 @@ class _Day:
 
 def _slots(contract: Contract, profile: SampleProfile) -> list[_Slot]:
     """Each column's effective derive: its own hint, else the role the contract names."""
-    implied: dict[str, str] = {contract.latitude: "latitude", contract.longitude: "longitude"}
+    implied: dict[str, str] = {}
+    if contract.latitude is not None and contract.longitude is not None:
+        implied.update({contract.latitude: "latitude", contract.longitude: "longitude"})
     if contract.event_time_of_day:
         implied[contract.event_time_of_day] = "event_time_of_day"
     event = contract.event_column
@@ -219,8 +221,11 @@ def _groups(gen: np.random.Generator, n: int, grouped: bool) -> tuple[np.ndarray
 def _coordinates(
     contract: Contract, profile: SampleProfile, day: date, gen: np.random.Generator, count: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Points: `hotspot_share` around the weighted hotspots, the rest uniform in the bbox."""
+    """Points: `hotspot_share` around the weighted hotspots, the rest uniform in the bbox
+    (none for a dataset without a place: its records carry no coordinates)."""
     box = contract.bbox
+    if box is None:
+        return np.zeros(count), np.zeros(count)
     lat = box.min_lat + gen.random(count) * (box.max_lat - box.min_lat)
     lon = box.min_lon + gen.random(count) * (box.max_lon - box.min_lon)
     if profile.hotspots and count:
@@ -462,6 +467,7 @@ def _blank(ctx: _Day, slot: _Slot, values: list[Any]) -> None:
 def _outside_bbox(ctx: _Day, i: int) -> tuple[str, str]:
     """Coordinates a real portal might send that lie outside the city's box."""
     box = ctx.contract.bbox
+    assert box is not None  # only mapped datasets have coordinate slots (sample_profile)
     lat, lon = float(ctx.lat[i]), float(ctx.lon[i])
     style = ctx.rng.choice(("zero", "swapped", "nearby"))
     if style == "swapped" and not (

@@ -7,7 +7,8 @@ contracts hold none of it and the product package never reads it.
 
 A contract without a profile still gets records: `SampleProfile()`, i.e. 300 records a day,
 1 % malformed, no hotspots, and every column drawn from its role in the contract (key, event
-time, coordinates) or else from its type and allowed values.
+time, coordinates if it names them) or else from its type and allowed values. A profile of a
+contract without coordinates places nothing (no hotspots, location object or coordinates).
 """
 
 from __future__ import annotations
@@ -125,4 +126,15 @@ def sample_profile(contract: Contract, directory: Path = SAMPLES_DIR) -> SampleP
         raise ProfileError(
             f"{path}: columns {unknown} are not columns of contract {contract.dag_id!r}"
         )
+    if not contract.mapped:
+        placed = sorted(n for n, c in profile.columns.items() if c.derive in _PLACE_ROLES)
+        if placed or profile.location_object or profile.hotspots:
+            raise ProfileError(
+                f"{path}: places records (hotspots, location_object or columns {placed} "
+                f"derived as coordinates), but contract {contract.dag_id!r} names no "
+                "latitude/longitude"
+            )
     return profile
+
+
+_PLACE_ROLES = ("latitude", "longitude")

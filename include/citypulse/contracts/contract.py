@@ -1,8 +1,12 @@
 """YAML data contracts: one per city dataset, loaded into typed, validated objects.
 
 A contract says everything that differs between datasets: where the data lives, which column
-is the key and which the event time, the columns with their PostgreSQL types, the city's
-bounding box and what is expected of the values. How the dev tooling's generator invents
+is the key and which the event time, the columns with their PostgreSQL types and what is
+expected of the values. A dataset with a place per record also names its coordinate columns
+and the city's bounding box (it is then *mapped*: H3 cells per record), and may feed the
+cross-city `incidents` view (its `incidents:` mapping), which the hotspot model reads. Any
+Socrata dataset is welcome without them: it is loaded, validated, audited and gets its views,
+but no cells, no place in `incidents` and no model. How the dev tooling's generator invents
 sample records is not part of a contract: that lives in include/citypulse_dev/samples/.
 """
 
@@ -229,9 +233,9 @@ class Contract(_Strict):
     key: Identifier
     event_time: Identifier
     event_time_of_day: Identifier | None = None
-    latitude: Identifier
-    longitude: Identifier
-    bbox: BoundingBox
+    latitude: Identifier | None = Field(None, description="the records' latitude column, if any")
+    longitude: Identifier | None = Field(None, description="their longitude column (with latitude)")
+    bbox: BoundingBox | None = Field(None, description="the city's extent (with the coordinates)")
     reject_threshold: float = Field(0.05, ge=0, le=1)
     page_size: int = Field(50_000, ge=1, le=50_000)
     retries: int = Field(3, ge=2, le=10)
@@ -255,7 +259,9 @@ class Contract(_Strict):
     )
     incremental: Incremental | None = None
     reconcile: Reconcile | None = None
-    incidents: IncidentMapping
+    incidents: IncidentMapping | None = Field(
+        None, description="how the records feed `incidents` and the hotspot model (mapped only)"
+    )
     holidays: HolidayCalendar = Field(
         default_factory=lambda: HolidayCalendar(),
         description="the city's public holidays (a hotspot model feature)",
@@ -302,10 +308,11 @@ class Contract(_Strict):
             "event_time_of_day": self.event_time_of_day,
             "latitude": self.latitude,
             "longitude": self.longitude,
-            "incidents.category": self.incidents.category,
-            "incidents.subcategory": self.incidents.subcategory,
-            "incidents.district": self.incidents.district,
         }
+        if self.incidents is not None:
+            refs["incidents.category"] = self.incidents.category
+            refs["incidents.subcategory"] = self.incidents.subcategory
+            refs["incidents.district"] = self.incidents.district
         for field, column in refs.items():
             if column is not None and column not in by_name:
                 raise ValueError(f"{field} names column {column!r}, which is not in columns")
@@ -317,9 +324,7 @@ class Contract(_Strict):
                 raise ValueError(
                     "incremental.change_column must name a timestamp or timestamptz column"
                 )
-        for coordinate in (self.latitude, self.longitude):
-            if column_type(by_name[coordinate].type).family != "number":
-                raise ValueError(f"{coordinate} must be a 'double precision' column")
+        self._check_place(by_name)
         for i, chart in enumerate(self.dashboard):
             if not (SQL_DIR / "views" / self.dag_id / f"{chart.view}.sql").is_file():
                 raise ValueError(
@@ -328,8 +333,36 @@ class Contract(_Strict):
                 )
         return self
 
+    def _check_place(self, by_name: dict[str, Column]) -> None:
+        """Coordinates come as a pair with the bounding box; `incidents` needs them."""
+        given = [f for f in ("latitude", "longitude", "bbox") if getattr(self, f) is not None]
+        if given and len(given) < 3:
+            missing = sorted({"latitude", "longitude", "bbox"} - set(given))
+            raise ValueError(
+                f"{', '.join(given)} given without {', '.join(missing)}: a mapped dataset names "
+                "latitude, longitude and bbox; a dataset without a place names none of them"
+            )
+        if self.incidents is not None and not given:
+            raise ValueError(
+                "incidents needs latitude, longitude and bbox: `incidents` and the hotspot "
+                "model place every record on the map"
+            )
+        for coordinate in (self.latitude, self.longitude):
+            if coordinate is not None and column_type(by_name[coordinate].type).family != "number":
+                raise ValueError(f"{coordinate} must be a 'double precision' column")
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the records have a place: coordinate columns, a bbox, H3 cells."""
+        return self.latitude is not None
+
+    @property
+    def modelled(self) -> bool:
+        """Whether the dataset feeds `incidents`, `hex_daily_counts` and the hotspot model."""
+        return self.incidents is not None
 
     @property
     def system_fields(self) -> bool:

@@ -471,11 +471,13 @@ def draft_contract(metadata: ViewMetadata, profile: Profile, options: Options) -
         ]
         box, why = bounding_box(profile, coordinates)
         entries.append(Entry("bbox", box, why))
-    else:
-        review.append("no latitude/longitude columns found: the draft has no coordinates")
-    incidents = guess_incidents(columns, key_name)
-    entries.append(Entry("incidents", incidents, "REVIEW: guessed from the column names"))
-    review.append(f"incidents: {incidents} was guessed from column names")
+        incidents = guess_incidents(columns, key_name)
+        entries.append(Entry("incidents", incidents, "REVIEW: guessed from the column names"))
+        review.append(f"incidents: {incidents} was guessed from column names")
+    else:  # a dataset without a place: ingested, audited and viewed; not mapped or modelled
+        review.append(
+            "no latitude/longitude columns found: the draft has no place (no map, no model)"
+        )
     entries.append(Entry("holidays", {"country": "US"}, "REVIEW: add subdiv (state)"))
     review.append("holidays: the country (and state, `subdiv`) the city observes")
     if ignored:

@@ -23,11 +23,15 @@ if TYPE_CHECKING:
     from citypulse.contracts.contract import Contract
 
 # The modules whose code decides what a cached spec holds: editing one invalidates the cache.
-_CACHE_CODE = tuple(
-    Path(__file__).with_name(name)
-    for name in ("contracts.py", "dag_specs.py", "settings.py", "exceptions.py")
+_PACKAGE = Path(__file__).resolve().parents[1]
+_CACHE_CODE = (
+    _PACKAGE / "contracts" / "contract.py",
+    _PACKAGE / "contracts" / "column_types.py",
+    Path(__file__),
+    _PACKAGE / "settings.py",
+    _PACKAGE / "exceptions.py",
 )
-_CACHE_FORMAT = "city-dag-specs/1"
+_CACHE_FORMAT = "city-dag-specs/2"
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +67,7 @@ class CityDagSpec(NamedTuple):
     deadline_hours: float
     task_timeout_minutes: float
     max_window_days: int
+    modelled: bool  # feeds `incidents` and the hotspot model (has coordinates and a mapping)
     columns: tuple[ColumnDoc, ...]
 
     @classmethod

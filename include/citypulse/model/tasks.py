@@ -49,7 +49,9 @@ def reference_time(context: dict[str, Any]) -> datetime:
 
 
 def select_cities(context: dict[str, Any]) -> list[str]:
-    """The Param `cities` that have a valid contract, sorted; unknown names fail the run."""
+    """The Param `cities` that have a valid contract feeding `incidents`, sorted; unknown
+    names fail the run; datasets without a place (or an `incidents:` mapping) are skipped
+    with a HOTSPOT_RETRAIN_SKIPPED warning naming why."""
     config = config_of(context)
     contracts, errors = load_contracts()
     for error in errors:
@@ -58,7 +60,15 @@ def select_cities(context: dict[str, Any]) -> list[str]:
     unknown = sorted(set(config.cities) - known)
     if unknown:
         raise ValueError(f"params.cities names unknown cities {unknown}; known: {sorted(known)}")
-    return sorted(set(config.cities))
+    for contract in contracts:
+        if not contract.modelled:
+            log.warning(
+                "HOTSPOT_RETRAIN_SKIPPED city=%s: not modelled, its contract has no %s",
+                contract.dag_id,
+                "`incidents:` mapping" if contract.mapped else "coordinates (latitude/longitude)",
+            )
+    modelled = {c.dag_id for c in contracts if c.modelled}
+    return sorted(set(config.cities) & modelled)
 
 
 def ensure_registry() -> None:

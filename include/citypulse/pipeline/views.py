@@ -1,10 +1,12 @@
 """Views: each city's from `include/citypulse/sql/views/<dag_id>/`, and the cross-city ones.
 
-`incidents` unions every contract's table through the contract's `incidents:` mapping;
-`hex_daily_counts` counts incidents per H3 cell and local day on top of it;
-`incident_versions` unions every version of every record (its local day, cells and the span it
-was current), so the hotspot model can read the warehouse as it was on a past date;
-`pipeline_health` summarises the audit per city for operators.
+`city_records` unions every contract's table (key and event time), mapped or not;
+`incidents` unions the tables of the contracts with an `incidents:` mapping (the mapped
+datasets the hotspot model reads) through that mapping; `hex_daily_counts` counts incidents
+per H3 cell and local day on top of it; `incident_versions` unions every version of every
+such record (its local day, cells and the span it was current), so the hotspot model can read
+the warehouse as it was on a past date; `pipeline_health` summarises the audit per city for
+operators.
 """
 
 from __future__ import annotations
@@ -34,35 +36,65 @@ def city_view_files(contract: Contract) -> list[str]:
     return [f"views/{contract.dag_id}/{p.name}" for p in sorted(folder.glob("*.sql"))]
 
 
+def _optional_column(column: str | None) -> sql.Composable:
+    return sql.SQL("NULL") if column is None else sql.Identifier("t", column)
+
+
 def _optional_text(column: str | None) -> sql.Composable:
     if column is None:
         return sql.SQL("NULL::text")
     return sql.SQL("t.{}::text").format(sql.Identifier(column))
 
 
+def _union_view(name: str, branches: list[sql.Composed], none: str) -> sql.Composed:
+    """CREATE OR REPLACE VIEW `name` as the union of `branches`; with none, the SQL file
+    `none` (the same columns, no rows), so readers of the view never break."""
+    body = sql.SQL("\nUNION ALL\n").join(branches) if branches else sql.SQL(sql_text(none))
+    return sql.SQL("CREATE OR REPLACE VIEW {} AS\n{}").format(sql.Identifier(SCHEMA, name), body)
+
+
+def _by_dag_id(contracts: list[Contract]) -> list[Contract]:
+    return sorted(contracts, key=lambda c: c.dag_id)
+
+
+def city_records_view(contracts: list[Contract]) -> sql.Composed:
+    """CREATE OR REPLACE VIEW city_records: every contract's live records (key, event time)."""
+    branches = [
+        sql.SQL(sql_text("views/common/city_records_branch.sql")).format(
+            schema=sql.Identifier(SCHEMA),
+            table=sql.Identifier(c.table),
+            city=sql.Literal(c.dag_id),
+            key=sql.Identifier(c.key),
+        )
+        for c in _by_dag_id(contracts)
+    ]
+    return _union_view("city_records", branches, "views/common/city_records_none.sql")
+
+
 def incidents_view(contracts: list[Contract]) -> sql.Composed:
-    """CREATE OR REPLACE VIEW incidents: one branch per contract, in dag_id order."""
+    """CREATE OR REPLACE VIEW incidents: one branch per contract with an `incidents:`
+    mapping (and so coordinates), in dag_id order."""
     branches = [
         sql.SQL(sql_text("views/common/incidents_branch.sql")).format(
             schema=sql.Identifier(SCHEMA),
             table=sql.Identifier(c.table),
             city=sql.Literal(c.dag_id),
             key=sql.Identifier(c.key),
-            category=sql.Identifier(c.incidents.category),
-            subcategory=_optional_text(c.incidents.subcategory),
-            district=_optional_text(c.incidents.district),
-            latitude=sql.Identifier(c.latitude),
-            longitude=sql.Identifier(c.longitude),
+            category=sql.Identifier(mapping.category),
+            subcategory=_optional_text(mapping.subcategory),
+            district=_optional_text(mapping.district),
+            latitude=_optional_column(c.latitude),
+            longitude=_optional_column(c.longitude),
         )
-        for c in sorted(contracts, key=lambda c: c.dag_id)
+        for c in _by_dag_id(contracts)
+        if (mapping := c.incidents) is not None
     ]
-    return sql.SQL("CREATE OR REPLACE VIEW {}.incidents AS\n{}").format(
-        sql.Identifier(SCHEMA), sql.SQL("\nUNION ALL\n").join(branches)
-    )
+    return _union_view("incidents", branches, "views/common/incidents_none.sql")
 
 
 def incident_versions_view(contracts: list[Contract]) -> sql.Composed:
-    """CREATE OR REPLACE VIEW incident_versions: each contract's `<table>_versions`, unioned."""
+    """CREATE OR REPLACE VIEW incident_versions: the `<table>_versions` of each contract
+    `incidents` reads, unioned."""
     branches = [
         sql.SQL(sql_text("views/common/incident_versions_branch.sql")).format(
             schema=sql.Identifier(SCHEMA),
@@ -70,11 +102,10 @@ def incident_versions_view(contracts: list[Contract]) -> sql.Composed:
             city=sql.Literal(c.dag_id),
             key=sql.Identifier(c.key),
         )
-        for c in sorted(contracts, key=lambda c: c.dag_id)
+        for c in _by_dag_id(contracts)
+        if c.modelled
     ]
-    return sql.SQL("CREATE OR REPLACE VIEW {}.incident_versions AS\n{}").format(
-        sql.Identifier(SCHEMA), sql.SQL("\nUNION ALL\n").join(branches)
-    )
+    return _union_view("incident_versions", branches, "views/common/incident_versions_none.sql")
 
 
 def build_views(cur: Cursor, contract: Contract, contracts: list[Contract]) -> list[str]:
@@ -91,11 +122,18 @@ def build_views(cur: Cursor, contract: Contract, contracts: list[Contract]) -> l
     for other in contracts:  # every city's versions view, for the union below
         if other.dag_id != contract.dag_id:
             history_views(cur, other)
+    cur.execute(city_records_view(contracts))
     cur.execute(incidents_view(contracts))
     cur.execute(incident_versions_view(contracts))
     cur.execute(render("views/common/hex_daily_counts.sql"))
     cur.execute(render("views/common/pipeline_health.sql"))
-    built += ["incidents", "incident_versions", "hex_daily_counts", "pipeline_health"]
+    built += [
+        "city_records",
+        "incidents",
+        "incident_versions",
+        "hex_daily_counts",
+        "pipeline_health",
+    ]
     grant_reader(cur)
     return built
 

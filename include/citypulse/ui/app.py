@@ -3,7 +3,7 @@
 Pages (drawn in the browser from the JSON API, so page and API never disagree):
   /health                       every city's status, lag and last 60 days
   /runs/{dag_id}/{run_id}       a run's validation report (the run page's Validation tab)
-  /map?city=                    the published hotspot forecast as H3 hexagons
+  /map?city=                    the published hotspot forecast as H3 hexagons (mapped cities)
   /charts?city=                 the source projects' questions as charts
 JSON: the same under /api/... . Everything, scripts included, requires an Airflow login.
 """
@@ -116,7 +116,13 @@ async def static(path: str) -> Response:
 @app.get("/api/cities")
 async def cities() -> list[dict[str, Any]]:
     return [
-        {"dag_id": c.dag_id, "title": c.title, "timezone": c.timezone, "charts": len(c.dashboard)}
+        {
+            "dag_id": c.dag_id,
+            "title": c.title,
+            "timezone": c.timezone,
+            "charts": len(c.dashboard),
+            "mapped": c.modelled,  # has a hotspot forecast to map
+        }
         for c in _contracts()
     ]
 
@@ -139,7 +145,12 @@ async def run_report(dag_id: str, run_id: str) -> Any:
 async def forecast_map(city: str) -> Any:
     from citypulse.ui.forecast import forecast_map
 
-    return await asyncio.to_thread(forecast_map, _contract(city))
+    contract = _contract(city)
+    if not contract.modelled:
+        raise HTTPException(
+            404, f"{city} is not mapped: its contract has no coordinates or `incidents:` mapping"
+        )
+    return await asyncio.to_thread(forecast_map, contract)
 
 
 @app.get("/api/charts/{city}")

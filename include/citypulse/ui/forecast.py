@@ -54,16 +54,17 @@ def forecast_map(contract: Contract) -> ForecastMap:
     """The city's published forecast per hexagon and day, last week's observed incidents per
     hexagon, and how the published model compares with the others of its retrain."""
     box = contract.bbox
-    empty = ForecastMap(
-        contract.dag_id,
-        contract.title,
-        {
+    extent = (
+        {}
+        if box is None
+        else {
             "min_lat": box.min_lat,
             "max_lat": box.max_lat,
             "min_lon": box.min_lon,
             "max_lon": box.max_lon,
-        },
+        }
     )
+    empty = ForecastMap(contract.dag_id, contract.title, extent)
     with reading() as cur:
         if not exists(cur, "hotspot_predictions"):
             return empty

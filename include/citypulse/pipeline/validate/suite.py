@@ -163,6 +163,8 @@ def build_suite(contract: Contract, window: Window | None) -> Any:
             f"{contract.event_time}: outside the window {window.start} .. {window.end}",
         )
     box = contract.bbox
+    if box is None or contract.latitude is None or contract.longitude is None:
+        return suite  # a dataset without a place: nothing to keep inside a box
     for name, low, high in (
         (contract.latitude, box.min_lat, box.max_lat),
         (contract.longitude, box.min_lon, box.max_lon),

@@ -616,10 +616,12 @@ def _with_derived(
     n = len(frame)
     with typing_column(contract, contract.event_time_of_day or contract.event_time):
         frame["event_time"] = event_times(contract, frame, batch)
-    with typing_column(contract, f"{contract.latitude}, {contract.longitude}"):
-        frame["h3_r8"], frame["h3_r7"] = h3_cells(
-            frame[contract.latitude], frame[contract.longitude]
-        )
+    latitude, longitude = contract.latitude, contract.longitude
+    if latitude is not None and longitude is not None:
+        with typing_column(contract, f"{latitude}, {longitude}"):
+            frame["h3_r8"], frame["h3_r7"] = h3_cells(frame[latitude], frame[longitude])
+    else:  # a dataset without a place: NULL cells keep every table's standard columns
+        frame["h3_r8"] = frame["h3_r7"] = pd.Series([None] * n, dtype=object)
     in_window = n if window_rows is None else window_rows
     frame["cp_origin"] = np.where(np.arange(n) < in_window, "window", "changes")
     _reject_long_keys(contract, frame, batch)

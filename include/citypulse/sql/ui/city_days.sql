@@ -5,7 +5,7 @@ WITH days AS (
     FROM generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') AS d
 ), stored AS (
     SELECT event_time_local::date AS day, count(*) AS rows
-    FROM {schema}.incidents
+    FROM {schema}.city_records
     WHERE city = %(dag_id)s
       AND event_time_local >= %(first_day)s::date
       AND event_time_local < %(last_day)s::date + 1

@@ -243,10 +243,14 @@ function rejectSection(report) {
 
 /* ---- The hotspot map --------------------------------------------------------------------- */
 
-/* A page about one city: its header, a city picker (reloads with ?city=), and its data. */
-async function cityPage(root, title, subtitle, api) {
-  const cities = await getJSON("api/cities");
-  const city = root.dataset.city || cities[0]?.dag_id;
+/* A page about one city: its header, a city picker (reloads with ?city=), and its data.
+   `offered` picks the cities the page is about (the map: those with a forecast to map). */
+async function cityPage(root, title, subtitle, api, offered = () => true) {
+  const known = await getJSON("api/cities");
+  const cities = known.filter(offered);
+  const named = known.find((c) => c.dag_id === root.dataset.city);
+  // A city the page is not about gives way to the first it is; an unknown name stays (404).
+  const city = root.dataset.city && (!named || offered(named)) ? root.dataset.city : cities[0]?.dag_id;
   const data = await getJSON(`api/${api}/${encodeURIComponent(city)}`);
   root.replaceChildren(header(title, subtitle),
     citySelect(cities, city, (next) => { location.search = `?city=${encodeURIComponent(next)}`; }));
@@ -254,7 +258,7 @@ async function cityPage(root, title, subtitle, api) {
 }
 
 async function mapPage(root) {
-  const data = await cityPage(root, "Hotspot map", "The published forecast per H3 hexagon, beside last week's incidents", "map");
+  const data = await cityPage(root, "Hotspot map", "The published forecast per H3 hexagon, beside last week's incidents", "map", (c) => c.mapped);
   if (!data.cells.length) {
     root.append(el("p", { class: "notice", id: "no-forecast", text: `No forecast is published for ${data.title} yet: the weekly hotspot_retrain DAG writes one once the city has enough history.` }));
     return;

@@ -5,8 +5,8 @@ SELECT {city} AS city,
        t.{category}::text AS category,
        {subcategory} AS subcategory,
        {district} AS district,
-       t.{latitude} AS latitude,
-       t.{longitude} AS longitude,
+       {latitude}::double precision AS latitude,
+       {longitude}::double precision AS longitude,
        t.h3_r8,
        t.h3_r7
 FROM {schema}.{table} t

@@ -12,7 +12,7 @@ WITH last_run AS (
     GROUP BY dag_id
 ), newest AS (
     SELECT city, max(event_time_utc) AS newest_event_utc, count(*) AS rows_in_table
-    FROM {schema}.incidents
+    FROM {schema}.city_records
     GROUP BY city
 ), last_audit AS (
     SELECT DISTINCT ON (dag_id)
