@@ -13,10 +13,8 @@ import json
 import logging
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import ROOT, query
-from helpers import by_id, fresh_dataset, run_city_day, task_states, task_tries
+from helpers import HeaderRecorder, by_id, fresh_dataset, run_city_day, task_states, task_tries
 
 pytestmark = [pytest.mark.integration]
 
@@ -32,49 +30,12 @@ DAY = date.today() - timedelta(days=60)
 TOKEN = "tok-aG9zdGlsZS1wb3J0YWwtdG9rZW4"
 
 
-class Recorder(ThreadingHTTPServer):
-    """A local HTTP server that records every request (path, headers, body) and answers
-    200 with an empty JSON list: another host, or an alert webhook."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                recorder.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": self.rfile.read(length).decode(errors="replace"),
-                    }
-                )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"[]")
-
-            do_GET = do_POST = _record
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder()
+def recorder() -> Iterator[HeaderRecorder]:
+    """Another host, or an alert webhook: records what reaches it, answers `200 []`."""
+    server = HeaderRecorder()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 @pytest.fixture
@@ -362,7 +323,7 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_token_stays_home(
     standin: Any,
     fresh_warehouse: str,
     nyc: Any,
-    recorder: Recorder,
+    recorder: HeaderRecorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from citypulse_dev.standin.server import Fault
@@ -383,7 +344,7 @@ def test_a_portal_echoing_the_token_reaches_no_log_alert_or_webhook(
     standin: Any,
     fresh_warehouse: str,
     nyc: Any,
-    recorder: Recorder,
+    recorder: HeaderRecorder,
     monkeypatch: pytest.MonkeyPatch,
     capfd: Any,
     caplog: pytest.LogCaptureFixture,
