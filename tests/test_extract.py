@@ -288,3 +288,23 @@ def test_live_and_stand_in_clients_differ_only_in_base_url(
     assert (local.uri_prefix, local.domain) == ("http://", "127.0.0.1:8765")
     assert live.session.headers["X-App-token"] == local.session.headers["X-App-token"] == "t"
     assert live.timeout == local.timeout == 5
+
+
+def test_a_change_landing_between_the_metadata_and_the_newest_is_no_stamp_from_the_future(
+    nyc: Any, standin: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The view metadata is read first (the schema check needs it before any row): when the
+    portal changed since, its stale `rowsUpdatedAt` must not clamp the watermark below the
+    newest change with a false warning; the portal is asked once more."""
+    import requests
+
+    from citypulse_dev.standin.server import Fault
+
+    view = requests.get(f"{standin.base_url}/api/views/{nyc.dataset_id}.json", timeout=10).json()
+    stale = {**view, "rowsUpdatedAt": int(view["rowsUpdatedAt"]) - 3600}  # before the last put
+    standin.add_fault(Fault(metadata=True, body=json.dumps(stale), times=1))
+    with caplog.at_level(logging.WARNING):
+        result, _ = run(nyc, tmp_path, incremental=True, watermark="2025-03-01T00:00:00.000")
+    newest = max(r[":updated_at"] for r in standin.records(nyc.dataset_id))
+    assert result.watermark is not None and result.watermark[:19] == newest[:19]
+    assert "from the future" not in caplog.text

@@ -126,9 +126,12 @@ def extract_window(
             newest = client.newest(change, "changes")
             upper = None
             if newest is not None:
-                upper = capture_bound(
-                    contract, newest, started or datetime.now(UTC), view.rows_updated_at
-                )
+                now = started or datetime.now(UTC)
+                upper = capture_bound(contract, newest, now, view.rows_updated_at)
+                if upper != newest and view.rows_updated_at is not None:
+                    # The metadata was read before newest(): a change landing in between is
+                    # no stamp from the future. Ask the portal once more when it is what binds.
+                    upper = capture_bound(contract, newest, now, client.metadata().rows_updated_at)
                 if upper != newest:
                     _warn_future_changes(client, change, newest, upper)
             if watermark is not None and upper is not None:
