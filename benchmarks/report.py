@@ -363,11 +363,43 @@ def _datasets(r: dict[str, Any]) -> list[str]:
         f"Per DAG: **{r['ratio_cold']}x** the one-task file's with the cache cold, "
         f"**{r['ratio_warm']}x** warm.",
         "",
+        *_datasets_marginal(r),
         f"A real `airflow dag-processor` and `airflow scheduler` on a fresh PostgreSQL metadata "
         f"database (every DAG unpaused at creation, pools at 0 slots so no task runs; `db "
         f"migrate` {sched['migrate_s']} s): all {sched['dags']} DAGs serialized after "
         f"{sched['all_serialized_s']} s, {sched['with_scheduled_run']} with their scheduled "
         f"daily run after {sched['all_runs_s']} s.",
+    ]
+    return lines
+
+
+def _datasets_marginal(r: dict[str, Any]) -> list[str]:
+    """Each side's cost split into its slope per further DAG and its fixed part per parse
+    (results measured before the split have neither)."""
+    if "marginal_per_dag_ms" not in r:
+        return []
+    marginal, fixed, tasks = r["marginal_per_dag_ms"], r["fixed_s"], r["tasks_per_dag"]
+    lines = [
+        f"Each side parsed at 1 DAG as well: the slope from 1 to {r['datasets']} DAGs is what "
+        "each further DAG costs, the rest is paid once per parse however many DAGs the side "
+        "has (imports; for the city file also the contract cache and the first `Asset`'s "
+        "provider lookup):",
+        "",
+        "| side | tasks per DAG | each further DAG (ms) | per task (ms) | fixed per parse (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for side, label in (
+        ("cold", "`city_pipelines.py`, cache cold"),
+        ("warm", "`city_pipelines.py`, cache warm"),
+        ("one_task", "one-task DAG files"),
+    ):
+        per_task = round(marginal[side] / max(tasks[side], 1), 2)
+        lines.append(f"| {label} | {tasks[side]} | {marginal[side]} | {per_task} | {fixed[side]} |")
+    lines += [
+        "",
+        f"Each further DAG: **{r['marginal_ratio_cold']}x** the one-task file's cold, "
+        f"**{r['marginal_ratio_warm']}x** warm.",
+        "",
     ]
     return lines
 
