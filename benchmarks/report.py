@@ -342,7 +342,14 @@ def _datasets(r: dict[str, Any]) -> list[str]:
     lines = [
         f"{r['datasets']} contracts (copies of the four under new ids; {r['unplaced']} without "
         f"coordinates, bbox or incidents mapping) feed `dags/{'city_pipelines.py'}`, parsed by "
-        "`airflow dags report -o json` in a fresh process, beside as many one-task DAG files "
+        "`airflow dags report -o json` in a fresh process"
+        + (
+            " (Airflow's loaded objects frozen for the garbage collector first, as the DAG "
+            "processor's manager does before it forks the processes that parse files)"
+            if r.get("gc_frozen")
+            else ""
+        )
+        + ", beside as many one-task DAG files "
         f"(one `EmptyOperator` each); medians of {len(r['samples']['cold'])} repeat(s); "
         f"measured {r.get('measured_at', '')}, load average {r.get('load_average', '?')}:",
         "",
