@@ -51,6 +51,49 @@ with DAG(dag_id={dag_id!r}, schedule="@daily", start_date=datetime(2025, 1, 1), 
 '''
 
 
+# The city DAGs' shape in plain Airflow, no CityPulse code: their three Params (the same
+# schemas, which Airflow validates per DAG) and six EmptyOperators wired as the six steps.
+SAME_SHAPE_FILE = "same_shape.py"
+SAME_SHAPE_DAGS = '''"""{count} DAGs of the city DAGs' shape in plain Airflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Param
+
+DATE = r"^\\d{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])$"
+DATES = {{"type": ["null", "string"], "pattern": DATE, "format": "date"}}
+
+for n in range({count}):
+    with DAG(
+        dag_id=f"same_shape_{{n:03d}}",
+        schedule="@daily",
+        start_date=datetime(2025, 1, 1),
+        catchup=False,
+        params={{
+            "start_date": Param(None, description="from", **DATES),
+            "end_date": Param(None, description="to", **DATES),
+            "reconcile": Param(False, type="boolean", description="reconcile"),
+        }},
+    ) as dag:
+        validate = EmptyOperator(task_id="validate")
+        reconcile = EmptyOperator(task_id="reconcile")
+        EmptyOperator(task_id="extract") >> validate >> [EmptyOperator(task_id="load"), reconcile]
+        dag.get_task("load") >> reconcile >> EmptyOperator(task_id="build_views")
+        EmptyOperator(task_id="housekeeping")
+    globals()[dag.dag_id] = dag
+'''
+
+
+def same_shape_folder(count: int) -> Path:
+    folder = harness.workdir("datasets") / f"same_shape_{count}"
+    folder.mkdir(exist_ok=True)
+    (folder / SAME_SHAPE_FILE).write_text(SAME_SHAPE_DAGS.format(count=count), encoding="utf-8")
+    return folder
+
+
 def contracts_folder(count: int) -> Path:
     from citypulse_dev.contract_copies import write_copies
 
@@ -92,22 +135,27 @@ def measure_parse(count: int, repeats: int) -> dict[str, Any]:
     the other `count - 1` DAGs, free of what a side pays once however many DAGs it has."""
     cities = city_folder()
     setups = {
-        "": (contracts_folder(count), one_task_folder(count)),
-        "_1": (contracts_folder(1), one_task_folder(1)),
+        suffix: (contracts_folder(n), one_task_folder(n), same_shape_folder(n))
+        for suffix, n in (("", count), ("_1", 1))
     }
     samples: dict[str, list[float]] = {}
     found: dict[str, int] = {}
     tasks: dict[str, int] = {}
     for _ in range(repeats):
-        for suffix, (contracts, yardstick) in setups.items():
+        for suffix, (contracts, yardstick, same_shape) in setups.items():
             cache = harness.workdir("datasets") / f"cache{suffix}" / "dags.json"
             cache.unlink(missing_ok=True)
-            for side, folder in (("cold", cities), ("warm", cities), ("one_task", yardstick)):
+            for side, folder in (
+                ("cold", cities),
+                ("warm", cities),
+                ("one_task", yardstick),
+                ("same_shape", same_shape),
+            ):
                 seconds, dags, task_count = parse_seconds(folder, contracts, cache)
                 samples.setdefault(side + suffix, []).append(seconds)
                 found[side + suffix], tasks[side + suffix] = dags, task_count
     total = {side: statistics.median(values) for side, values in samples.items()}
-    sides = ("cold", "warm", "one_task")
+    sides = ("cold", "warm", "one_task", "same_shape")
     per_dag = {side: total[side] / max(found[side], 1) for side in sides}
     # The slope between one DAG and `count`: what each further DAG costs.
     marginal = {
@@ -128,6 +176,8 @@ def measure_parse(count: int, repeats: int) -> dict[str, Any]:
         "fixed_s": {side: round(total[f"{side}_1"] - marginal[side], 3) for side in sides},
         "marginal_ratio_cold": round(marginal["cold"] / marginal["one_task"], 2),
         "marginal_ratio_warm": round(marginal["warm"] / marginal["one_task"], 2),
+        "ratio_same_shape": round(per_dag["same_shape"] / per_dag["one_task"], 2),
+        "marginal_ratio_same_shape": round(marginal["same_shape"] / marginal["one_task"], 2),
         "samples": {side: [round(v, 3) for v in values] for side, values in samples.items()},
     }
 
