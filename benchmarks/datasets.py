@@ -2,9 +2,13 @@
 
 A contracts folder of copies of the four contracts under new dag ids, tables and dataset ids
 (every fourth without coordinates, bbox and `incidents:` mapping) feeds `dags/`. Its parse is
-measured as the DAG processor parses it, `airflow dags report -o json` in a fresh process,
+measured as the DAG processor parses it, `airflow dags report -o json` in a fresh process
+whose loaded objects are frozen for the garbage collector first (as the DAG processor does),
 with the parse cache cold (its file removed first) and warm, beside as many one-task DAG
 files (an `EmptyOperator` DAG per file); medians of the repeats, the folders alternating.
+Each side's total over its DAGs is the issue's per-DAG figure; both sides are measured at
+one DAG as well, so that the slope (what each further DAG costs) and the fixed part (paid
+once per parse however many DAGs: imports, the first `Asset`'s provider lookup) show apart.
 Then a real `airflow dag-processor` and `airflow scheduler` run on a fresh PostgreSQL
 metadata database with every DAG unpaused at creation and every pool at 0 slots (runs are
 created, no task runs): how long until every DAG is serialized and has its scheduled run.
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import harness
-from benchmarks.parse import dags_report
+from benchmarks.parse import file_report
 
 FULL_DATASETS, SMOKE_DATASETS = 100, 10
 FULL_REPEATS, SMOKE_REPEATS = 3, 1
@@ -45,6 +49,49 @@ from airflow.sdk import DAG
 with DAG(dag_id={dag_id!r}, schedule="@daily", start_date=datetime(2025, 1, 1), catchup=False):
     EmptyOperator(task_id="nothing")
 '''
+
+
+# The city DAGs' shape in plain Airflow, no CityPulse code: their three Params (the same
+# schemas, which Airflow validates per DAG) and six EmptyOperators wired as the six steps.
+SAME_SHAPE_FILE = "same_shape.py"
+SAME_SHAPE_DAGS = '''"""{count} DAGs of the city DAGs' shape in plain Airflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Param
+
+DATE = r"^\\d{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])$"
+DATES = {{"type": ["null", "string"], "pattern": DATE, "format": "date"}}
+
+for n in range({count}):
+    with DAG(
+        dag_id=f"same_shape_{{n:03d}}",
+        schedule="@daily",
+        start_date=datetime(2025, 1, 1),
+        catchup=False,
+        params={{
+            "start_date": Param(None, description="from", **DATES),
+            "end_date": Param(None, description="to", **DATES),
+            "reconcile": Param(False, type="boolean", description="reconcile"),
+        }},
+    ) as dag:
+        validate = EmptyOperator(task_id="validate")
+        reconcile = EmptyOperator(task_id="reconcile")
+        EmptyOperator(task_id="extract") >> validate >> [EmptyOperator(task_id="load"), reconcile]
+        dag.get_task("load") >> reconcile >> EmptyOperator(task_id="build_views")
+        EmptyOperator(task_id="housekeeping")
+    globals()[dag.dag_id] = dag
+'''
+
+
+def same_shape_folder(count: int) -> Path:
+    folder = harness.workdir("datasets") / f"same_shape_{count}"
+    folder.mkdir(exist_ok=True)
+    (folder / SAME_SHAPE_FILE).write_text(SAME_SHAPE_DAGS.format(count=count), encoding="utf-8")
+    return folder
 
 
 def contracts_folder(count: int) -> Path:
@@ -75,38 +122,62 @@ def city_folder() -> Path:
     return folder
 
 
-def parse_seconds(folder: Path, contracts: Path, cache: Path) -> tuple[float, int]:
-    """Seconds `dags report` spent on the folder's files, and the DAGs it found."""
+def parse_seconds(folder: Path, contracts: Path, cache: Path) -> tuple[float, int, int]:
+    """Seconds `dags report` spent on the folder's files, and the DAGs and tasks it found."""
     os.environ["CITYPULSE_CONTRACTS_DIR"] = str(contracts)
     os.environ["CITYPULSE_PARSE_CACHE_FILE"] = str(cache)
-    report = dags_report(folder)
-    return sum(s for s, _ in report.values()), sum(n for _, n in report.values())
+    report = file_report(folder, gc_frozen=True).values()
+    return sum(r[0] for r in report), sum(r[1] for r in report), sum(r[2] for r in report)
 
 
 def measure_parse(count: int, repeats: int) -> dict[str, Any]:
-    contracts = contracts_folder(count)
-    cities, yardstick = city_folder(), one_task_folder(count)
-    cache = harness.workdir("datasets") / "cache" / "dags.json"
-    samples: dict[str, list[float]] = {"cold": [], "warm": [], "one_task": []}
+    """Each side at `count` DAGs and at one DAG (suffix `_1`): the difference is the cost of
+    the other `count - 1` DAGs, free of what a side pays once however many DAGs it has."""
+    cities = city_folder()
+    setups = {
+        suffix: (contracts_folder(n), one_task_folder(n), same_shape_folder(n))
+        for suffix, n in (("", count), ("_1", 1))
+    }
+    samples: dict[str, list[float]] = {}
     found: dict[str, int] = {}
+    tasks: dict[str, int] = {}
     for _ in range(repeats):
-        cache.unlink(missing_ok=True)
-        seconds, found["cold"] = parse_seconds(cities, contracts, cache)
-        samples["cold"].append(seconds)
-        seconds, found["warm"] = parse_seconds(cities, contracts, cache)
-        samples["warm"].append(seconds)
-        seconds, found["one_task"] = parse_seconds(yardstick, contracts, cache)
-        samples["one_task"].append(seconds)
+        for suffix, (contracts, yardstick, same_shape) in setups.items():
+            cache = harness.workdir("datasets") / f"cache{suffix}" / "dags.json"
+            cache.unlink(missing_ok=True)
+            for side, folder in (
+                ("cold", cities),
+                ("warm", cities),
+                ("one_task", yardstick),
+                ("same_shape", same_shape),
+            ):
+                seconds, dags, task_count = parse_seconds(folder, contracts, cache)
+                samples.setdefault(side + suffix, []).append(seconds)
+                found[side + suffix], tasks[side + suffix] = dags, task_count
     total = {side: statistics.median(values) for side, values in samples.items()}
-    per_dag = {side: total[side] / max(found[side], 1) for side in total}
+    sides = ("cold", "warm", "one_task", "same_shape")
+    per_dag = {side: total[side] / max(found[side], 1) for side in sides}
+    # The slope between one DAG and `count`: what each further DAG costs.
+    marginal = {
+        side: (total[side] - total[f"{side}_1"]) / max(found[side] - found[f"{side}_1"], 1)
+        for side in sides
+    }
     return {
         "datasets": count,
         "unplaced": count // UNPLACED_EVERY,
+        "gc_frozen": True,
         "dags_found": found,
+        "tasks_per_dag": {side: tasks[side] // max(found[side], 1) for side in sides},
         "parse_total_s": {side: round(v, 3) for side, v in total.items()},
         "per_dag_ms": {side: round(v * 1000, 2) for side, v in per_dag.items()},
         "ratio_cold": round(per_dag["cold"] / per_dag["one_task"], 2),
         "ratio_warm": round(per_dag["warm"] / per_dag["one_task"], 2),
+        "marginal_per_dag_ms": {side: round(v * 1000, 2) for side, v in marginal.items()},
+        "fixed_s": {side: round(total[f"{side}_1"] - marginal[side], 3) for side in sides},
+        "marginal_ratio_cold": round(marginal["cold"] / marginal["one_task"], 2),
+        "marginal_ratio_warm": round(marginal["warm"] / marginal["one_task"], 2),
+        "ratio_same_shape": round(per_dag["same_shape"] / per_dag["one_task"], 2),
+        "marginal_ratio_same_shape": round(marginal["same_shape"] / marginal["one_task"], 2),
         "samples": {side: [round(v, 3) for v in values] for side, values in samples.items()},
     }
 

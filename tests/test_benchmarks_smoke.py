@@ -28,7 +28,8 @@ EXPECTED_KEYS = {
     "dag_day": {"first_run", "second_run", "records"},
     "audit": {"cities", "days", "edited_days", "peak_rss_mb"},
     "stream": {"sizes", "targets"},
-    "datasets": {"datasets", "per_dag_ms", "ratio_cold", "ratio_warm", "scheduler"},
+    "datasets": {"datasets", "per_dag_ms", "ratio_cold", "ratio_warm", "scheduler",
+                 "marginal_per_dag_ms", "fixed_s", "ratio_same_shape"},
 }  # fmt: skip
 RETRAIN_KEYS = {"cities", "total_s", "peak_rss_mb"}
 
@@ -85,11 +86,13 @@ def test_retrain_reports_or_says_why_it_skipped(smoke_run: dict[str, Any]) -> No
 def test_datasets_parses_every_copy_and_the_scheduler_runs_each(
     smoke_run: dict[str, Any],
 ) -> None:
-    """Ten datasets (two without a place): each side parses all ten DAGs, and a real
-    scheduler creates every one's daily run."""
+    """Ten datasets (two without a place): each side parses all ten DAGs (and one DAG, for
+    the slope), and a real scheduler creates every one's daily run."""
     result = smoke_run["figures"]["datasets"]
     assert result["datasets"] == 10 and result["unplaced"] == 2
-    assert result["dags_found"] == {"cold": 10, "warm": 10, "one_task": 10}
+    sides = ("cold", "warm", "one_task", "same_shape")
+    assert result["dags_found"] == {**dict.fromkeys(sides, 10), **{f"{s}_1": 1 for s in sides}}
+    assert result["tasks_per_dag"] == {"cold": 6, "warm": 6, "one_task": 1, "same_shape": 6}
     scheduler = result["scheduler"]
     assert scheduler["serialized"] == scheduler["with_scheduled_run"] == 10, scheduler
 

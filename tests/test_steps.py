@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from citypulse.dags.operators import CityStepOperator
+from citypulse.dags.operators import CityStepOperator, city_step
 from citypulse.dags.steps import STEPS, step_named
 
 
@@ -29,13 +29,13 @@ def test_every_city_task_runs_the_registered_step_of_its_name(dagbag: Any) -> No
 
 def test_an_unknown_step_fails_when_the_dag_is_built_naming_the_known_ones() -> None:
     with pytest.raises(ValueError, match="no step 'extrct' in a city DAG; the steps are extract, "):
-        CityStepOperator(step="extrct")
+        city_step("extrct")
     with pytest.raises(ValueError, match="build_views"):
         step_named("views")
 
 
 def test_a_step_may_run_under_another_task_id() -> None:
-    operator = CityStepOperator(step="housekeeping", task_id="tidy_up")
+    operator = city_step("housekeeping", task_id="tidy_up")
     assert operator.task_id == "tidy_up" and operator.step is STEPS["housekeeping"]
 
 

@@ -16,7 +16,7 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.definitions.param import ParamsDict
 
 from citypulse.dags.alerts import on_deadline_missed, on_failure_alert
-from citypulse.dags.operators import CityStepOperator
+from citypulse.dags.operators import city_step
 from citypulse.dags.specs import CityDagSpec
 from citypulse.settings import RETRY_DELAY_SECONDS, SCHEMA, SOCRATA_POOL
 
@@ -168,14 +168,12 @@ def build_city_dag(spec: CityDagSpec) -> CityDAG:
         deadline=deadline_alert(spec),
         render_template_as_native_obj=True,
     ) as dag:
-        extract = CityStepOperator(step="extract", pool=SOCRATA_POOL)
-        validate = CityStepOperator(step="validate", upstream=extract.output)
-        load = CityStepOperator(
-            step="load", upstream=validate.output, outlets=[table_asset(spec.table)]
-        )
-        reconcile = CityStepOperator(step="reconcile", upstream=validate.output, pool=SOCRATA_POOL)
+        extract = city_step("extract", pool=SOCRATA_POOL)
+        validate = city_step("validate", upstream=extract.output)
+        load = city_step("load", upstream=validate.output, outlets=[table_asset(spec.table)])
+        reconcile = city_step("reconcile", upstream=validate.output, pool=SOCRATA_POOL)
         load >> reconcile
-        CityStepOperator(step="build_views", upstream=reconcile.output)
+        city_step("build_views", upstream=reconcile.output)
         # Independent of the run's own tasks: removes other runs' expired run files.
-        CityStepOperator(step="housekeeping")
+        city_step("housekeeping")
     return dag
