@@ -32,7 +32,10 @@ class CityStepOperator(BaseOperator):
     upstream: Any = None
 
     def execute(self, context: Any) -> Any:
-        return self.step(self.dag_id, self.upstream, dict(context))
+        step = getattr(self, "step", None)
+        if step is None:
+            raise TypeError(f"{self.task_id}: a CityStepOperator is built with city_step()")
+        return step(self.dag_id, self.upstream, dict(context))
 
 
 def city_step(step: str, *, upstream: Any = None, **kwargs: Any) -> CityStepOperator:
