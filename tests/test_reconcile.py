@@ -375,6 +375,23 @@ def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
     assert (outcome, repaired) == ("refused", 0)
     assert figures(refusal) == (0, before[0] + rejects(fresh_warehouse, contract.dag_id))
 
+    # The operator sees it on the health page, with the reason (the page's API, in process).
+    from fastapi.testclient import TestClient
+
+    from citypulse.ui.app import app, get_user
+
+    app.dependency_overrides[get_user] = lambda: object()
+    try:
+        response = TestClient(app).get("/api/health")
+    finally:
+        app.dependency_overrides.clear()
+    city = next(c for c in response.json() if c["dag_id"] == contract.dag_id)
+    assert city["status"] == "failing", city["reason"]  # the audit failed its run...
+    assert (
+        f"failed in reconcile 0 seconds ago (the partition audit was refused: {refusal})"
+        in (city["reason"])
+    )  # ...and the page says why; once a later run succeeds, the city shows as drifting
+
 
 @pytest.mark.integration
 def test_a_portal_counting_far_fewer_records_than_the_warehouse_holds_is_refused(

@@ -158,3 +158,18 @@ def test_durations_read_in_the_largest_unit_that_reads_well() -> None:
     assert human_duration(timedelta(minutes=90)) == "90 minutes"
     assert human_duration(timedelta(hours=5)) == "5 hours"
     assert human_duration(timedelta(days=3, hours=2)) == "3 days"
+
+
+def test_a_refused_audit_is_drift_saying_why() -> None:
+    refusal = "the portal counts 0 records for the 62 days the warehouse holds (1,157 rows)"
+    audit = LatestAudit(NOW - timedelta(hours=3), 62, 0, 0, 0, "refused", refusal)
+    verdict = classify(facts(latest_audit=audit), NOW)
+    assert verdict.status is Status.DRIFTING
+    assert f"the partition audit 3 hours ago was refused: {refusal}" in verdict.reason
+
+
+def test_days_the_portal_disputes_are_drift() -> None:
+    audit = LatestAudit(NOW - timedelta(days=1), 365, 0, 0, 0, "complete", None, 2)
+    verdict = classify(facts(latest_audit=audit), NOW)
+    assert verdict.status is Status.DRIFTING
+    assert "2 days whose grouped count on the portal disagrees with its records" in verdict.reason

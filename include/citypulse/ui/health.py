@@ -127,8 +127,24 @@ def _health(
         differing,
         repaired,
         changed,
-    ) = last or (None,) * 13
-    audit = LatestAudit(audit_at, checked, differing, repaired, changed or 0) if audit_at else None
+        outcome,
+        refusal,
+        disputed,
+    ) = last or (None,) * 16
+    audit = (
+        LatestAudit(
+            audit_at,
+            checked,
+            differing,
+            repaired,
+            changed or 0,
+            outcome or "complete",
+            refusal,
+            disputed or 0,
+        )
+        if audit_at
+        else None
+    )
     facts = CityFacts(
         dag_id=contract.dag_id,
         timezone=contract.timezone,

@@ -76,6 +76,9 @@ class LatestAudit:
     days_differing: int
     days_repaired: int
     rows_changed: int
+    outcome: str = "complete"  # or "refused": the portal looked like an outage
+    refusal: str | None = None
+    days_disputed: int = 0  # the portal's grouped count disagrees with its own records
 
 
 @dataclass(frozen=True)
@@ -175,9 +178,15 @@ def classify(facts: CityFacts, now: datetime) -> Verdict:
     run = facts.latest_run
     if run is not None and run.state == "failed":
         tasks = f" in {', '.join(run.failed_tasks)}" if run.failed_tasks else ""
+        audit = facts.latest_audit
+        refused = (
+            f" (the partition audit was refused: {audit.refusal})"
+            if audit is not None and audit.outcome == "refused" and "reconcile" in tasks
+            else ""
+        )
         return Verdict(
             Status.FAILING,
-            f"the latest run ({run.run_id}) failed{tasks} {ago(run.at, now)}; "
+            f"the latest run ({run.run_id}) failed{tasks} {ago(run.at, now)}{refused}; "
             "open the DAG for its log",
             flagged,
         )
@@ -231,11 +240,19 @@ def _drift(facts: CityFacts, flagged: tuple[FlaggedDay, ...], now: datetime) -> 
                 f"(the daily median is {median:.1%})"
             )
     audit = facts.latest_audit
-    if audit is not None and audit.days_differing > audit.days_repaired:
+    if audit is not None and audit.outcome == "refused":
+        reasons.append(f"the partition audit {ago(audit.at, now)} was refused: {audit.refusal}")
+    elif audit is not None and audit.days_differing > audit.days_repaired:
         left = audit.days_differing - audit.days_repaired
         reasons.append(
             f"the partition audit {ago(audit.at, now)} found {audit.days_differing} days "
             f"differing from the portal and left {left} unrepaired"
+        )
+    if audit is not None and audit.days_disputed:
+        reasons.append(
+            f"the partition audit {ago(audit.at, now)} found {audit.days_disputed} "
+            f"day{'s' if audit.days_disputed != 1 else ''} whose grouped count on the portal "
+            "disagrees with its records (see citypulse.partition_disputes)"
         )
     if facts.schema_drift:
         since = min(d.detected_at for d in facts.schema_drift)
