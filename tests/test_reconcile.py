@@ -387,10 +387,9 @@ def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
         app.dependency_overrides.clear()
     city = next(c for c in response.json() if c["dag_id"] == contract.dag_id)
     assert city["status"] == "failing", city["reason"]  # the audit failed its run...
-    assert (
-        f"failed in reconcile 0 seconds ago (the partition audit was refused: {refusal})"
-        in (city["reason"])
-    )  # ...and the page says why; once a later run succeeds, the city shows as drifting
+    assert "failed in reconcile" in city["reason"]  # ...and the page says why; once a later
+    assert f"(the partition audit was refused: {refusal})" in city["reason"]  # run succeeds,
+    # the city shows as drifting with the same reason (test_ui_status)
 
 
 @pytest.mark.integration
