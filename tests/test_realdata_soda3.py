@@ -1,7 +1,7 @@
 """User story: a portal retires SODA 2 (Socrata's documented direction). With an app token,
-CityPulse reads it through SODA3 and the real records load exactly: the real NYC 311 day and
-the real Chicago snapshot, record for record. Without a token it fails at once, saying what to
-configure, and loads nothing.
+CityPulse reads it through SODA3 and the real records load exactly: the real NYC 311 day here,
+the real Chicago snapshots in test_realdata_replay (which reads through SODA3 too). Without a
+token it fails at once, saying what to configure, and loads nothing.
 
 Reads the real extracts in ../shared/realdata (skipped when absent).
 """
@@ -17,7 +17,7 @@ import pytest
 
 from conftest import query
 from helpers import by_id, fresh_dataset, task_tries
-from test_realdata import CHICAGO_DEC31, NYC_JSON, adapted
+from test_realdata import NYC_JSON, adapted
 
 pytestmark = [pytest.mark.realdata, pytest.mark.integration]
 
@@ -62,43 +62,6 @@ def test_the_real_nyc_day_loads_exactly_through_soda3(
         )
     )
     assert stored == {r["unique_key"]: r.get("status") for r in records}
-
-
-@pytest.mark.slow
-def test_the_real_chicago_snapshot_loads_exactly_through_soda3(
-    realdata: Path, dagbag: Any, soda2_retired: Any, fresh_warehouse: str,
-    contracts: list[Any], monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
-    contract = by_id(contracts, "chicago_crime")
-    snapshot = {r["id"]: r for r in adapted(realdata, CHICAGO_DEC31)}
-    served(soda2_retired, contract, list(snapshot.values()))
-    dag = dagbag.dags[contract.dag_id]
-    for year in range(2015, 2023):  # a run loads at most max_window_days: one a year
-        history = {"start_date": f"{year}-01-01", "end_date": f"{year}-12-31"}
-        assert str(dag.test(run_conf=history).state) == "success", year
-    stored = {
-        str(key): (arrest, primary_type)
-        for key, arrest, primary_type in query(
-            fresh_warehouse,
-            "SELECT id, arrest, primary_type FROM citypulse.chicago_crime "
-            "WHERE cp_deleted_at IS NULL",
-        )
-    }
-    rejected = {
-        key
-        for (key,) in query(
-            fresh_warehouse,
-            "SELECT record_key FROM citypulse.rejects WHERE dag_id = 'chicago_crime'",
-        )
-    }
-    assert set(stored) | rejected == set(snapshot) and not set(stored) & rejected
-    for key, (arrest, primary_type) in stored.items():
-        record = snapshot[key]
-        assert (str(arrest).lower(), primary_type) == (
-            str(record["arrest"]).lower(),
-            record["primary_type"],
-        ), key
 
 
 @pytest.mark.parametrize(
