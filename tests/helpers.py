@@ -182,3 +182,18 @@ class HeaderRecorder(ThreadingHTTPServer):
     def close(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def ui_get(*paths: str) -> list[Any]:
+    """GET each path of the CityPulse UI's app in process, as a logged-in user (Airflow's own
+    login is test_ui's business); the responses, in order."""
+    from fastapi.testclient import TestClient
+
+    from citypulse.ui.app import app, get_user
+
+    app.dependency_overrides[get_user] = lambda: object()
+    try:
+        client = TestClient(app)
+        return [client.get(path) for path in paths]
+    finally:
+        app.dependency_overrides.clear()

@@ -174,9 +174,7 @@ def test_a_dropped_added_and_retyped_column_is_recorded_once_alerted_and_shown_a
     the day with `iucr` NULL and `zone_code` ignored; the city's health page shows the drift.
     The next run sees the same drift and adds nothing; once the portal is put right, a run
     resolves them."""
-    from fastapi.testclient import TestClient
-
-    from citypulse.ui.app import app, get_user
+    from helpers import ui_get
 
     dag = dagbag.dags[chicago.dag_id]
     yesterday = local_yesterday(chicago)
@@ -221,11 +219,7 @@ def test_a_dropped_added_and_retyped_column_is_recorded_once_alerted_and_shown_a
     assert loaded == [(len(served), 0)]  # loaded, the dropped optional column as NULL
 
     # The health page's API, in process (Airflow's login is test_ui's): the city drifts.
-    app.dependency_overrides[get_user] = lambda: object()
-    try:
-        response = TestClient(app).get("/api/health")
-    finally:
-        app.dependency_overrides.clear()
+    (response,) = ui_get("/api/health")
     assert response.status_code == 200
     city = next(c for c in response.json() if c["dag_id"] == chicago.dag_id)
     assert city["status"] == "drifting", city["reason"]

@@ -41,36 +41,25 @@ def test_every_page_is_reachable_from_the_ui(plugin: Any) -> None:
 
 
 def test_static_files_stay_inside_their_folder() -> None:
-    from fastapi.testclient import TestClient
+    from helpers import ui_get
 
-    from citypulse.ui.app import app, get_user
-
-    app.dependency_overrides[get_user] = lambda: object()
-    try:
-        client = TestClient(app)
-        assert client.get("/static/citypulse.js").status_code == 200
-        assert client.get("/static/../app.py").status_code == 404
-        assert client.get("/static/..%2Fapp.py").status_code == 404
-        assert client.get("/static/vendor/chart.js-4.6.1/LICENSE.md").status_code == 404
-    finally:
-        app.dependency_overrides.clear()
+    answers = ui_get(
+        "/static/citypulse.js",
+        "/static/../app.py",
+        "/static/..%2Fapp.py",
+        "/static/vendor/chart.js-4.6.1/LICENSE.md",
+    )
+    assert [a.status_code for a in answers] == [200, 404, 404, 404]
 
 
 def test_an_unreachable_warehouse_is_a_503_that_says_so(
     monkeypatch: pytest.MonkeyPatch, airflow_db: str
 ) -> None:
-    from fastapi.testclient import TestClient
-
-    from citypulse.ui.app import app, get_user
-    from helpers import free_port
+    from helpers import free_port, ui_get
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAREHOUSE", f"postgresql://nobody@127.0.0.1:{free_port()}/citypulse"
     )
-    app.dependency_overrides[get_user] = lambda: object()
-    try:
-        response = TestClient(app).get("/api/health")
-    finally:
-        app.dependency_overrides.clear()
+    (response,) = ui_get("/api/health")
     assert response.status_code == 503
     assert response.json()["detail"].startswith("cannot connect to the warehouse")

@@ -376,15 +376,9 @@ def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
     assert figures(refusal) == (0, before[0] + rejects(fresh_warehouse, contract.dag_id))
 
     # The operator sees it on the health page, with the reason (the page's API, in process).
-    from fastapi.testclient import TestClient
+    from helpers import ui_get
 
-    from citypulse.ui.app import app, get_user
-
-    app.dependency_overrides[get_user] = lambda: object()
-    try:
-        response = TestClient(app).get("/api/health")
-    finally:
-        app.dependency_overrides.clear()
+    (response,) = ui_get("/api/health")
     city = next(c for c in response.json() if c["dag_id"] == contract.dag_id)
     assert city["status"] == "failing", city["reason"]  # the audit failed its run...
     assert "failed in reconcile" in city["reason"]  # ...and the page says why; once a later
