@@ -82,6 +82,22 @@ def test_the_live_portals_own_types_are_no_drift(contracts: list[Any]) -> None:
         assert schema_changes(contract, ViewMetadata.from_json(raw)) == [], contract.dag_id
 
 
+def test_every_socrata_name_of_a_type_is_read_as_scaffolding_reads_it(
+    contracts: list[Any],
+) -> None:
+    """Portals name a timestamp `calendar_date`, `floating_timestamp`, `fixed_timestamp` or
+    `date`, and a number `number`, `double`, `money` or `percent`: one table (the metadata's)
+    says which family each is, for drift as for `contract init`."""
+    chicago = by_id(contracts, "chicago_crime")
+    for stamp in ("calendar_date", "floating_timestamp", "fixed_timestamp", "date"):
+        for number in ("number", "double", "money", "percent"):
+            raw = portal_view(chicago, extra=("location",))
+            raw["columns"] = views.drifted_columns(
+                raw, retype={"date": stamp, "updated_on": stamp, "x_coordinate": number}
+            )
+            assert schema_changes(chicago, ViewMetadata.from_json(raw)) == [], (stamp, number)
+
+
 def test_dropped_added_and_retyped_columns_are_each_a_change(contracts: list[Any]) -> None:
     chicago = by_id(contracts, "chicago_crime")
     raw = portal_view(chicago, extra=("zone_code", "location"))

@@ -250,16 +250,16 @@ def column_spec(column: ViewColumn, profile: Profile, is_key: bool) -> Entry:
     spec: dict[str, Any] = {"name": name}
     if name != column.field_name:
         spec["source"] = column.field_name
-    kind = column.data_type
+    kind, family = column.data_type, column.family
     why = ""
-    if kind == "number":
+    if family == "number":
         spec["type"], why = _number_type(column, profile, is_key)
-    elif kind == "checkbox":
-        spec["type"], why = "boolean", "checkbox"
-    elif kind in ("calendar_date", "date", "floating_timestamp"):
-        spec["type"], why = "timestamp", "calendar_date: the city's wall time"
+    elif family == "boolean":
+        spec["type"], why = "boolean", kind
     elif kind == "fixed_timestamp":
         spec["type"], why = "timestamptz", "fixed_timestamp: an instant"
+    elif family == "timestamp":
+        spec["type"], why = "timestamp", f"{kind}: the city's wall time"
     elif kind == "text":
         why = _text_column(column, profile, spec)
     else:
@@ -319,7 +319,9 @@ def _plausible(figures: FieldFigures, today: date) -> bool:
 
 
 def _dates(metadata: ViewMetadata) -> list[ViewColumn]:
-    return [c for c in metadata.data_columns if c.data_type in ("calendar_date", "date")]
+    # Wall-time dates (an event is a local day's), under any of their Socrata names.
+    columns = metadata.data_columns
+    return [c for c in columns if c.family == "timestamp" and c.data_type != "fixed_timestamp"]
 
 
 def guess_change(metadata: ViewMetadata, profile: Profile, today: date) -> Guess:

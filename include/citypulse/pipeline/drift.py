@@ -9,7 +9,8 @@ without a portal or a warehouse; `drift_log` records, alerts and fails on them. 
 - `removed`: a contract column whose wire name the portal no longer has (the run loads it as
   NULL, or fails at once when the column is required);
 - `retyped`: a contract column whose Socrata type (`dataTypeName`) can no longer be loaded
-  as the contract's type (`LOADS_AS`).
+  as the contract's type (`LOADS_AS`, by the Socrata type's family in
+  `citypulse.portal.metadata.FAMILIES`).
 
 System fields (`:id`, `:updated_at`, `:@computed_region_*`) are never drift. Plain Python:
 importable anywhere.
@@ -22,33 +23,22 @@ from typing import Literal
 
 from citypulse.contracts.column_types import column_type
 from citypulse.contracts.contract import Column, Contract
-from citypulse.portal.metadata import ViewMetadata
+from citypulse.portal.metadata import COORDINATES, FAMILIES, ViewMetadata
 
 ChangeKind = Literal["added", "removed", "retyped"]
 
-_SCALAR = frozenset({"text", "integer", "number", "boolean", "timestamp"})
-_NUMBER = frozenset({"integer", "number", "text"})
-# A portal column's Socrata type -> the contract type families it may be loaded as (families
-# of citypulse.contracts.column_types). Text carries any value as a string, and the contract's
-# type is the product's: validation types each value and rejects what does not parse (live
-# portals send Seattle's latitude, NYC's unique_key and Montgomery's Yes/No flags as text).
-# Numbers may be kept as text (codes: beats, zip codes). COORDINATES: a point or location may
-# only feed the contract's latitude/longitude. Any other type (url, photo, multipolygon, ...)
-# is loaded as text or not at all.
-COORDINATES = "coordinates"
+# The contract type families a portal column of each family may be loaded as. Text carries
+# any value as a string, and the contract's type is the product's: validation types each value
+# and rejects what does not parse (live portals send Seattle's latitude, NYC's unique_key and
+# Montgomery's Yes/No flags as text). Numbers may be kept as text (codes: beats, zip codes),
+# and any family as text. A point or location may only feed the contract's latitude/longitude.
 LOADS_AS: dict[str, frozenset[str]] = {
-    "text": _SCALAR,
-    "number": _NUMBER,
-    "double": _NUMBER,
-    "money": _NUMBER,
-    "percent": _NUMBER,
-    "calendar_date": frozenset({"timestamp", "text"}),  # a floating timestamp
-    "date": frozenset({"timestamp", "text"}),  # a fixed timestamp (with its offset)
-    "checkbox": frozenset({"boolean", "text"}),
-    "point": frozenset({COORDINATES}),
-    "location": frozenset({COORDINATES}),
+    "text": frozenset({"text", "integer", "number", "boolean", "timestamp"}),
+    "number": frozenset({"integer", "number", "text"}),
+    "timestamp": frozenset({"timestamp", "text"}),
+    "boolean": frozenset({"boolean", "text"}),
+    COORDINATES: frozenset({COORDINATES}),
 }
-OTHER_TYPES = frozenset({"text"})
 
 
 @dataclass(frozen=True)
@@ -79,7 +69,7 @@ class SchemaChange:
 
 def loads_as(contract: Contract, column: Column, data_type: str) -> bool:
     """Whether values of Socrata type `data_type` can be loaded into the contract's column."""
-    accepted = LOADS_AS.get(data_type, OTHER_TYPES)
+    accepted = LOADS_AS[FAMILIES.get(data_type, "text")]
     if column_type(column.type).family in accepted:
         return True
     coordinate = column.name in (contract.latitude, contract.longitude)

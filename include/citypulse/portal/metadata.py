@@ -14,6 +14,25 @@ from typing import Any
 
 # Socrata's `dataTypeName` of its system columns (`:id`, `:created_at`, ...).
 SYSTEM_TYPE = "meta_data"
+# Socrata's `dataTypeName` -> the family of contract column types its values are
+# (`citypulse.contracts.column_types`), the one table drift and `contract init` read. Portals
+# name one kind in several ways (SODA 2 and SODA3 era names); "coordinates" is a point or a
+# location, which only feeds a contract's latitude/longitude. Anything else is text.
+COORDINATES = "coordinates"
+FAMILIES: dict[str, str] = {
+    "text": "text",
+    "number": "number",
+    "double": "number",
+    "money": "number",
+    "percent": "number",
+    "calendar_date": "timestamp",  # floating: the city's wall time
+    "floating_timestamp": "timestamp",
+    "date": "timestamp",
+    "fixed_timestamp": "timestamp",  # an instant, with its offset
+    "checkbox": "boolean",
+    "point": COORDINATES,
+    "location": COORDINATES,
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,11 @@ class ViewColumn:
     position: int
     column_id: int | None
     stats: ColumnStats | None
+
+    @property
+    def family(self) -> str:
+        """The family of contract types its values are (`FAMILIES`; text if not listed)."""
+        return FAMILIES.get(self.data_type, "text")
 
     @property
     def system(self) -> bool:
