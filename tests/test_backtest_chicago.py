@@ -2,10 +2,12 @@
 records (../shared/realdata, the 2022-12-31 snapshot; its 2019-2022 records, all the backtests
 read) are reloaded through the `chicago_crime` DAG, then `hotspot_retrain` runs as of two
 past days with `publish` false: as of 2022-01-01 every model is evaluated on six 28-day folds
-of late 2021; as of 2022-12-24 the city is skipped because most late-2022 records have lost
-their coordinates, and with the gates switched off the promotion rule alone refuses the
-candidate. The figures are the ones README shows (between the `backtest-chicago` markers);
-`make backtest-chicago` rewrites that block. Skipped when ../shared/realdata is absent.
+of late 2021, forecasting 1-7 days ahead from data 7 days late (the contract's publication
+lag), at resolution 7 and at the finer resolution 8; as of 2022-12-24 the city is skipped
+because most late-2022 records have lost their coordinates, and with the gates switched off
+the promotion rule alone refuses the candidate. The figures are the ones README shows
+(between the `backtest-chicago` markers); `make backtest-chicago` rewrites that block.
+Skipped when ../shared/realdata is absent.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ CONF = {
     "folds": 6,
     "publish": False,
 }
-# (as_of, param overrides): the 2021 backtest, late 2022 as gated, late 2022 with no gates.
+# (as_of, param overrides): the 2021 backtest at resolutions 7 and 8, late 2022 as gated, late
+# 2022 with no gates.
 BACKTESTS = (
     ("2022-01-01", {}),
+    ("2022-01-01", {"h3_resolution": 8}),
     ("2022-12-24", {}),
     ("2022-12-24", {"min_coverage": 0.0, "min_test_positives": 0}),
 )
@@ -111,13 +115,13 @@ def test_late_2022_is_skipped_for_its_coverage_and_refused_without_gates(
     ((passed, reason, figures),) = query(
         module_warehouse,
         "SELECT passed, reason, figures FROM citypulse.retrain_gates WHERE dag_run_id = %s",
-        (backtests[1].run_id,),
+        (backtests[2].run_id,),
     )
     assert not passed and "coordinate coverage" in reason and "min_coverage 0.8" in reason
     assert min(w["coverage"] for w in figures["coverage"]) < 0.5
     ((decision,),) = query(
         module_warehouse,
         "SELECT decision FROM citypulse.model_runs WHERE dag_run_id = %s AND role = 'candidate'",
-        (backtests[2].run_id,),
+        (backtests[3].run_id,),
     )
     assert "refused" in decision

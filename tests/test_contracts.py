@@ -49,6 +49,8 @@ def test_the_four_contracts_load_in_a_stable_order(contracts: list[Any]) -> None
         (lambda r: r["dashboard"][0].update(view="no_such_view"), "(top level)"),
         (lambda r: r["dashboard"][0].update(kind="pie"), "dashboard[0].kind"),
         (lambda r: r["dashboard"][1].pop("series"), "dashboard[1]"),
+        (lambda r: r.update(model={"publication_lag_days": -1}), "model.publication_lag_days"),
+        (lambda r: r.update(model={"lag": 7}), "model.lag"),
     ],
 )
 def test_invalid_contracts_name_the_field(tmp_path: Path, change: Any, field: str) -> None:
@@ -80,6 +82,15 @@ def test_a_chart_names_the_view_file_it_lacks(tmp_path: Path) -> None:
 @pytest.mark.parametrize("api", ["soda2", "soda3", "auto"])
 def test_a_contract_may_choose_its_socrata_api(tmp_path: Path, api: str) -> None:
     assert load_contract(write_variant(tmp_path, lambda r: r.update(api=api))).api == api
+
+
+def test_the_publication_lag_is_the_contracts_and_zero_by_default(
+    tmp_path: Path, contracts: list[Any]
+) -> None:
+    lags = {c.dag_id: c.model.publication_lag_days for c in contracts}
+    assert lags == {"chicago_crime": 7, "montgomery_traffic": 0, "nyc_311": 0, "seattle_crime": 0}
+    late = write_variant(tmp_path, lambda r: r.update(model={"publication_lag_days": 3}))
+    assert load_contract(late).model.publication_lag_days == 3
 
 
 def test_an_unknown_socrata_api_names_the_field(tmp_path: Path) -> None:

@@ -26,12 +26,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CITIES = ["chicago_crime", "montgomery_traffic", "nyc_311", "seattle_crime"]
 LAST_DAY = date(2025, 11, 9)  # a Sunday: the run on Monday 2025-11-10 sees it as yesterday
-WEEKS = 8
+WEEKS = 12
 RECORDS_PER_DAY = 200
 FIRST_RUN = datetime(2025, 11, 10, 12, tzinfo=UTC)
 SECOND_RUN = FIRST_RUN + timedelta(days=7)
 STALE_CITY = "seattle_crime"  # gets no data for the second week
-# Eight weeks = 28 warm-up days + 14 training days + 2 folds of 7 test days.
+LAG_DAYS = {"chicago_crime": 7}  # the contracts' publication lags
+# Twelve weeks: Chicago's data ends 8 days before the run (its publication lag, 7 days), then
+# 2 folds of 7 test days, a 7-day gap before each, 14 training days and a warm-up of 28 days
+# + lag + 6 (a horizon-7 row reads features 6 days older) = 83 days.
 CONF = {"training_days": 14, "test_days": 7, "folds": 2}
 # A backtest as of an earlier day, run with a logical date before the old start_date.
 BACKTEST_RUN = datetime(2024, 12, 30, 12, tzinfo=UTC)
@@ -203,14 +206,10 @@ def test_first_run_trains_every_city_and_registers_every_model(
     assert str(run.state) == "success", states(run)
     assert set(city_states(run, "check_freshness", CITIES).values()) == {"success"}
     assert set(city_states(run, "train", CITIES).values()) == {"success"}
+    from citypulse.model.config import BASELINE_KINDS
+
     registered = model_runs(model_warehouse, run.run_id)
-    kinds = [
-        "hist_gradient_boosting",
-        "kernel_density",
-        "logistic_regression",
-        "persistence",
-        "trailing_mean",
-    ]
+    kinds = sorted([*BASELINE_KINDS, "logistic_regression", "hist_gradient_boosting"])
     for city in CITIES:
         assert sorted(k for c, k in registered if c == city) == kinds
         candidate = registered[(city, "hist_gradient_boosting")]
@@ -223,8 +222,13 @@ def test_first_run_trains_every_city_and_registers_every_model(
             assert (folder / "model.joblib").is_file() and (folder / "metadata.json").is_file()
         windows = {(m["train_start"], m["train_end"], m["test_start"], m["test_end"])
                    for (c, _), m in registered.items() if c == city}  # fmt: skip
-        # The newest fold's windows; the older fold tested on 10-27..11-02.
-        assert windows == {(date(2025, 10, 20), date(2025, 11, 2), date(2025, 11, 3), LAST_DAY)}
+        # The newest fold's windows; the older fold tested on 10-27..11-02. Chicago's data as
+        # it stood on 11-10 ends on 11-02 (7 days' lag), and its training 8 days before its test.
+        expected = (date(2025, 10, 20), date(2025, 11, 2), date(2025, 11, 3), LAST_DAY)
+        lag = timedelta(days=7)
+        if city == "chicago_crime":
+            expected = (date(2025, 10, 6), date(2025, 10, 19), date(2025, 10, 27), LAST_DAY - lag)
+        assert windows == {expected}
         metrics = candidate["metrics"]
         for name in ("precision", "recall", "f1", "roc_auc", "pr_auc", "top10_capture", "pai"):
             assert metrics[name] is not None, name
@@ -259,7 +263,8 @@ def test_every_trained_city_publishes_its_candidate_or_best_baseline(
             assert run["role"] == "baseline" and "refused" in candidate["decision"]
             baselines = {k: m["metrics"]["pr_auc"] for (c, k), m in registered.items()
                          if c == city and m["role"] == "baseline"}  # fmt: skip
-            assert kind == max(baselines, key=baselines.__getitem__)
+            # (mean_365 and mean_730 tie on 12 weeks of history: the first listed is published)
+            assert baselines[kind] == max(baselines.values())
             assert run["decision"] == candidate["decision"]
         rows = [r for r in predictions if r[0] == city]
         assert {r[2] for r in rows} == expected_days
@@ -281,11 +286,14 @@ def test_publication_view_names_the_published_model_per_city(
     champions = dict(
         query(model_warehouse, "SELECT city, id FROM citypulse.model_runs WHERE promoted")
     )
+    from citypulse.model.config import BASELINE_KINDS
+
     for city, resolution, run_id, _, role, decision, as_of, test_end, metrics, baselines in rows:
         assert run_id == champions[city] and resolution == 7 and role in {"candidate", "baseline"}
         assert decision and metrics["pr_auc"] is not None
-        assert sorted(baselines) == ["kernel_density", "persistence", "trailing_mean"]
-        assert as_of == test_end + timedelta(days=1)
+        assert sorted(baselines) == sorted(BASELINE_KINDS)
+        lag = LAG_DAYS.get(city, 0)  # the data as it stood on as_of ends lag + 1 days before
+        assert as_of == test_end + timedelta(days=1 + lag)
 
 
 def test_a_backtest_reaches_a_past_day_and_publishes_nothing(
@@ -335,7 +343,8 @@ def test_stale_city_is_skipped_and_the_others_still_train(
     registered = model_runs(model_warehouse, run.run_id)
     assert sorted({c for c, _ in registered}) == fresh
     for city in fresh:
-        assert registered[(city, "hist_gradient_boosting")]["test_end"] == LAST_DAY + timedelta(7)
+        test_end = LAST_DAY + timedelta(7 - LAG_DAYS.get(city, 0))
+        assert registered[(city, "hist_gradient_boosting")]["test_end"] == test_end
 
 
 def test_one_champion_per_city_and_decisions_recorded(

@@ -119,7 +119,8 @@ def test_a_past_as_of_uses_no_later_data(loaded: tuple[str, Any], tmp_path: Path
     pd.testing.assert_frame_equal(frame_before, frame_after)
     pd.testing.assert_frame_equal(coverage_before, coverage_after)
     assert frame_after["local_day"].max() < pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
-    assert before["windows"] == after["windows"] and before["windows"]["test_end"] == "2025-08-31"
+    # Chicago's data as it stood on 09-01 ends 8 days before (its 7-day publication lag).
+    assert before["windows"] == after["windows"] and before["windows"]["test_end"] == "2025-08-24"
     assert metrics_of(dsn, "backtest-before") == metrics_of(dsn, "backtest-after")
     assert (
         query(

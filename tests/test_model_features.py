@@ -122,18 +122,19 @@ def test_windows_follow_each_other_in_time() -> None:
     windows = plan_windows(FIRST, LAST, config())
     assert windows.test_end == LAST
     assert (windows.test_end - windows.test_start).days + 1 == 14
-    assert windows.train_end < windows.test_start
-    assert (windows.train_end - windows.train_start).days + 1 == 28
-    assert windows.feature_start == FIRST == windows.train_start - timedelta(days=28)
-    assert windows.serving_day == LAST + timedelta(days=1)
+    assert windows.train_end == windows.test_start - timedelta(days=1)  # no publication lag
+    # The oldest training row at horizon 7 reads day - 6's features, after a 28-day warm-up.
+    assert windows.train_start == FIRST + timedelta(days=28 + 6)
+    assert windows.feature_start == FIRST  # long-run means read back to the first loaded day
+    assert windows.serving_day == LAST + timedelta(days=1) == windows.forecast_start
 
 
 def test_short_history_shrinks_training_then_skips() -> None:
     from citypulse.model.config import CitySkipped
     from citypulse.model.features import plan_windows
 
-    windows = plan_windows(FIRST + timedelta(days=14), LAST, config())
-    assert windows.train_start == FIRST + timedelta(days=42)  # after a full 28-day warm-up
+    windows = plan_windows(FIRST + timedelta(days=7), LAST, config())
+    assert windows.train_start == FIRST + timedelta(days=7 + 34)  # after a full warm-up
     with pytest.raises(CitySkipped, match="training days"):
         plan_windows(FIRST + timedelta(days=30), LAST, config())
 
@@ -242,3 +243,70 @@ def test_holiday_calendar_from_the_contract_or_us_federal() -> None:
     assert date(2025, 7, 4) in federal and date(2025, 7, 4) in new_york
     assert date(2025, 2, 12) in new_york and date(2025, 2, 12) not in federal  # Lincoln's
     assert date(2025, 3, 3) in as_model  # Casimir Pulaski Day
+
+
+def test_no_hexagon_first_seen_after_the_training_window_enters_the_fold(
+    counts_db: tuple[str, dict[tuple[str, date], int]],
+) -> None:
+    """A hexagon whose first incident falls after the fold's training window is not part of
+    the fold's area (it would tell the past where the future's incidents are)."""
+    from citypulse.model.features import plan_windows, split
+
+    dsn, counts = counts_db
+    windows = plan_windows(FIRST, LAST, config())
+    seen_last_training_day, seen_first_test_day = "872a10721ffffff", "872a10723ffffff"
+    write_counts(
+        dsn,
+        {
+            **counts,
+            (seen_last_training_day, windows.train_end): 2,
+            (seen_first_test_day, windows.test_start): 9,
+            (seen_first_test_day, windows.test_end): 9,
+        },
+    )
+    data = split(build(dsn, windows), windows, 0.9)
+    for part in (data.train, data.test):
+        cells = set(part["h3_cell"])
+        assert seen_last_training_day in cells and seen_first_test_day not in cells
+    assert data.cells == len(set(data.train["h3_cell"])) == 7
+
+
+def test_a_7_day_horizon_backtest_with_a_lag_uses_no_record_published_after_its_origin(
+    counts_db: tuple[str, dict[tuple[str, date], int]],
+) -> None:
+    """Lag 7: a forecast made on day O reads events up to O - 8. Every record dated from
+    O - 7 on (unpublished at O) is changed, and a hexagon is added: the fold's training rows,
+    threshold and every model's scores for O .. O+6 stay exactly the same."""
+    import numpy as np
+    import pandas as pd
+
+    from citypulse.model.backtest import evaluate_fold
+    from citypulse.model.features import plan_windows, split
+
+    dsn, counts = counts_db
+    settings = config(training_days=14, test_days=7, model_kind="logistic_regression")
+    windows = plan_windows(FIRST, LAST, settings, lag_days=7)
+    origin = windows.test_start
+    assert windows.train_end == origin - timedelta(days=8)
+
+    def backtest() -> Any:
+        data = split(build(dsn, windows), windows, 0.9)
+        return data, evaluate_fold(data, windows, settings)
+
+    before, scored_before = backtest()
+    assert sorted(before.test["horizon"].unique()) == list(range(1, 8))
+    assert (before.test["origin"] == pd.Timestamp(origin)).all()
+    unpublished = origin - timedelta(days=7)
+    changed = {key: (n + 7 if key[1] >= unpublished else n) for key, n in counts.items()} | {
+        ("872a10723ffffff", day): 5 for day in (unpublished, origin, windows.test_end)
+    }
+    changed |= {(CENTRE, unpublished + timedelta(days=k)): 30 for k in range(14)}
+    write_counts(dsn, changed)
+    after, scored_after = backtest()
+    assert after.threshold == before.threshold
+    pd.testing.assert_frame_equal(after.train, before.train)
+    inputs = [c for c in before.test.columns if c not in ("incidents", "hotspot")]
+    pd.testing.assert_frame_equal(after.test[inputs], before.test[inputs])
+    assert not after.test["incidents"].equals(before.test["incidents"])  # the future did change
+    for kind, fit in scored_before.fits.items():
+        np.testing.assert_array_equal(scored_after.fits[kind].test_score, fit.test_score)

@@ -24,6 +24,7 @@ TRAINED: dict[str, Any] = {  # retrain.train_city's result
         "train_end": "2025-08-24",
         "test_start": "2025-08-25",
         "test_end": "2025-08-31",
+        "lag_days": 0,
     },
     "label_threshold": 3.0,
     "model_run_ids": {"persistence": 1, "logistic": 2},

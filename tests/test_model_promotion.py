@@ -20,16 +20,23 @@ HOLDS = [0.30, 0.32, 0.31, 0.33]
 LUCKY = [0.40, 0.24, 0.25, 0.24]
 
 
-def backtest(candidate: list[float], prevalence: float = 0.05) -> Any:
-    """A Backtest of fixed per-fold PR AUCs (no data behind it)."""
+def backtest(candidate: list[float], prevalence: float = 0.05, **baselines: list[float]) -> Any:
+    """A Backtest of fixed per-fold PR AUCs (no data behind it); `baselines` replace the
+    default figures of the named baselines."""
     from citypulse.model.backtest import Backtest, FoldResult
     from citypulse.model.features import Windows
 
+    n = len(candidate)
     per_kind = {
-        "persistence": [0.10] * len(candidate),
-        "trailing_mean": BASELINE[: len(candidate)],
-        "kernel_density": [0.24] * len(candidate),
-        "logistic_regression": [0.20] * len(candidate),
+        "persistence": [0.10] * n,
+        "trailing_mean": BASELINE[:n],
+        "kernel_density": [0.24] * n,
+        "mean_365": [0.20] * n,
+        "mean_730": [0.19] * n,
+        "kde_365": [0.18] * n,
+        "near_repeat": [0.21] * n,
+        **{kind: values[:n] for kind, values in baselines.items()},
+        "logistic_regression": [0.20] * n,
         CANDIDATE: candidate,
     }
     folds = []
@@ -76,6 +83,28 @@ def test_a_lift_that_does_not_hold_is_refused_and_the_best_baseline_published() 
     assert "the best baseline trailing_mean is published" in decision.reason
 
 
+def test_beating_kernel_density_but_not_the_long_run_mean_is_refused() -> None:
+    """The issue's case: the candidate clears kernel density every fold, but a hexagon's
+    365-day mean is as good; the lift over the best baseline (the mean) does not hold."""
+    from citypulse.model.promotion import decide, judge
+
+    kde = [0.118, 0.110, 0.125, 0.120]
+    candidate = [0.132, 0.126, 0.139, 0.131]
+    long_run = [0.128, 0.127, 0.130, 0.122]
+    others = {"trailing_mean": [0.108] * 4, "mean_730": [0.12] * 4, "kde_365": [0.119] * 4}
+    crafted = backtest(
+        candidate, kernel_density=kde, mean_365=long_run, near_repeat=[0.115] * 4, **others
+    )
+    assert all(c > k for c, k in zip(candidate, kde, strict=True))
+    verdict = judge(crafted, config())
+    assert verdict.best_baseline == "mean_365"
+    assert not verdict.qualifies and "does not hold" in verdict.reason
+    assert verdict.evidence["lift_low"] < 0 < verdict.evidence["lift_mean"]
+    decision = decide(verdict, candidate[-1], None, config())
+    assert decision.published == "mean_365" and not decision.promotes_candidate
+    assert "the best baseline mean_365 is published" in decision.reason
+
+
 @pytest.mark.parametrize(
     ("candidate", "prevalence", "overrides", "reason"),
     [
@@ -100,6 +129,7 @@ def test_a_better_champion_stays_and_a_close_one_is_replaced() -> None:
 
 
 def test_register_publishes_the_baseline_and_the_view_says_why(fresh_warehouse: str) -> None:
+    from citypulse.model.config import BASELINE_KINDS
     from citypulse.model.retrain import register
 
     contract = SimpleNamespace(dag_id="nyc_311")
@@ -124,7 +154,7 @@ def test_register_publishes_the_baseline_and_the_view_says_why(fresh_warehouse: 
     assert run_id == second["model_run_ids"]["trailing_mean"]
     assert "does not hold" in decision and ev["lift_low"] < 0
     assert metrics["pr_auc"] == pytest.approx(sum(BASELINE) / 4)
-    assert sorted(baselines) == ["kernel_density", "persistence", "trailing_mean"]
+    assert sorted(baselines) == sorted(BASELINE_KINDS)
     (candidate,) = query(
         fresh_warehouse,
         "SELECT promoted, decision FROM citypulse.model_runs WHERE id = %s",

@@ -190,3 +190,28 @@ def test_artifacts_go_to_an_s3_root(s3_server: Any) -> None:
     ]
     loaded, _ = registry.load_artifact(key, root=root)
     assert loaded.predict_proba([[2.5]]).tolist() == estimator.predict_proba([[2.5]]).tolist()
+
+
+def test_a_registry_from_before_the_publication_lag_gains_the_column(registry_dsn: str) -> None:
+    """An existing warehouse's `model_runs` without `publication_lag_days` (as created before
+    the lag existed) keeps its rows, which read 0, and new runs record their lag."""
+    from dataclasses import replace
+
+    import psycopg2
+
+    from citypulse.model import registry
+
+    with psycopg2.connect(registry_dsn) as conn, conn.cursor() as cur:
+        old = registry.record(cur, model_run("before", 0.3))
+    conn.close()
+    query(registry_dsn, "ALTER TABLE citypulse.model_runs DROP COLUMN publication_lag_days")
+    with psycopg2.connect(registry_dsn) as conn, conn.cursor() as cur:
+        registry.ensure_registry(cur)
+        run = replace(model_run("after", 0.3), windows={**WINDOWS, "lag_days": 7})
+        new = registry.record(cur, run)
+    conn.close()
+    rows = query(
+        registry_dsn,
+        "SELECT id, publication_lag_days FROM citypulse.model_runs ORDER BY id",
+    )
+    assert rows == [(old, 0), (new, 7)]

@@ -66,18 +66,13 @@ def train_all(dsn: str, model_kind: str) -> tuple[dict[str, Any], Any]:
 def test_same_data_gives_the_same_metrics(counts_dsn: str, model_kind: str) -> None:
     import numpy as np
 
+    from citypulse.model.config import BASELINE_KINDS
     from citypulse.model.models import probabilities
 
     first, evaluation = train_all(counts_dsn, model_kind)
     second, again = train_all(counts_dsn, model_kind)
     assert first == second
-    assert list(first) == [
-        "persistence",
-        "trailing_mean",
-        "kernel_density",
-        "logistic_regression",
-        model_kind,
-    ]
+    assert list(first) == [*BASELINE_KINDS, "logistic_regression", model_kind]
     assert evaluation.thresholds == again.thresholds
     test = evaluation.split.test
     np.testing.assert_array_equal(
@@ -123,9 +118,10 @@ def test_top_share_capture_counts_the_incidents_of_each_days_top_hexes() -> None
     scores_two = [0.9, 0.1, 0, 0, 0, 0, 0, 0, 0, 0.2]  # flags a hex with 0
     frame, score = _frame([day_one, day_two], [scores_one, scores_two])
     assert top_share_capture(frame, score) == pytest.approx(5 / 20)
-    # Ties are broken by cell id, so equal scores give a stable answer.
+    # Ten hexagons tied for one place share it: each holds a tenth of a flag, so a flat
+    # score captures a tenth of the incidents (by cell id it would have had day one's 5).
     frame, flat = _frame([day_one, day_two], [[0.0] * 10, [0.0] * 10])
-    assert top_share_capture(frame, flat) == pytest.approx(5 / 20)
+    assert top_share_capture(frame, flat) == pytest.approx(0.1)
 
 
 def test_evaluate_perfect_and_single_class_scores() -> None:
@@ -140,6 +136,7 @@ def test_evaluate_perfect_and_single_class_scores() -> None:
     metrics = evaluate(frame, Scores(perfect, perfect.astype(bool)))
     assert metrics["pr_auc"] == metrics["roc_auc"] == metrics["f1"] == 1.0
     assert metrics["top10_capture"] == pytest.approx(0.75) and metrics["pai"] == pytest.approx(7.5)
+    assert metrics["flagged_share"] == 0.1 and metrics["cells"] == 10
     frame["hotspot"] = 0
     none = evaluate(frame, Scores(np.zeros(10), np.zeros(10, dtype=bool)))
     assert none["roc_auc"] is None and none["pr_auc"] is None and none["positives"] == 0
@@ -185,3 +182,65 @@ def test_kernel_density_smooths_the_28_day_means_over_two_rings() -> None:
     w1, w2 = math.exp(-0.5), math.exp(-2.0)
     total = 1 + 6 * w1 + 12 * w2  # every hexagon of the two rings, seen or not
     assert out.loc[CENTRE, "kernel_density"] == pytest.approx((6 + 3 * w1 + 1 * w2) / total)
+
+
+def test_near_repeat_decays_recent_incidents_around_the_hexagon() -> None:
+    """nr_<tau> of a day is the exponentially weighted mean of the kernel-smoothed counts of
+    the days before it (weight (1 - a) a^k for k days back, a = exp(-1/tau))."""
+    import math
+
+    import h3
+    import numpy as np
+    import pandas as pd
+
+    from citypulse.model.features import add_near_repeat
+
+    ring1 = sorted(h3.grid_ring(CENTRE, 1))[0]
+    far = h3.latlng_to_cell(40.0, -75.0, 7)  # Philadelphia: far from the centre
+    days = [pd.Timestamp(FIRST + timedelta(days=k)) for k in range(6)]
+    counts = {CENTRE: [2, 0, 0, 1, 0, 0], ring1: [0, 3, 0, 0, 0, 0], far: [5, 5, 5, 5, 5, 5]}
+    frame = pd.DataFrame(
+        [(c, d, float(n[i])) for c, n in counts.items() for i, d in enumerate(days)],
+        columns=["h3_cell", "local_day", "incidents"],
+    )
+    out = add_near_repeat(frame).set_index(["h3_cell", "local_day"])
+    w1, w2 = math.exp(-0.5), math.exp(-2.0)
+    total = 1 + 6 * w1 + 12 * w2
+    smoothed = [(counts[CENTRE][i] + w1 * counts[ring1][i]) / total for i in range(6)]
+    a = math.exp(-1 / 3)
+    expected = sum((1 - a) * a ** (5 - 1 - d) * smoothed[d] for d in range(5))
+    assert out.loc[(CENTRE, days[5]), "nr_3"] == pytest.approx(expected)
+    assert out.loc[(CENTRE, days[0]), "nr_3"] == 0  # nothing before the first day
+    # The far hexagon's incidents never reach the centre.
+    assert np.isfinite(out["nr_3"]).all()
+
+
+def test_near_repeat_fits_its_excitation_and_nests_the_long_run_mean() -> None:
+    import pandas as pd
+
+    from citypulse.model.config import NEAR_REPEAT_TAUS
+    from citypulse.model.models import baseline_score, fit_near_repeat
+
+    recent = {f"nr_{tau}": [0.0, 2.0, 0.0, 2.0] for tau in NEAR_REPEAT_TAUS}
+    # Counts follow the recent incidents: excitation helps.
+    excited = pd.DataFrame({"mean_365": [0.5] * 4, "incidents": [0, 3, 0, 3], **recent})
+    params = fit_near_repeat(excited)
+    assert params["theta"] > 0
+    # Counts ignore them: theta 0, the 365-day mean itself.
+    flat = excited.assign(incidents=[1, 0, 1, 0])
+    assert fit_near_repeat(flat)["theta"] == 0
+    assert baseline_score("near_repeat", flat, {"tau": 3, "theta": 0.0}).tolist() == [0.5] * 4
+
+
+def test_calibration_maps_scores_to_observed_shares() -> None:
+    import numpy as np
+
+    from citypulse.model.models import Calibration, fit_calibration
+
+    score = np.array([0.1, 0.2, 0.3, 0.4, 5.0, 6.0, 7.0, 8.0])
+    truth = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    calibration = fit_calibration(score, truth)
+    probability = calibration.apply(score)
+    assert np.all(np.diff(probability) >= 0) and probability.min() >= 0 and probability.max() <= 1
+    assert probability.mean() == pytest.approx(truth.mean())  # isotonic keeps the base rate
+    assert Calibration.from_dict(calibration.as_dict()) == calibration

@@ -37,11 +37,13 @@ SCREENSHOTS = Path(
     os.environ.get("CITYPULSE_SCREENSHOTS_DIR", ROOT / ".citypulse" / "artifacts" / "ui")
 )
 PASSWORD = "citypulse-ui-test"
-WEEKS = 8
+WEEKS = 12
 RECORDS_PER_DAY = 120
 FRESH, FAILING, LATE, DRIFTING = "chicago_crime", "nyc_311", "montgomery_traffic", "seattle_crime"
 LATE_BY_DAYS = 4
-# 28 warm-up days + 14 training days + 2 folds of 7 test days = the 8 weeks of history.
+# Chicago (FRESH) is 7 days late by contract: its data as it stood ends 8 days before the
+# run, then 2 folds of 7 test days, a 7-day gap before each, 14 training days and a warm-up of
+# 28 + 7 + 6 days (a horizon-7 row reads features 6 days older) = 12 weeks of history.
 RETRAIN_CONF = {"training_days": 14, "test_days": 7, "folds": 2}
 
 
@@ -71,7 +73,7 @@ class Seeded:
 def seeded(
     module_warehouse: str, airflow_db: str, standin: Any, contracts: list[Any], dagbag: Any
 ) -> Seeded:
-    """Eight weeks of history per city (one city stops 4 days early, one has an incomplete
+    """Twelve weeks of history per city (one city stops 4 days early, one has an incomplete
     day), a city run that loads, one whose validation fails, and a retrain that publishes."""
     from citypulse.pipeline.views import build_views
     from citypulse.warehouse.connection import connect

@@ -37,7 +37,9 @@ STANDIN_PORT = int(os.environ.get("CITYPULSE_STANDIN_PORT", "8765"))
 API_PORT = int(os.environ.get("CITYPULSE_API_PORT", "8080"))
 DAYS = int(os.environ.get("CITYPULSE_DEMO_DAYS", "7"))
 # Weeks of generated history before the backfilled days: the hotspot retrain's defaults need
-# 18 (28 warm-up days, 42 training days, 4 folds of 14). 0: no history and no retrain.
+# 19 (34 warm-up days, 42 training days, 4 folds of 14), 22 for Chicago, whose contract's
+# 7-day publication lag cuts its data and each fold's training short by 7 days each (with
+# fewer, its oldest fold trains on fewer days). 0: no history and no retrain.
 HISTORY_WEEKS = int(os.environ.get("CITYPULSE_DEMO_HISTORY_WEEKS", "20"))
 RETRAIN_DAG = "hotspot_retrain"
 META_DB = "citypulse_airflow"

@@ -134,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--weeks",
         type=int,
         default=20,
-        help="how many weeks of history (the retrain's defaults need 14)",
+        help="how many weeks of history (the retrain's defaults need 19, 22 for a city "
+        "whose data is 7 days late)",
     )
     parser.add_argument(
         "--last",

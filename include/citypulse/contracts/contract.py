@@ -132,6 +132,18 @@ class HolidayCalendar(_Strict):
     subdiv: str | None = Field(None, description="state or province code, e.g. NY")
 
 
+class ModelSettings(_Strict):
+    """How the hotspot model treats the city's data."""
+
+    publication_lag_days: int = Field(
+        0,
+        ge=0,
+        le=60,
+        description="days the portal takes to publish a day's records: a forecast made on day "
+        "D reads events up to D - lag - 1 only, and is backtested the same way",
+    )
+
+
 class Incremental(_Strict):
     """How a daily run also catches records of earlier days that appeared or changed."""
 
@@ -265,6 +277,10 @@ class Contract(_Strict):
     holidays: HolidayCalendar = Field(
         default_factory=lambda: HolidayCalendar(),
         description="the city's public holidays (a hotspot model feature)",
+    )
+    model: ModelSettings = Field(
+        default_factory=lambda: ModelSettings(),
+        description="the hotspot model's view of the data (its publication lag)",
     )
     columns: list[Column] = Field(min_length=1)
     ignore_fields: list[str] = Field(

@@ -14,8 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 # Models every run evaluates. Baselines are rules, the reference is always trained so the
 # logistic regression of the source project stays comparable; the candidate is `model_kind`.
 # `kernel_density` is the police analysts' off-the-shelf method (recent incidents smoothed
-# over neighbouring hexagons).
-BASELINE_KINDS = ("persistence", "trailing_mean", "kernel_density")
+# over neighbouring hexagons), `kde_365` the same over a year; `mean_365`/`mean_730` are each
+# hexagon's long-run daily mean; `near_repeat` is self-exciting (Mohler's ETAS idea): the
+# hexagon's 365-day mean plus recent incidents around it, decaying exponentially in time.
+BASELINE_KINDS = (
+    "persistence",
+    "trailing_mean",
+    "kernel_density",
+    "mean_365",
+    "mean_730",
+    "kde_365",
+    "near_repeat",
+)
 REFERENCE_KIND = "logistic_regression"
 CANDIDATE_KINDS = ("random_forest", "hist_gradient_boosting", "logistic_regression")
 ModelKind = Literal["random_forest", "hist_gradient_boosting", "logistic_regression"]
@@ -25,12 +35,24 @@ COUNT_FEATURES = ("lag_1", "lag_7", "mean_7", "mean_28", "hex_mean", "ring_lag_1
 CALENDAR_FEATURES = ("day_of_week", "is_holiday")
 FEATURES = COUNT_FEATURES + CALENDAR_FEATURES
 
-# The longest look-back of a feature: training starts this many days after the first loaded
-# day, so no training row has a truncated rolling window.
+# The longest look-back of a learned model's rolling features: training starts this many days
+# (plus the publication lag and the horizon) after the first loaded day, so no training row
+# has a truncated 28-day window. The long-run baselines read up to HISTORY_DAYS before
+# training where the data has them.
 WARMUP_DAYS = 28
+HISTORY_DAYS = 730
 MIN_TRAIN_DAYS = 14
-HORIZON_DAYS = 7  # predictions cover the next week
-TOP_SHARE = 0.10  # PAI and PEI flag this share of the hexagons each day
+HORIZON_DAYS = 7  # predictions cover the next week: horizons 1..7 from each weekly origin
+TOP_SHARE = 0.10  # the headline PAI and PEI flag this share of the hexagons each day
+AREA_SHARES = (0.01, 0.05, 0.10)  # PAI and PEI at each of these shares of the area
+# Near-repeat: the grid its decay (days) and excitation weight are chosen from, on the
+# training rows' Poisson likelihood; theta 0 is the plain 365-day mean.
+NEAR_REPEAT_TAUS = (1, 3, 7, 14, 28)
+NEAR_REPEAT_THETAS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+# Calibration: a learned model's probabilities are mapped by an isotonic fit on the newest
+# CALIBRATION_SHARE of its training days, scored by a model fitted on the days before them.
+CALIBRATION_SHARE = 0.25
+RELIABILITY_EDGES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
 DECISION_THRESHOLD = 0.5  # only for artifacts saved before flag thresholds were tuned
 SEED = 20_251_013  # every estimator's random_state
 KDE_RINGS = 2  # kernel density: incidents of hexagons up to this many rings away count...

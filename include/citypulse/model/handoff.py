@@ -42,6 +42,7 @@ class TrainedDays(Frozen):
     train_end: date
     test_start: date
     test_end: date
+    lag_days: int = 0  # the contract's publication lag the windows were planned with
 
 
 class Trained(Frozen):

@@ -1,12 +1,14 @@
 """The published model's forecast for the next days per hexagon, and the hexagons' shapes.
 
 Forecasts start from the serving day's features (the day after the data: every count it uses
-is known). Each of the next HORIZON_DAYS days reuses those count features with its own day of
-week and holiday flag, so the forecast for day 7 leans on counts a week old: read it as
-"where hotspots are likely this week", sharpest for the first day. A row is flagged when the
-model's score reaches the threshold tuned on its training rows; a published baseline also
-says the incidents it expects, and its probability is the Poisson chance of reaching the
-hotspot threshold at that expected count.
+is known). The HORIZON_DAYS days from the forecast's first day (the publication lag after the
+serving day) reuse those count features with their own day of week and holiday flag, exactly
+as the backtest scored each horizon (features.as_published). A row is flagged when the
+model's score reaches the threshold tuned on its training rows; its probability is the score
+through the model's calibration (fitted on training rows), so the map's colours mean what
+they say; a published baseline also says the incidents it expects. A model registered before
+calibration existed falls back to its raw probability (a baseline: the Poisson chance of
+reaching the hotspot threshold at its expected count).
 """
 
 from __future__ import annotations
@@ -26,26 +28,34 @@ from citypulse.warehouse.sqlfiles import as_text, render
 from citypulse.warehouse.types import Cursor
 
 
-def forecast_frame(serving: pd.DataFrame, holidays: set[date], horizon: int) -> pd.DataFrame:
-    """Rows for the `horizon` days from the serving day, calendar features per target day."""
-    start = serving["local_day"].min()
-    days = [start + pd.Timedelta(days=offset) for offset in range(horizon)]
+def forecast_frame(
+    serving: pd.DataFrame, holidays: set[date], horizon: int, start: date | None = None
+) -> pd.DataFrame:
+    """Rows for the `horizon` days from `start` (default the serving day), calendar features
+    per target day, the serving day's count features on every one."""
+    first = serving["local_day"].min() if start is None else pd.Timestamp(start)
+    days = [first + pd.Timedelta(days=offset) for offset in range(horizon)]
     frames = [serving.assign(local_day=day) for day in days]
     forecast = pd.concat(frames, ignore_index=True)
     return add_calendar(forecast, holidays).sort_values(["local_day", "h3_cell"], ignore_index=True)
 
 
 def forecast(
-    model: Champion, serving: pd.DataFrame, holidays: set[date], horizon: int = HORIZON_DAYS
+    model: Champion,
+    serving: pd.DataFrame,
+    holidays: set[date],
+    horizon: int = HORIZON_DAYS,
+    start: date | None = None,
 ) -> pd.DataFrame:
-    """(h3_cell, local_day, probability, predicted_hotspot, expected_count) for the next
-    `horizon` days, from the published model (a baseline rule or a saved estimator)."""
+    """(h3_cell, local_day, probability, predicted_hotspot, expected_count) for `horizon`
+    days from `start`, from the published model (a baseline rule or a saved estimator)."""
     from scipy.stats import poisson
 
-    rows = forecast_frame(serving, holidays, horizon)
+    rows = forecast_frame(serving, holidays, horizon, start)
     threshold = model.params.get("flag_threshold")
+    calibration = models.Calibration.from_dict(model.params.get("calibration"))
     if model.model_kind in BASELINE_KINDS:
-        expected = models.baseline_score(model.model_kind, rows)
+        expected = models.baseline_score(model.model_kind, rows, model.params.get("fitted"))
         probability = poisson.sf(model.label_threshold - 1, expected)
         score = expected
     else:
@@ -55,6 +65,8 @@ def forecast(
         threshold = metadata.get("flag_threshold", DECISION_THRESHOLD)
         probability = score = models.probabilities(estimator, rows)
         expected = np.full(len(rows), np.nan)
+    if calibration is not None:
+        probability = calibration.apply(score)
     cut = float("inf") if threshold is None else float(threshold)
     return pd.DataFrame(
         {

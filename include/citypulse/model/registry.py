@@ -41,7 +41,7 @@ class ModelRun:
     model_kind: str
     role: str  # baseline | reference | candidate
     params: dict[str, Any]
-    windows: dict[str, str]  # Windows.as_dict()
+    windows: dict[str, Any]  # Windows.as_dict()
     label_threshold: float
     metrics: dict[str, Any]
     as_of: date | None = None
@@ -89,6 +89,7 @@ def record(cur: Cursor, run: ModelRun) -> int:
             "label_threshold": run.label_threshold,
             "metrics": Json(run.metrics),
             "as_of": run.as_of,
+            "publication_lag_days": int(windows.get("lag_days", 0)),
         },
     )
     return int(cur.fetchone()[0])

@@ -13,7 +13,7 @@ from typing import Any
 
 from citypulse.contracts.contract import Contract
 from citypulse.model import features, models, promotion, registry
-from citypulse.model.backtest import Backtest, run_backtest
+from citypulse.model.backtest import Backtest, Fitted, run_backtest
 from citypulse.model.config import (
     BASELINE_KINDS,
     FEATURES,
@@ -50,7 +50,8 @@ def fresh_city(
     """The city's freshness; CitySkipped if it is too stale to train."""
     with connect(dsn) as conn, conn.cursor() as cur:
         freshness = read_freshness(cur, contract.dag_id, contract.timezone, reference)
-    problem = freshness.problem(config.max_staleness_days)
+    # Data `publication_lag_days` old is as fresh as the portal gets.
+    problem = freshness.problem(config.max_staleness_days + contract.model.publication_lag_days)
     if problem is not None:
         raise CitySkipped(f"stale data, not retrained: {problem}")
     return freshness
@@ -85,7 +86,7 @@ def load_known(
 
 
 def holiday_calendar(contract: Contract, windows: features.Windows) -> set[date]:
-    last = windows.serving_day + timedelta(days=HORIZON_DAYS)
+    last = windows.forecast_start + timedelta(days=HORIZON_DAYS)
     return features.holiday_dates(contract, range(windows.feature_start.year, last.year + 1))
 
 
@@ -95,16 +96,21 @@ def role_of(kind: str, config: RetrainConfig) -> str:
     return "candidate" if kind == config.model_kind else "reference"
 
 
-def params_of(kind: str, config: RetrainConfig, flag_threshold: float) -> dict[str, Any]:
-    """What the registry keeps about how a model was made and how it flags."""
-    common = {
+def params_of(
+    kind: str, config: RetrainConfig, flag_threshold: float, fit: Fitted | None = None
+) -> dict[str, Any]:
+    """What the registry keeps about how a model was made, how it flags and calibrates."""
+    common: dict[str, Any] = {
         "config": config.model_dump(mode="json", exclude={"cities"}),
         "features": list(FEATURES),
         "seed": SEED,
         "flag_threshold": _json_number(flag_threshold),
     }
+    if fit is not None:
+        common["calibration"] = fit.calibration.as_dict()
     if kind in BASELINE_KINDS:
-        return {**common, "rule": models.BASELINE_RULES[kind]}
+        fitted = {"fitted": fit.params} if fit is not None and fit.params else {}
+        return {**common, "rule": models.BASELINE_RULES[kind], **fitted}
     return {**common, "hyperparameters": models.HYPERPARAMETERS[kind]}
 
 
@@ -159,7 +165,7 @@ def register(
                 resolution=config.h3_resolution,
                 model_kind=kind,
                 role=role_of(kind, config),
-                params=params_of(kind, config, last.thresholds[kind]),
+                params=params_of(kind, config, last.thresholds[kind], last.fits.get(kind)),
                 windows=windows,
                 label_threshold=last.split.threshold,
                 metrics=backtest.summary(kind),
@@ -250,7 +256,10 @@ def train_city(
     if freshness.first_loaded_day is None or freshness.last_day is None:
         raise CitySkipped(f"{city}: nothing loaded")
     as_of = freshness.local_yesterday + timedelta(days=1)
-    folds = features.plan_folds(freshness.first_loaded_day, freshness.last_day, config)
+    lag = contract.model.publication_lag_days
+    # The data as it stood on as_of: events up to as_of - lag - 1 (published by then).
+    last_day = features.data_end(freshness.last_day, as_of, lag)
+    folds = features.plan_folds(freshness.first_loaded_day, last_day, config, lag)
     frame, daily = load_known(
         contract, features.feature_span(folds), config, freshness.reference, dsn
     )
@@ -279,8 +288,9 @@ def publish_forecast(
     known_at: datetime | None = None,
     dsn: str | None = None,
 ) -> dict[str, Any]:
-    """The published model's forecast for the next HORIZON_DAYS days per hexagon; replaces
-    every earlier row of those days."""
+    """The published model's forecast for HORIZON_DAYS days from `windows.forecast_start`
+    per hexagon, from the serving day's features (the data as it stood then), as the
+    backtest scored it; replaces every earlier row of those days."""
     from citypulse.model import predict
 
     if not config.publish:
@@ -293,7 +303,7 @@ def publish_forecast(
         current = registry.champion(cur, contract.dag_id, config.h3_resolution)
         if current is None:
             raise CitySkipped(f"{contract.dag_id}: no published model yet, nothing to predict")
-        forecast = predict.forecast(current, serving, holidays)
+        forecast = predict.forecast(current, serving, holidays, start=windows.forecast_start)
         predict.upsert_cells(cur, forecast["h3_cell"].tolist(), config.h3_resolution)
         written = predict.replace_predictions(
             cur, contract.dag_id, config.h3_resolution, current.id, windows.test_end, forecast

@@ -7,7 +7,8 @@ CREATE SCHEMA IF NOT EXISTS {schema};
 -- resolution): the candidate when its lift held, else the run's best baseline; `promoted_at`
 -- stays set after it is replaced (`retired_at`). The windows are the newest fold's; `metrics`
 -- holds each metric's mean across folds, `sd` and `folds` (per-fold values); `as_of` is the
--- day the run evaluated as (data known before it); `evidence` the figures of the decision.
+-- day the run evaluated as (data known before it); `evidence` the figures of the decision;
+-- `publication_lag_days` the contract's publication lag the windows were planned with.
 CREATE TABLE IF NOT EXISTS {schema}.model_runs (
     id              bigserial PRIMARY KEY,
     dag_run_id      text        NOT NULL,
@@ -37,6 +38,13 @@ BEGIN
     IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = {schema_name}
                    AND table_name = 'model_runs' AND column_name = 'as_of') THEN
         ALTER TABLE {schema}.model_runs ADD COLUMN as_of date, ADD COLUMN evidence jsonb;
+    END IF;
+    -- The contract's publication lag the run's windows and forecast were planned with:
+    -- training ends this many days before each test window (features.Windows).
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = {schema_name}
+                   AND table_name = 'model_runs' AND column_name = 'publication_lag_days') THEN
+        ALTER TABLE {schema}.model_runs
+            ADD COLUMN publication_lag_days smallint NOT NULL DEFAULT 0;
     END IF;
 END
 $$;
