@@ -43,6 +43,8 @@ class CityStepOperator(BaseOperator):
         step = getattr(self, "step", None)
         if step is None:
             raise TypeError(f"{self.task_id}: a CityStepOperator is built with city_step()")
+        # In one process (`dag.test()`) the same operator runs again: nothing of an earlier try.
+        self.step_result, self.step_error = None, None
         try:
             self.step_result = step(self.dag_id, self.upstream, dict(context))
         except BaseException as exc:

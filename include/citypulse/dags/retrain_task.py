@@ -21,6 +21,7 @@ class RetrainTaskOperator(_PythonDecoratedOperator):
     task_result: Any = None
 
     def execute(self, context: Any) -> Any:
+        self.task_result = None  # in one process (`dag.test()`) the operator runs again
         self.task_result = super().execute(context)
         return self.task_result
 
