@@ -9,7 +9,9 @@ secret reaches the lineage tool.
 Real parts: `airflow dags test` in a process of its own (the OpenLineage plugin reads its
 configuration once per process), the SODA stand-in, PostgreSQL, and a recording HTTP server
 standing in for the lineage tool behind the OpenLineage HTTP transport. Every event received
-is validated against the OpenLineage JSON schema (tests/openlineage_spec/).
+is built into the objects of the installed OpenLineage client's model, generated from the
+specification, and CityPulse's own facet is validated against its JSON schema in
+docs/openlineage/ (tests/openlineage_events.py).
 """
 
 from __future__ import annotations
@@ -23,18 +25,16 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ROOT, query
+from conftest import query
 from helpers import by_id, fresh_dataset, logical_date_for, seed_days
+from openlineage_events import validate_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SPEC = Path(__file__).parent / "openlineage_spec"
-LOAD_FACET_SCHEMA = ROOT / "docs" / "openlineage" / "CityPulseLoadOutputDatasetFacet.json"
 CITY = "nyc_311"
 DAY = date.today() - timedelta(days=4)
 CITY_TASKS = ("extract", "validate", "load", "reconcile", "build_views", "housekeeping")
@@ -220,47 +220,6 @@ with DAG("lineage_sql_reader", schedule=None, start_date=datetime(2025, 1, 1)) a
         sql="SELECT complaint_type, count(*) FROM citypulse.{CITY} GROUP BY complaint_type",
     )
 """
-
-
-def spec_registry() -> Any:
-    """The OpenLineage schema, its facets and CityPulse's own facet, by their `$id`s."""
-    from referencing import Registry, Resource
-
-    documents = [
-        json.loads(path.read_text(encoding="utf-8"))
-        for path in [SPEC / "OpenLineage.json", *sorted((SPEC / "facets").glob("*.json"))]
-    ]
-    documents.append(json.loads(LOAD_FACET_SCHEMA.read_text(encoding="utf-8")))
-    return Registry().with_resources((doc["$id"], Resource.from_contents(doc)) for doc in documents)
-
-
-def validate_events(events: list[dict[str, Any]]) -> set[str]:
-    """Validate every event against the OpenLineage schema and each facet whose `_schemaURL`
-    the spec (or CityPulse) defines against that definition; the facet schemas used."""
-    from jsonschema import Draft202012Validator
-
-    registry = spec_registry()
-    core = registry.contents("https://openlineage.io/spec/2-0-2/OpenLineage.json")
-    used: set[str] = set()
-    for event in events:
-        Draft202012Validator(core, registry=registry).validate(event)
-        for facet in facets_of(event):
-            url = facet.get("_schemaURL", "")
-            base, _, fragment = url.partition("#")
-            if base not in {str(uri) for uri in registry}:
-                continue
-            schema = {"$ref": url}
-            Draft202012Validator(schema, registry=registry).validate(facet)
-            used.add(fragment.rsplit("/", 1)[-1])
-    return used
-
-
-def facets_of(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield from (event.get("run", {}).get("facets") or {}).values()
-    yield from (event.get("job", {}).get("facets") or {}).values()
-    for dataset in [*(event.get("inputs") or []), *(event.get("outputs") or [])]:
-        for key in ("facets", "inputFacets", "outputFacets"):
-            yield from (dataset.get(key) or {}).values()
 
 
 def final_event(events: list[dict[str, Any]], job: str, kind: str = "COMPLETE") -> Any:
