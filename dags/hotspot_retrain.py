@@ -13,6 +13,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task, tas
 
 from citypulse.dags.alerts import on_failure_alert
 from citypulse.dags.factory import table_asset
+from citypulse.dags.retrain_task import retrain_task
 from citypulse.dags.specs import city_dag_specs
 from citypulse.model.config import (
     DEFAULTS,
@@ -126,19 +127,21 @@ with DAG(
     def retrain_city(city: str) -> Any:
         # Each task hands the next the city's CityRetrain (citypulse.model.handoff) as its
         # versioned XCom JSON, as the city DAGs hand a RunManifest.
-        @task(inlets=CITY_ASSETS)
+        # `retrain_task` is `@task` that also tells OpenLineage the tables each task read and
+        # wrote (citypulse.dags.lineage), when a transport is configured.
+        @retrain_task(inlets=CITY_ASSETS)
         def check_freshness(city: str, **context: Any) -> dict[str, Any]:
             from citypulse.model import tasks
 
             return tasks.check_freshness(city, context)
 
-        @task
+        @retrain_task
         def train(fresh: dict[str, Any], **context: Any) -> dict[str, Any]:
             from citypulse.model import tasks
 
             return tasks.train(fresh, context)
 
-        @task
+        @retrain_task
         def predict(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
             from citypulse.model import tasks
 

@@ -2,6 +2,10 @@
 
 A plain `BaseOperator` rather than TaskFlow's `@task`: the decorators import the standard
 provider (and `packaging`) on first use, which made up most of what parsing `dags/` cost.
+
+Each task tells OpenLineage what it read and wrote (`get_openlineage_facets_on_*`, built by
+`citypulse.dags.lineage` from the step's result or the error that failed it). The provider's
+listener calls them only when a transport is configured; lineage imports inside them.
 """
 
 from __future__ import annotations
@@ -29,13 +33,39 @@ class CityStepOperator(BaseOperator):
     template_fields = ("upstream",)
     ui_color = "#d9ecf7"
     step: Step
+    step_name: str = ""
     upstream: Any = None
+    # What this try's step returned, or the error that failed it: its lineage's facts.
+    step_result: Any = None
+    step_error: BaseException | None = None
 
     def execute(self, context: Any) -> Any:
         step = getattr(self, "step", None)
         if step is None:
             raise TypeError(f"{self.task_id}: a CityStepOperator is built with city_step()")
-        return step(self.dag_id, self.upstream, dict(context))
+        # In one process (`dag.test()`) the same operator runs again: nothing of an earlier try.
+        self.step_result, self.step_error = None, None
+        try:
+            self.step_result = step(self.dag_id, self.upstream, dict(context))
+        except BaseException as exc:
+            self.step_error = exc
+            raise
+        return self.step_result
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        from citypulse.dags.lineage import city_step_lineage
+
+        return city_step_lineage(self.step_name, self.dag_id)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from citypulse.dags.lineage import city_step_lineage
+
+        return city_step_lineage(self.step_name, self.dag_id, result=self.step_result)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        from citypulse.dags.lineage import city_step_lineage
+
+        return city_step_lineage(self.step_name, self.dag_id, error=self.step_error)
 
 
 def city_step(step: str, *, upstream: Any = None, **kwargs: Any) -> CityStepOperator:
@@ -48,5 +78,6 @@ def city_step(step: str, *, upstream: Any = None, **kwargs: Any) -> CityStepOper
     bound = step_named(step)
     operator = CityStepOperator(task_id=kwargs.pop("task_id", step), **kwargs)
     operator.step = bound
+    operator.step_name = step
     operator.upstream = upstream
     return operator
