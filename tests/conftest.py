@@ -23,6 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="citypulse-tests-"))
 
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
@@ -36,6 +45,11 @@ os.environ.update(
         # A failing task must fail the test in seconds, not after minutes of retry delays.
         "CITYPULSE_RETRY_DELAY_SECONDS": "0.5",
         "GX_ANALYTICS_ENABLED": "False",
+        # The log servers a LocalExecutor scheduler and a triggerer start bind 8793 and 8794
+        # by default: ports of this session's own, so sessions (pytest-xdist's workers, other
+        # checkouts' runs) that start schedulers at once never collide.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
     }
 )
 os.environ.pop("SOCRATA_APP_TOKEN", None)
@@ -58,6 +72,29 @@ def _server_dsn() -> str:
         from citypulse.warehouse.connection import embedded_dsn
 
         return embedded_dsn(_SESSION_DIR / "pgserver")
+
+
+# `make test` runs the suite on pytest-xdist's workers, a file at a time each (`--dist
+# loadfile --no-loadscope-reorder`), files in the order collected. The longest files (measured
+# with `pytest --durations=0`) go first so that none of them starts last, while the other
+# worker has nothing left to do.
+LONGEST_FIRST = (
+    "test_celery_deployment.py",
+    "test_backfill.py",
+    "test_benchmarks_smoke.py",
+    "test_city_dags_e2e.py",
+    "test_backtest_chicago.py",
+    "test_reconcile.py",
+    "test_chunks.py",
+    "test_ui.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # not on an xdist worker: the order pytest collected
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
 
 
 @pytest.fixture(scope="session")
