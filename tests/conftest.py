@@ -77,16 +77,25 @@ def _server_dsn() -> str:
 # `make test` runs the suite on pytest-xdist's workers, a file at a time each (`--dist
 # loadfile --no-loadscope-reorder`), files in the order collected. The longest files (measured
 # with `pytest --durations=0`) go first so that none of them starts last, while the other
-# worker has nothing left to do.
+# worker has nothing left to do. Worker 0 takes the 1st and 3rd, worker 1 the 2nd and 4th:
+# the two that run a whole Airflow deployment (Celery, standalone) run one after the other.
 LONGEST_FIRST = (
     "test_celery_deployment.py",
+    "test_reconcile.py",
     "test_backfill.py",
     "test_benchmarks_smoke.py",
+    "test_realdata_replay.py",
+    "test_incremental.py",
+    "test_hotspot_retrain_dag.py",
     "test_city_dags_e2e.py",
     "test_backtest_chicago.py",
-    "test_reconcile.py",
-    "test_chunks.py",
+    "test_scaffold.py",
+    "test_realdata.py",
+    "test_dags_test_cli.py",
     "test_ui.py",
+    "test_chunks.py",
+    "test_dagbag.py",
+    "test_faults.py",
 )
 
 
