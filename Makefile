@@ -46,11 +46,14 @@ browser:
 		echo "no Chromium at $(CHROMIUM) and no root apt-get: the browser tests will skip"; \
 	fi
 
+# pytest-xdist: TEST_WORKERS processes, each running whole files (module fixtures run once),
+# the longest files first (tests/conftest.py); TEST_WORKERS=0 runs in this one process.
+TEST_WORKERS ?= 2
 test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 demo: venv
 	$(BIN)/citypulse demo start

@@ -23,6 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="citypulse-tests-"))
 
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
@@ -36,6 +45,11 @@ os.environ.update(
         # A failing task must fail the test in seconds, not after minutes of retry delays.
         "CITYPULSE_RETRY_DELAY_SECONDS": "0.5",
         "GX_ANALYTICS_ENABLED": "False",
+        # The log servers a LocalExecutor scheduler and a triggerer start bind 8793 and 8794
+        # by default: ports of this session's own, so sessions (pytest-xdist's workers, other
+        # checkouts' runs) that start schedulers at once never collide.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
     }
 )
 os.environ.pop("SOCRATA_APP_TOKEN", None)
@@ -60,12 +74,46 @@ def _server_dsn() -> str:
         return embedded_dsn(_SESSION_DIR / "pgserver")
 
 
+# `make test` runs the suite on pytest-xdist's workers, a file at a time each (`--dist
+# loadfile --no-loadscope-reorder`), files in the order collected. The longest files (measured
+# with `pytest --durations=0`) go first so that none of them starts last, while the other
+# worker has nothing left to do. Worker 0 takes the 1st and 3rd, worker 1 the 2nd and 4th:
+# the two that run a whole Airflow deployment (Celery, standalone) run one after the other.
+LONGEST_FIRST = (
+    "test_celery_deployment.py",
+    "test_reconcile.py",
+    "test_backfill.py",
+    "test_benchmarks_smoke.py",
+    "test_realdata_replay.py",
+    "test_incremental.py",
+    "test_hotspot_retrain_dag.py",
+    "test_city_dags_e2e.py",
+    "test_backtest_chicago.py",
+    "test_scaffold.py",
+    "test_realdata.py",
+    "test_dags_test_cli.py",
+    "test_ui.py",
+    "test_chunks.py",
+    "test_dagbag.py",
+    "test_faults.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # not on an xdist worker: the order pytest collected
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     return _server_dsn()
 
 
-def _create_database(server: str) -> str:
+def _create_database(server: str, template: str | None = None) -> str:
+    """A new database; with `template` (the DSN of a database `freeze_as_template` froze),
+    a copy of that one: PostgreSQL copies its files, much faster than loading it again."""
     import psycopg2
     from psycopg2.extensions import make_dsn, parse_dsn
 
@@ -73,9 +121,32 @@ def _create_database(server: str) -> str:
     conn = psycopg2.connect(server)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+        if template is None:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        else:
+            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{parse_dsn(template)["dbname"]}"')
     conn.close()
     return make_dsn(**{**parse_dsn(server), "dbname": name})
+
+
+def freeze_as_template(server: str, dsn: str) -> None:
+    """Make a loaded database a template for `_create_database`: PostgreSQL copies a database
+    only while nothing is connected to it, so refuse new connections and end the open ones
+    (a connection pool's idle ones included)."""
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    name = parse_dsn(dsn)["dbname"]
+    conn = psycopg2.connect(server)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+    conn.close()
 
 
 def _drop_database(server: str, dsn: str) -> None:
@@ -102,9 +173,10 @@ def warehouse(pg_server: str) -> Iterator[str]:
 
 
 @contextmanager
-def warehouse_of_its_own(pg_server: str) -> Iterator[str]:
-    """A fresh database wired in as the `warehouse` connection, then the previous one back."""
-    dsn = _create_database(pg_server)
+def warehouse_of_its_own(pg_server: str, template: str | None = None) -> Iterator[str]:
+    """A fresh database (with `template`, a copy of that one) wired in as the `warehouse`
+    connection, then the previous one back."""
+    dsn = _create_database(pg_server, template)
     previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
     from citypulse.warehouse.connection import airflow_conn_json
 

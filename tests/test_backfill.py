@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from citypulse_dev.demo import json_rows
 from conftest import ROOT, _create_database, _drop_database, query
 from helpers import free_port, seed_days
 
@@ -44,7 +43,7 @@ def wait(what: str, check: Any, timeout: float = 300, log: Path | None = None) -
         value = check()
         if value:
             return value
-        time.sleep(3)
+        time.sleep(1)
     tail = log.read_text()[-4000:] if log and log.exists() else ""
     pytest.fail(f"timed out waiting for {what}\n{tail}")
 
@@ -95,7 +94,7 @@ def scheduler(
         start_new_session=True,
     )
     try:
-        yield {"env": env, "warehouse": warehouse, "log": log}
+        yield {"env": env, "warehouse": warehouse, "log": log, "meta": meta}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -106,13 +105,20 @@ def scheduler(
         _drop_database(pg_server, meta)
 
 
-def finished_runs(env: dict[str, str]) -> dict[str, list[str]]:
-    runs = json_rows(airflow(env, "dags", "list-runs", DAG_ID, "-o", "json"))
+def finished_runs(meta: str) -> dict[str, list[str]]:
+    """The backfill runs' states by (UTC) logical date, newest run first, as `airflow dags
+    list-runs` lists them; read from the metadata DB, which the test polls (an `airflow`
+    command takes seconds of CPU to start)."""
+    # Unpausing also schedules the latest interval: not ours to check.
+    runs = query(
+        meta,
+        "SELECT to_char(logical_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'), state FROM dag_run "
+        "WHERE dag_id = %s AND run_id LIKE 'backfill\\_\\_%%' ORDER BY run_after DESC",
+        (DAG_ID,),
+    )
     by_date: dict[str, list[str]] = {}
-    for run in runs:
-        if not str(run["run_id"]).startswith("backfill__"):
-            continue  # unpausing also schedules the latest interval: not ours to check
-        by_date.setdefault(str(run["logical_date"])[:10], []).append(run["state"])
+    for day, state in runs:
+        by_date.setdefault(day, []).append(state)
     return by_date
 
 
@@ -164,7 +170,8 @@ def audits(dsn: str) -> int:
 def test_backfill_loads_exactly_those_days_and_repeats_cleanly(
     scheduler: dict[str, Any], standin: Any, contracts: list[Any]
 ) -> None:
-    env, dsn, log = scheduler["env"], scheduler["warehouse"], scheduler["log"]
+    env = scheduler["env"]
+    dsn, log, meta = scheduler["warehouse"], scheduler["log"], scheduler["meta"]
     contract = next(c for c in contracts if c.dag_id == DAG_ID)
     standin.clear(contract.dataset_id)
     from citypulse_dev.standin.catalog import declare_contracts
@@ -176,9 +183,7 @@ def test_backfill_loads_exactly_those_days_and_repeats_cleanly(
     wait("the API server", lambda: b"Uvicorn running" in log.read_bytes(), 240, log)
     wait(
         "the DAG to be parsed",
-        lambda: (
-            DAG_ID in {d["dag_id"] for d in json_rows(airflow(env, "dags", "list", "-o", "json"))}
-        ),
+        lambda: query(meta, "SELECT 1 FROM dag WHERE dag_id = %s", (DAG_ID,)),
         240,
         log,
     )
@@ -190,7 +195,7 @@ def test_backfill_loads_exactly_those_days_and_repeats_cleanly(
     runs = wait(
         "the 3 runs to finish",
         lambda: (
-            (r := finished_runs(env))
+            (r := finished_runs(meta))
             and len(r) == 3
             and all(s[-1] in ("success", "failed") for s in r.values())
             and r
@@ -213,7 +218,7 @@ def test_backfill_loads_exactly_those_days_and_repeats_cleanly(
     wait("3 more runs", lambda: audits(dsn) >= 6, 420, log)
     wait(
         "the runs to settle",
-        lambda: all(s and s[-1] in ("success", "failed") for s in finished_runs(env).values()),
+        lambda: all(s and s[-1] in ("success", "failed") for s in finished_runs(meta).values()),
         120,
         log,
     )

@@ -8,7 +8,8 @@ types, checks and writes one at a time; `load_batch` streams their COPY parts in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -82,25 +83,66 @@ def write_extract(contract: Any, root: Any, run_id: str, records: list[dict[str,
     )
 
 
-@pytest.fixture
-def extract(tmp_path: Path, contracts: list[Any]) -> Extract:
+def new_extract(folder: Path, contracts: list[Any]) -> Extract:
+    """The window's extract, written into `folder`."""
     from citypulse.storage import StorageRoot
 
     contract = next(c for c in contracts if c.dag_id == "nyc_311")
-    root = StorageRoot(tmp_path.as_uri())
+    root = StorageRoot(folder.as_uri())
     manifest = write_extract(contract, root, "run_chunks", _records(contract))
     assert len(manifest.extracted.parts) == 3
     return Extract(contract, root, manifest)
 
 
-def validate_and_load(extract: Extract, dsn: str, chunk_rows: int) -> Any:
-    from citypulse.pipeline.load.batch import load_batch
+@pytest.fixture
+def extract(tmp_path: Path, contracts: list[Any]) -> Extract:
+    return new_extract(tmp_path, contracts)
+
+
+@dataclass
+class Validation:
+    """The extract, in a folder of its own, validated at one chunk size."""
+
+    folder: Path
+    extract: Extract
+    validated: Any
+
+
+@pytest.fixture(scope="module")
+def validation(
+    tmp_path_factory: pytest.TempPathFactory, contracts: list[Any]
+) -> Callable[[int], Validation]:
+    """`validate_run` of the extract at a chunk size, run once per size for the module (it
+    reads only the extract and writes only under the run's prefix; validating there again at
+    another size removes the last one's objects, so each size has a folder of its own)."""
     from citypulse.pipeline.validate.suite import validate_run
+
+    done: dict[int, Validation] = {}
+
+    def at(chunk_rows: int) -> Validation:
+        if chunk_rows not in done:
+            folder = tmp_path_factory.mktemp(f"chunks-{chunk_rows}")
+            extract = new_extract(folder, contracts)
+            validated = validate_run(extract.contract, extract.manifest, extract.root, chunk_rows)
+            done[chunk_rows] = Validation(folder, extract, validated)
+        return done[chunk_rows]
+
+    return at
+
+
+def load(extract: Extract, validated: Any, dsn: str) -> None:
+    from citypulse.pipeline.load.batch import load_batch
     from citypulse.warehouse.connection import connect
 
-    validated = validate_run(extract.contract, extract.manifest, extract.root, chunk_rows)
     with connect(dsn) as conn:
         load_batch(conn, extract.contract, extract.manifest.with_validated(validated), extract.root)
+
+
+def validate_and_load(extract: Extract, dsn: str, chunk_rows: int) -> Any:
+    from citypulse.pipeline.validate.suite import validate_run
+
+    validated = validate_run(extract.contract, extract.manifest, extract.root, chunk_rows)
+    load(extract, validated, dsn)
     return validated
 
 
@@ -134,11 +176,13 @@ def second_warehouse(pg_server: str) -> Iterator[str]:
 
 @pytest.mark.integration
 def test_a_window_of_many_chunks_loads_exactly_as_one_chunk(
-    extract: Extract, fresh_warehouse: str, second_warehouse: str
+    validation: Callable[[int], Validation], fresh_warehouse: str, second_warehouse: str
 ) -> None:
-    contract = extract.contract
-    whole = validate_and_load(extract, fresh_warehouse, 10**9)
-    chunked = validate_and_load(extract, second_warehouse, SMALL_CHUNK)
+    one, many = validation(10**9), validation(SMALL_CHUNK)
+    extract, contract = many.extract, many.extract.contract
+    whole, chunked = one.validated, many.validated
+    load(one.extract, whole, fresh_warehouse)
+    load(extract, chunked, second_warehouse)
 
     assert len(whole.accepted) == 3  # a chunk never spans two parts
     chunks = sum(-(-part.rows // SMALL_CHUNK) for part in extract.manifest.extracted.parts)
@@ -163,8 +207,10 @@ def test_a_window_of_many_chunks_loads_exactly_as_one_chunk(
     assert all(f"{contract.key}: key repeated in this extract" in r[1] for r in repeated)
 
 
-def test_the_merged_report_is_the_report_of_one_run_over_every_row(extract: Extract) -> None:
-    from citypulse.pipeline.validate.suite import run_suite, validate_run
+def test_the_merged_report_is_the_report_of_one_run_over_every_row(
+    extract: Extract, validation: Callable[[int], Validation]
+) -> None:
+    from citypulse.pipeline.validate.suite import run_suite
     from citypulse.pipeline.validate.typing_rules import type_extract
 
     contract, manifest, root = extract.contract, extract.manifest, extract.root
@@ -172,7 +218,7 @@ def test_the_merged_report_is_the_report_of_one_run_over_every_row(extract: Extr
     batch = type_extract(contract, parts, manifest.extracted.window_rows)
     one_run = run_suite(contract, batch, manifest.window).to_json()
     for chunk_rows in (SMALL_CHUNK, 50, 10**9):
-        report = validate_run(contract, manifest, root, chunk_rows).report.to_json()
+        report = validation(chunk_rows).validated.report.to_json()
         assert report == one_run, chunk_rows
     unique = next(
         e
@@ -185,7 +231,11 @@ def test_the_merged_report_is_the_report_of_one_run_over_every_row(extract: Extr
 @pytest.mark.integration
 @pytest.mark.parametrize("shift", [10**7, 0], ids=["straight_copy", "staged_upsert"])
 def test_a_failure_in_the_last_chunk_commits_nothing(
-    extract: Extract, fresh_warehouse: str, shift: int
+    extract: Extract,
+    validation: Callable[[int], Validation],
+    fresh_warehouse: str,
+    tmp_path: Path,
+    shift: int,
 ) -> None:
     """A row the server refuses in the middle of the last chunk's COPY part: the run's rows,
     rejects, audit row and watermark move are all rolled back (an earlier run's keys apart:
@@ -193,7 +243,6 @@ def test_a_failure_in_the_last_chunk_commits_nothing(
     import psycopg2
 
     from citypulse.pipeline.load.batch import load_batch
-    from citypulse.pipeline.validate.suite import validate_run
     from citypulse.warehouse.connection import connect
 
     contract, root = extract.contract, extract.root
@@ -207,7 +256,10 @@ def test_a_failure_in_the_last_chunk_commits_nothing(
     validate_and_load(Extract(contract, root, before), fresh_warehouse, SMALL_CHUNK)
     state = warehouse_state(fresh_warehouse, contract)
 
-    validated = validate_run(contract, extract.manifest, root, SMALL_CHUNK)
+    # The window validated in small chunks, its objects copied into this test's root.
+    chunked = validation(SMALL_CHUNK)
+    shutil.copytree(chunked.folder, tmp_path, dirs_exist_ok=True)
+    validated = chunked.validated
     last = root.local_path(validated.accepted[-1].key)
     lines = last.read_bytes().splitlines(keepends=True)
     assert len(lines) > 2

@@ -11,13 +11,21 @@ and shown in `pipeline_health`, and its counts add up.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from citypulse.pipeline.reconcile import DayCount, canonical, differing_days, stretches
-from conftest import query
+from conftest import (
+    _create_database,
+    _drop_database,
+    freeze_as_template,
+    query,
+    warehouse_of_its_own,
+)
 from helpers import by_id, fresh_dataset, run_city_day, seed_days, task_states, task_tries
 
 DAY = date.today() - timedelta(days=25)
@@ -302,6 +310,60 @@ def held_history(standin: Any, contract: Any, dag: Any, seed: int) -> dict[date,
     return served
 
 
+@dataclass
+class HeldHistory:
+    """A warehouse holding Chicago's `held_history` and the stand-in serving it."""
+
+    dsn: str
+    served: dict[date, Any]
+
+
+@pytest.fixture(scope="module")
+def held_template(
+    dagbag: Any, standin: Any, pg_server: str, contracts: list[Any]
+) -> Iterator[tuple[str, dict[date, Any], list[dict[str, Any]]]]:
+    """Chicago's `held_history`, loaded once through its DAG into a template database; the
+    template, what was served and the stand-in's records (system fields included)."""
+    import os
+
+    from citypulse.warehouse.connection import airflow_conn_json
+
+    contract = by_id(contracts, "chicago_crime")
+    template = _create_database(pg_server)
+    previous = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = airflow_conn_json(template)
+    try:
+        served = held_history(standin, contract, dagbag.dags[contract.dag_id], seed=60)
+    finally:
+        if previous is None:
+            os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
+        else:
+            os.environ["AIRFLOW_CONN_WAREHOUSE"] = previous
+    freeze_as_template(pg_server, template)
+    try:
+        yield template, served, standin.records(contract.dataset_id)
+    finally:
+        _drop_database(pg_server, template)
+
+
+@pytest.fixture
+def history(
+    held_template: tuple[str, dict[date, Any], list[dict[str, Any]]],
+    standin: Any,
+    pg_server: str,
+    contracts: list[Any],
+) -> Iterator[HeldHistory]:
+    """A copy of the template as the warehouse, and the stand-in serving exactly the records
+    that were loaded into it (the same `:id`, `:created_at` and `:updated_at`): as if this
+    test had run `held_history` itself."""
+    template, served, records = held_template
+    contract = by_id(contracts, "chicago_crime")
+    fresh_dataset(standin, contract)
+    standin.put(contract.dataset_id, records, key=contract.key_column.wire_name)
+    with warehouse_of_its_own(pg_server, template) as dsn:
+        yield HeldHistory(dsn, served)
+
+
 def stored(dsn: str, table: str) -> tuple[int, int]:
     """The table's rows not deleted, and those marked deleted."""
     (row,) = query(
@@ -351,7 +413,7 @@ def refused_audit(dag: Any) -> Any:
 
 @pytest.mark.integration
 def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
-    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+    dagbag: Any, standin: Any, history: HeldHistory, contracts: list[Any]
 ) -> None:
     """Story: behind a broken proxy the portal answers `200 []`. The audit must not read that
     as every record deleted (nor delete the newest days, small enough to pass the delete
@@ -362,18 +424,17 @@ def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
 
     contract = by_id(contracts, "chicago_crime")
     dag = dagbag.dags[contract.dag_id]
-    held_history(standin, contract, dag, seed=60)
-    before = stored(fresh_warehouse, contract.table)
+    before = stored(history.dsn, contract.table)
     standin.add_fault(Fault(body="[]", dataset_id=contract.dataset_id, grouped=True, times=None))
     try:
         run = refused_audit(dag)
     finally:
         standin.clear_faults()
-    assert stored(fresh_warehouse, contract.table) == before
+    assert stored(history.dsn, contract.table) == before
     assert task_tries(run)["reconcile"] == ("failed", contract.retries + 1)  # may pass: retried
-    (outcome, refusal, repaired, _, _) = last_audit(fresh_warehouse, contract.dag_id)
+    (outcome, refusal, repaired, _, _) = last_audit(history.dsn, contract.dag_id)
     assert (outcome, repaired) == ("refused", 0)
-    assert figures(refusal) == (0, before[0] + rejects(fresh_warehouse, contract.dag_id))
+    assert figures(refusal) == (0, before[0] + rejects(history.dsn, contract.dag_id))
 
     # The operator sees it on the health page, with the reason (the page's API, in process).
     from helpers import ui_get
@@ -388,48 +449,47 @@ def test_a_portal_answering_nothing_is_an_outage_not_a_deletion(
 
 @pytest.mark.integration
 def test_a_portal_counting_far_fewer_records_than_the_warehouse_holds_is_refused(
-    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+    dagbag: Any, standin: Any, history: HeldHistory, contracts: list[Any]
 ) -> None:
     """Story: the portal's count falls to 40 % of what the warehouse holds overnight (a
     half-published dataset, an index rebuilding): an outage until shown otherwise."""
     contract = by_id(contracts, "chicago_crime")
     dag = dagbag.dags[contract.dag_id]
-    held_history(standin, contract, dag, seed=61)
-    before = stored(fresh_warehouse, contract.table)
+    before = stored(history.dsn, contract.table)
     keys = [r["id"] for r in standin.records(contract.dataset_id) if r.get("id")]
     gone = [key for i, key in enumerate(keys) if i % 5 not in (0, 1)]  # 60 % of each day
     assert standin.delete(contract.dataset_id, "id", gone) == len(gone)
     refused_audit(dag)
-    assert stored(fresh_warehouse, contract.table) == before
-    (outcome, refusal, _, _, _) = last_audit(fresh_warehouse, contract.dag_id)
+    assert stored(history.dsn, contract.table) == before
+    (outcome, refusal, _, _, _) = last_audit(history.dsn, contract.dag_id)
     portal, held = figures(refusal)
-    assert outcome == "refused" and held == before[0] + rejects(fresh_warehouse, contract.dag_id)
+    assert outcome == "refused" and held == before[0] + rejects(history.dsn, contract.dag_id)
     assert 0.35 * held < portal < 0.45 * held
 
 
 @pytest.mark.integration
 def test_a_day_the_portal_emptied_and_a_few_deleted_records_are_still_repaired(
-    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+    dagbag: Any, standin: Any, history: HeldHistory, contracts: list[Any]
 ) -> None:
     """Story (the outage floor's counterpart): records genuinely deleted, a whole light day
     of them included, are repaired as before: the portal still answers for most days."""
     contract = by_id(contracts, "chicago_crime")
     dag = dagbag.dags[contract.dag_id]
-    served = held_history(standin, contract, dag, seed=62)
-    (live, _) = stored(fresh_warehouse, contract.table)
+    served = history.served
+    (live, _) = stored(history.dsn, contract.table)
     one = well_formed_of(served[YEARS_AGO])[0]["id"]
     assert not served[DAY].malformed
     light = [r["id"] for r in served[DAY].records]
     assert standin.delete(contract.dataset_id, "id", [one, *light]) == 1 + len(light)
     reconcile(dag)
-    assert audits(fresh_warehouse, contract.dag_id)[-1][1:3] == (2, 2)
-    assert last_audit(fresh_warehouse, contract.dag_id)[:2] == ("complete", None)
-    assert stored(fresh_warehouse, contract.table) == (live - 1 - len(light), 1 + len(light))
+    assert audits(history.dsn, contract.dag_id)[-1][1:3] == (2, 2)
+    assert last_audit(history.dsn, contract.dag_id)[:2] == ("complete", None)
+    assert stored(history.dsn, contract.table) == (live - 1 - len(light), 1 + len(light))
 
 
 @pytest.mark.integration
 def test_a_re_read_answering_nothing_for_a_day_the_portal_counts_deletes_nothing(
-    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+    dagbag: Any, standin: Any, history: HeldHistory, contracts: list[Any]
 ) -> None:
     """Story: the grouped count is right (a record of the light day is gone), but the day's
     re-read answers no record and counts 0 (a count answering `[]` is refused by the client
@@ -439,8 +499,8 @@ def test_a_re_read_answering_nothing_for_a_day_the_portal_counts_deletes_nothing
 
     contract = by_id(contracts, "chicago_crime")
     dag = dagbag.dags[contract.dag_id]
-    served = held_history(standin, contract, dag, seed=63)
-    before = stored(fresh_warehouse, contract.table)
+    served = history.served
+    before = stored(history.dsn, contract.table)
     assert standin.delete(contract.dataset_id, "id", [served[DAY].records[0]["id"]]) == 1
     for body, aggregate in (("[]", False), ('[{"n": "0"}]', True)):
         standin.add_fault(
@@ -451,14 +511,14 @@ def test_a_re_read_answering_nothing_for_a_day_the_portal_counts_deletes_nothing
         refused_audit(dag)
     finally:
         standin.clear_faults()
-    assert stored(fresh_warehouse, contract.table) == before
-    (outcome, refusal, _, _, _) = last_audit(fresh_warehouse, contract.dag_id)
+    assert stored(history.dsn, contract.table) == before
+    (outcome, refusal, _, _, _) = last_audit(history.dsn, contract.dag_id)
     assert outcome == "refused" and "read 0 records" in refusal, refusal
 
 
 @pytest.mark.integration
 def test_a_grouped_count_that_disagrees_with_its_records_is_reported_not_repaired_again(
-    dagbag: Any, standin: Any, fresh_warehouse: str, contracts: list[Any]
+    dagbag: Any, standin: Any, history: HeldHistory, contracts: list[Any]
 ) -> None:
     """Story: the portal's grouped query counts 2 records more for a day than reading the
     day gives (a stale index), audit after audit. The first audit reads the day again; the
@@ -468,14 +528,13 @@ def test_a_grouped_count_that_disagrees_with_its_records_is_reported_not_repaire
 
     contract = by_id(contracts, "chicago_crime")
     dag = dagbag.dags[contract.dag_id]
-    held_history(standin, contract, dag, seed=64)
     (held,) = query(
-        fresh_warehouse,
+        history.dsn,
         "SELECT count(*) FROM citypulse.chicago_crime WHERE date::date = %s",
         (YEARS_AGO,),
     )[0]
     held += query(
-        fresh_warehouse,
+        history.dsn,
         "SELECT count(*) FROM citypulse.rejects WHERE dag_id = 'chicago_crime' "
         "AND event_day = %s AND resolved_at IS NULL",
         (YEARS_AGO,),
@@ -490,15 +549,15 @@ def test_a_grouped_count_that_disagrees_with_its_records_is_reported_not_repaire
     standin.add_fault(lie)
     try:
         reconcile(dag)  # reads the day again: the records are what the warehouse holds
-        assert audits(fresh_warehouse, contract.dag_id)[-1][1:5] == (1, 1, 0, 0)
+        assert audits(history.dsn, contract.dag_id)[-1][1:5] == (1, 1, 0, 0)
         reconcile(dag)
         reconcile(dag)
     finally:
         standin.clear_faults()
     # The day read again once, then neither read again nor counted as differing.
-    assert [a[1:3] for a in audits(fresh_warehouse, contract.dag_id)[1:]] == [(0, 0), (0, 0)]
+    assert [a[1:3] for a in audits(history.dsn, contract.dag_id)[1:]] == [(0, 0), (0, 0)]
     for audit in query(
-        fresh_warehouse,
+        history.dsn,
         "SELECT days_differing, days_repaired, days_disputed, disputed "
         "FROM citypulse.partition_audits WHERE dag_id = 'chicago_crime' ORDER BY id",
     )[1:]:
@@ -506,16 +565,16 @@ def test_a_grouped_count_that_disagrees_with_its_records_is_reported_not_repaire
         assert audit == (0, 0, 1, expected)
     days = dict(
         query(
-            fresh_warehouse,
+            history.dsn,
             "SELECT day, portal_rows FROM citypulse.partition_days WHERE dag_id = %s",
             (contract.dag_id,),
         )
     )
     assert YEARS_AGO not in days and days[YEARS_AGO + timedelta(days=1)] > 0
     reconcile(dag)
-    assert last_audit(fresh_warehouse, contract.dag_id)[2:4] == (0, 0)
+    assert last_audit(history.dsn, contract.dag_id)[2:4] == (0, 0)
     assert query(
-        fresh_warehouse,
+        history.dsn,
         "SELECT portal_rows FROM citypulse.partition_days WHERE dag_id = %s AND day = %s",
         (contract.dag_id, YEARS_AGO),
     ) == [(held,)]
