@@ -150,3 +150,18 @@ CREATE TABLE IF NOT EXISTS {schema}.schema_changes (
 );
 CREATE INDEX IF NOT EXISTS schema_changes_open_idx
     ON {schema}.schema_changes (dag_id) WHERE resolved_at IS NULL;
+
+-- `value` as the type of `example` (a typed NULL), or NULL when it does not read as one: a
+-- reject's raw key (text) matched against a typed key column by the column's own index
+-- (`t.key = cp_try_cast(r.record_key, NULL::bigint)`), where `t.key::text = r.record_key`
+-- would read every row of the table for each reject.
+CREATE OR REPLACE FUNCTION {schema}.cp_try_cast(value text, example anyelement)
+RETURNS anyelement
+LANGUAGE plpgsql STABLE AS $function$
+BEGIN
+    EXECUTE format('SELECT %L::%s', value, pg_typeof(example)) INTO example;
+    RETURN example;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$function$;
