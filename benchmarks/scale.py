@@ -108,11 +108,17 @@ def _load(dsn: str, contract: Any, frame: Any, run_id: str, first: date, last: d
 
 
 def _views(dsn: str, contract: Any, contracts: list[Any]) -> None:
-    from citypulse.pipeline.views import build_views
+    """What the daily run's `views` task does (the views; where CityPulse caches them, the
+    city's stale charts too)."""
+    from citypulse.pipeline import views
+
+    if hasattr(views, "build_city_views"):
+        views.build_city_views(contract, contracts, dsn)
+        return
     from citypulse.warehouse.connection import connect
 
     with connect(dsn) as conn, conn.cursor() as cur:
-        build_views(cur, contract, contracts)
+        views.build_views(cur, contract, contracts)
 
 
 def grow(dsn: str, contract: Any, target_rows: int) -> dict[str, Any]:

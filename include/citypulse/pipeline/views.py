@@ -173,6 +173,24 @@ def build_views(cur: Cursor, contract: Contract, contracts: list[Contract]) -> l
     return built
 
 
+def build_city_views(
+    contract: Contract, contracts: list[Contract], dsn: str | None = None
+) -> list[str]:
+    """The `views` task: the views (build_views), then the city's stale dashboard charts
+    computed and cached (warehouse/chart_cache.py) in a transaction of their own, since they
+    aggregate the whole table and build_views holds the DDL lock every load waits for."""
+    from citypulse.warehouse import chart_cache
+    from citypulse.warehouse.connection import connect
+
+    with connect(dsn) as conn, conn.cursor() as cur:
+        built = build_views(cur, contract, contracts)
+    with connect(dsn) as conn, conn.cursor() as cur:
+        charted = chart_cache.refresh(cur, contract)
+    if charted:
+        log.info("%s: charts of %s computed and cached", contract.dag_id, ", ".join(charted))
+    return built
+
+
 def history_views(cur: Cursor, contract: Contract) -> list[str]:
     """`<table>_versions` (every version of every row, with when it was current) and
     `<table>_changes` (each content change: when, by which run, before and after)."""

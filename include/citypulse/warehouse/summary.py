@@ -64,6 +64,7 @@ def _parts(contract: Contract) -> dict[str, sql.Composable]:
     change = contract.change_column
     parts: dict[str, sql.Composable] = {
         "table": sql.Identifier(contract.table),
+        "table_name": sql.Literal(contract.table),
         "days": sql.Identifier(names.days),
         "hex_days": sql.Identifier(names.hex_days),
         "change_type": sql.SQL(change.type if change is not None else "text"),

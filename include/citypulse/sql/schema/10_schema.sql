@@ -165,3 +165,26 @@ EXCEPTION WHEN others THEN
     RETURN NULL;
 END
 $function$;
+
+-- How many writes each typed table has had (bumped by its summary triggers, summary/
+-- functions.sql): what a cached answer computed from the table is checked against.
+CREATE TABLE IF NOT EXISTS {schema}.table_versions (
+    table_name text   PRIMARY KEY,
+    version    bigint NOT NULL
+);
+
+-- Each dashboard chart's data (charts/cached.sql), computed by the city's `views` task after
+-- its load, for the table version and view definition it was computed from: the Charts page
+-- reads it instead of aggregating the whole table per request.
+CREATE TABLE IF NOT EXISTS {schema}.chart_cache (
+    view           text             NOT NULL,
+    x              text             NOT NULL,
+    series         text             NOT NULL,
+    value          text             NOT NULL,
+    table_version  bigint           NOT NULL,
+    definition     text             NOT NULL,  -- md5 of the view's definition
+    rows           jsonb            NOT NULL,  -- [[x, series, value], ...]
+    seconds        double precision NOT NULL,
+    refreshed_at   timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (view, x, series, value)
+);

@@ -4,11 +4,17 @@
 -- Counts move by the rows that joined or left the live set (a soft delete is an update that
 -- sets cp_deleted_at). The newest change and event time of a day only grow with rows added;
 -- a day that lost the row holding one is read again (that day alone, by the event_time
--- index).
+-- index). Each write that changed rows also counts in `table_versions` (what cached answers
+-- computed from the table are checked against).
 
 CREATE OR REPLACE FUNCTION {schema}.{insert_function}() RETURNS trigger
 LANGUAGE plpgsql AS $function$
 BEGIN
+    IF EXISTS (SELECT 1 FROM new_rows) THEN
+        INSERT INTO {schema}.table_versions AS v (table_name, version)
+        VALUES ({table_name}, 1)
+        ON CONFLICT (table_name) DO UPDATE SET version = v.version + 1;
+    END IF;
     INSERT INTO {schema}.{days} AS s (day, rows, changed, newest_event_utc)
     SELECT event_time::date, count(*), max({change}), max(event_time_utc)
     FROM new_rows
@@ -31,6 +37,11 @@ $function$;
 CREATE OR REPLACE FUNCTION {schema}.{update_function}() RETURNS trigger
 LANGUAGE plpgsql AS $function$
 BEGIN
+    IF EXISTS (SELECT 1 FROM new_rows) THEN
+        INSERT INTO {schema}.table_versions AS v (table_name, version)
+        VALUES ({table_name}, 1)
+        ON CONFLICT (table_name) DO UPDATE SET version = v.version + 1;
+    END IF;
     INSERT INTO {schema}.{days} AS s (day, rows, changed, newest_event_utc)
     SELECT day, sum(n), max(changed), max(newest)
     FROM (
@@ -83,6 +94,11 @@ $function$;
 CREATE OR REPLACE FUNCTION {schema}.{delete_function}() RETURNS trigger
 LANGUAGE plpgsql AS $function$
 BEGIN
+    IF EXISTS (SELECT 1 FROM old_rows) THEN
+        INSERT INTO {schema}.table_versions AS v (table_name, version)
+        VALUES ({table_name}, 1)
+        ON CONFLICT (table_name) DO UPDATE SET version = v.version + 1;
+    END IF;
     UPDATE {schema}.{days} AS s
     SET rows = s.rows - gone.n
     FROM (
@@ -126,6 +142,9 @@ $function$;
 CREATE OR REPLACE FUNCTION {schema}.{truncate_function}() RETURNS trigger
 LANGUAGE plpgsql AS $function$
 BEGIN
+    INSERT INTO {schema}.table_versions AS v (table_name, version)
+    VALUES ({table_name}, 1)
+    ON CONFLICT (table_name) DO UPDATE SET version = v.version + 1;
     DELETE FROM {schema}.{days};
     DELETE FROM {schema}.{hex_days};
     RETURN NULL;
