@@ -23,6 +23,7 @@ size to the larger.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -399,6 +400,9 @@ def run(smoke: bool) -> dict[str, Any]:
         result["size_wall_s"] = round(time.perf_counter() - began, 1)
         results.append(result)
         log.info("scale: %s rows done in %.0f s", rows, result["size_wall_s"])
+        # Each size as it is done (a long run's first size survives a timeout of its last).
+        with (harness.workdir("scale") / "sizes.jsonl").open("a", encoding="utf-8") as out:
+            out.write(json.dumps(result, default=str) + "\n")
     return {
         "started": datetime.now().isoformat(timespec="seconds"),
         "own_rows": own,

@@ -7,9 +7,18 @@
 -- record without coordinates (it counts for coverage, not for features).
 DROP TABLE IF EXISTS pg_temp.cp_known_counts;
 CREATE TEMPORARY TABLE cp_known_counts ON COMMIT DROP AS
-WITH chosen AS (
+-- Versions are picked only for the records with a version on the days asked for (found by
+-- the event time's index): no other record can count on them.
+WITH wanted AS (
+    SELECT DISTINCT source_key
+    FROM {schema}.incident_versions
+    WHERE city = %(city)s
+      AND event_time_local >= %(first_day)s::date
+      AND event_time_local < %(last_observed)s::date + 1
+), chosen AS (
     SELECT DISTINCT ON (source_key) source_key, local_day, {cell} AS h3_cell, valid_to
     FROM {schema}.incident_versions
+    JOIN wanted USING (source_key)
     WHERE city = %(city)s
     ORDER BY source_key,
              valid_from <= %(known_at)s DESC,
