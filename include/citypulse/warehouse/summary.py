@@ -13,6 +13,7 @@ once from the table, in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg2 import sql
 
@@ -59,10 +60,11 @@ def serves_audit(contract: Contract) -> bool:
     }
 
 
-def _parts(contract: Contract) -> dict[str, sql.Composable]:
+def _parts(contract: Contract) -> dict[str, Any]:
+    """The identifiers and literals the summary SQL files name (every one composed)."""
     names = summaries(contract)
     change = contract.change_column
-    parts: dict[str, sql.Composable] = {
+    parts: dict[str, Any] = {
         "table": sql.Identifier(contract.table),
         "table_name": sql.Literal(contract.table),
         "days": sql.Identifier(names.days),
