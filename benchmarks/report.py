@@ -542,7 +542,7 @@ def _audit(r: dict[str, Any]) -> list[str]:
 
 def _scale(r: dict[str, Any]) -> list[str]:
     sizes = r["sizes"]
-    own = r["own_rows"]["load_s"] + r["own_rows"]["views_s"]
+    own = sizes[0]["daily"]["own_rows_s"]
     lines = [
         "NYC 311 grown in SQL (copies of a generated week, shifted back week by week, about "
         "8,000 records a day) to each size, with a daily run per day, 5 open rejects and a "
