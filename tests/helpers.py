@@ -128,7 +128,7 @@ def write_incident_counts(
         cur.execute(
             "CREATE TABLE citypulse.incident_versions (city text, source_key text, "
             "local_day date, h3_r8 text, h3_r7 text, valid_from timestamptz, "
-            "valid_to timestamptz)"
+            "valid_to timestamptz, event_time_local timestamp)"
         )
         cur.execute(
             "CREATE TEMP TABLE counts (city text, h3_r8 text, h3_r7 text, local_day date, n int)"
@@ -137,7 +137,7 @@ def write_incident_counts(
         cur.execute(
             "INSERT INTO citypulse.incident_versions SELECT c.city, "
             "concat_ws('/', c.h3_r8, c.local_day, k), c.local_day, c.h3_r8, c.h3_r7, "
-            "'-infinity', 'infinity' FROM counts c, generate_series(1, c.n) k"
+            "'-infinity', 'infinity', c.local_day FROM counts c, generate_series(1, c.n) k"
         )
     conn.close()
 

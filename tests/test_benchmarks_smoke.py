@@ -30,6 +30,7 @@ EXPECTED_KEYS = {
     "stream": {"sizes", "targets"},
     "datasets": {"datasets", "per_dag_ms", "ratio_cold", "ratio_warm", "scheduler",
                  "marginal_per_dag_ms", "fixed_s", "ratio_same_shape"},
+    "scale": {"sizes", "targets", "all_met", "growth", "own_rows"},
 }  # fmt: skip
 RETRAIN_KEYS = {"cities", "total_s", "peak_rss_mb"}
 

@@ -219,12 +219,10 @@ def reconcile(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:
 def build_views(dag_id: str, upstream: Any, context: Context) -> list[str]:
     from citypulse.contracts.contract import load_contracts
     from citypulse.pipeline import views
-    from citypulse.warehouse.connection import connect
 
     contracts, _ = load_contracts()
     contract = next(c for c in contracts if c.dag_id == dag_id)
-    with connect() as conn, conn.cursor() as cur:
-        return list(views.build_views(cur, contract, contracts))
+    return views.build_city_views(contract, contracts)
 
 
 def housekeeping(dag_id: str, upstream: Any, context: Context) -> dict[str, Any]:

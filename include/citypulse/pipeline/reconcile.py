@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn
 
+from psycopg2 import sql
 from psycopg2.extras import Json, execute_values
 
 from citypulse.contracts.contract import Contract
@@ -40,6 +41,7 @@ from citypulse.pipeline.run_files import read_ndjson
 from citypulse.pipeline.windows import Window
 from citypulse.storage import StorageRoot
 from citypulse.warehouse.sqlfiles import as_text, identifier_or_null, render
+from citypulse.warehouse.summary import serves_audit, summaries
 from citypulse.warehouse.types import Cursor
 
 log = logging.getLogger(__name__)
@@ -113,11 +115,15 @@ def warehouse_days(
     """The warehouse's rows (not deleted) plus open rejects, and newest change, per day (of
     first .. last, when given)."""
     change = contract.change_column
+    # The per-day summary when its days are the event column's; else the table, counted.
+    query = "warehouse_days.sql" if serves_audit(contract) else "warehouse_days_scan.sql"
     cur.execute(
         render(
-            "reconcile/warehouse_days.sql",
+            f"reconcile/{query}",
             table=contract.table,
+            days=summaries(contract).days,
             key=contract.key,
+            key_type=sql.SQL(contract.key_column.type),
             event=contract.event_time,
             change=identifier_or_null(None if change is None else change.name),
         ),
@@ -463,7 +469,12 @@ def repair_days(
                     "portal, then rerun with the `reconcile` param"
                 )
             cur.execute(
-                render("reconcile/resolve_rejects.sql", table=contract.table, key=contract.key),
+                render(
+                    "reconcile/resolve_rejects.sql",
+                    table=contract.table,
+                    key=contract.key,
+                    key_type=sql.SQL(contract.key_column.type),
+                ),
                 {"dag_id": contract.dag_id, "first": first, "last": last, "keys": keys},
             )
             resolved = cur.rowcount

@@ -1,11 +1,14 @@
 """Views: each city's from `include/citypulse/sql/views/<dag_id>/`, and the cross-city ones.
 
-`city_records` unions every contract's table (key and event time), mapped or not;
+`city_records` unions every contract's table (key and event time), mapped or not, and
+`city_record_days` every contract's per-day summary (live rows, newest event per local day:
+warehouse/summary.py), which `pipeline_health` reads instead of counting the tables;
 `incidents` unions the tables of the contracts with an `incidents:` mapping (the mapped
-datasets the hotspot model reads) through that mapping; `hex_daily_counts` counts incidents
-per H3 cell and local day on top of it; `incident_versions` unions every version of every
-such record (its local day, cells and the span it was current), so the hotspot model can read
-the warehouse as it was on a past date; `pipeline_health` summarises the audit per city for
+datasets the hotspot model reads) through that mapping; `hex_daily_counts` unions their
+per-cell, per-day summaries (incidents per H3 cell and local day, kept by the loads);
+`incident_versions` unions every version of every such record (its local day, cells and
+the span it was current), so the hotspot model can read the warehouse as it was on a past
+date; `pipeline_health` summarises the audit per city for
 operators.
 """
 
@@ -18,6 +21,7 @@ from psycopg2 import sql
 from citypulse.contracts.contract import Contract
 from citypulse.settings import SCHEMA, SQL_DIR
 from citypulse.warehouse.sqlfiles import identifiers, render, sql_text
+from citypulse.warehouse.summary import summaries
 from citypulse.warehouse.tables import (
     DDL_LOCK,
     ensure_schema,
@@ -92,6 +96,35 @@ def incidents_view(contracts: list[Contract]) -> sql.Composed:
     return _union_view("incidents", branches, "views/common/incidents_none.sql")
 
 
+def city_record_days_view(contracts: list[Contract]) -> sql.Composed:
+    """CREATE OR REPLACE VIEW city_record_days: every contract's live rows and newest event
+    per local day, from its `<table>_days` summary."""
+    branches = [
+        sql.SQL(sql_text("views/common/city_record_days_branch.sql")).format(
+            schema=sql.Identifier(SCHEMA),
+            days=sql.Identifier(summaries(c).days),
+            city=sql.Literal(c.dag_id),
+        )
+        for c in _by_dag_id(contracts)
+    ]
+    return _union_view("city_record_days", branches, "views/common/city_record_days_none.sql")
+
+
+def hex_daily_counts_view(contracts: list[Contract]) -> sql.Composed:
+    """CREATE OR REPLACE VIEW hex_daily_counts: incidents per H3 cell and local day of each
+    contract `incidents` reads, from its `<table>_hex_days` summary."""
+    branches = [
+        sql.SQL(sql_text("views/common/hex_daily_counts_branch.sql")).format(
+            schema=sql.Identifier(SCHEMA),
+            hex_days=sql.Identifier(summaries(c).hex_days),
+            city=sql.Literal(c.dag_id),
+        )
+        for c in _by_dag_id(contracts)
+        if c.incidents is not None
+    ]
+    return _union_view("hex_daily_counts", branches, "views/common/hex_daily_counts_none.sql")
+
+
 def incident_versions_view(contracts: list[Contract]) -> sql.Composed:
     """CREATE OR REPLACE VIEW incident_versions: the `<table>_versions` of each contract
     `incidents` reads, unioned."""
@@ -125,16 +158,36 @@ def build_views(cur: Cursor, contract: Contract, contracts: list[Contract]) -> l
     cur.execute(city_records_view(contracts))
     cur.execute(incidents_view(contracts))
     cur.execute(incident_versions_view(contracts))
-    cur.execute(render("views/common/hex_daily_counts.sql"))
+    cur.execute(hex_daily_counts_view(contracts))
+    cur.execute(city_record_days_view(contracts))
     cur.execute(render("views/common/pipeline_health.sql"))
     built += [
         "city_records",
+        "city_record_days",
         "incidents",
         "incident_versions",
         "hex_daily_counts",
         "pipeline_health",
     ]
     grant_reader(cur)
+    return built
+
+
+def build_city_views(
+    contract: Contract, contracts: list[Contract], dsn: str | None = None
+) -> list[str]:
+    """The `views` task: the views (build_views), then the city's stale dashboard charts
+    computed and cached (warehouse/chart_cache.py) in a transaction of their own, since they
+    aggregate the whole table and build_views holds the DDL lock every load waits for."""
+    from citypulse.warehouse import chart_cache
+    from citypulse.warehouse.connection import connect
+
+    with connect(dsn) as conn, conn.cursor() as cur:
+        built = build_views(cur, contract, contracts)
+    with connect(dsn) as conn, conn.cursor() as cur:
+        charted = chart_cache.refresh(cur, contract)
+    if charted:
+        log.info("%s: charts of %s computed and cached", contract.dag_id, ", ".join(charted))
     return built
 
 

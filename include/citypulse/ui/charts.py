@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from citypulse.contracts.contract import Chart, Contract
 from citypulse.ui.db import exists, reading
@@ -43,7 +44,7 @@ def _sort_key(value: str) -> tuple[int, float | str]:
         return (1, value)
 
 
-def chart_data(chart: Chart, rows: list[tuple[str, str, float]]) -> ChartData:
+def chart_data(chart: Chart, rows: list[tuple[Any, ...]]) -> ChartData:
     """One chart's labels and series from (x, series, value) rows: bars keep the `limit`
     largest x (by total), lines and heatmaps keep every x in order."""
     totals: dict[str, float] = defaultdict(float)
@@ -76,23 +77,17 @@ def chart_data(chart: Chart, rows: list[tuple[str, str, float]]) -> ChartData:
 
 
 def city_charts(contract: Contract) -> list[ChartData]:
-    """The city's dashboard charts, each from its view (empty charts while nothing loaded)."""
-    from citypulse.warehouse.sqlfiles import identifier_or_null, render
+    """The city's dashboard charts, each from its view (empty charts while nothing loaded):
+    as the city's `views` task cached it for the table as it is, else computed now."""
+    from citypulse.warehouse import chart_cache
 
     charts = []
     with reading() as cur:
+        caching = exists(cur, "chart_cache")
         for chart in contract.dashboard:
-            rows: list[tuple[str, str, float]] = []
+            rows: list[tuple[Any, ...]] = []
             if exists(cur, chart.view):
-                cur.execute(
-                    render(
-                        "ui/chart.sql",
-                        view=chart.view,
-                        x=chart.x,
-                        value=chart.value,
-                        series=identifier_or_null(chart.series or None),
-                    )
-                )
-                rows = list(cur.fetchall())
+                found = chart_cache.cached(cur, contract, chart) if caching else None
+                rows = found if found is not None else chart_cache.compute(cur, chart)
             charts.append(chart_data(chart, rows))
     return charts

@@ -73,7 +73,7 @@ def city_health(contracts: list[Contract], now: datetime | None = None) -> list[
         loads = {}
         if exists(cur, "pipeline_health"):
             loads = {row[0]: row for row in fetch(cur, "ui/last_loads.sql")}
-        views_ready = exists(cur, "city_records")
+        views_ready = exists(cur, "city_record_days")
         drift: dict[str, list[OpenSchemaChange]] = {}
         if exists(cur, "schema_changes"):
             for dag_id, *change in fetch(cur, "ui/schema_drift.sql"):

@@ -11,6 +11,7 @@ from psycopg2 import sql
 from citypulse.contracts.contract import Contract
 from citypulse.settings import SCHEMA
 from citypulse.warehouse.sqlfiles import render
+from citypulse.warehouse.summary import ensure_summaries
 from citypulse.warehouse.types import Cursor
 
 DDL_LOCK = 7_340_001
@@ -108,6 +109,7 @@ def ensure_table(cur: Cursor, contract: Contract) -> None:
                 sql.Identifier(name), target, expression
             )
         )
+    ensure_summaries(cur, contract)
 
 
 def _columns(cur: Cursor, table: str) -> dict[str, str | None]:

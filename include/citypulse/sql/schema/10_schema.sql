@@ -150,3 +150,41 @@ CREATE TABLE IF NOT EXISTS {schema}.schema_changes (
 );
 CREATE INDEX IF NOT EXISTS schema_changes_open_idx
     ON {schema}.schema_changes (dag_id) WHERE resolved_at IS NULL;
+
+-- `value` as the type of `example` (a typed NULL), or NULL when it does not read as one: a
+-- reject's raw key (text) matched against a typed key column by the column's own index
+-- (`t.key = cp_try_cast(r.record_key, NULL::bigint)`), where `t.key::text = r.record_key`
+-- would read every row of the table for each reject.
+CREATE OR REPLACE FUNCTION {schema}.cp_try_cast(value text, example anyelement)
+RETURNS anyelement
+LANGUAGE plpgsql STABLE AS $function$
+BEGIN
+    EXECUTE format('SELECT %L::%s', value, pg_typeof(example)) INTO example;
+    RETURN example;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$function$;
+
+-- How many writes each typed table has had (bumped by its summary triggers, summary/
+-- functions.sql): what a cached answer computed from the table is checked against.
+CREATE TABLE IF NOT EXISTS {schema}.table_versions (
+    table_name text   PRIMARY KEY,
+    version    bigint NOT NULL
+);
+
+-- Each dashboard chart's data (charts/cached.sql), computed by the city's `views` task after
+-- its load, for the table version and view definition it was computed from: the Charts page
+-- reads it instead of aggregating the whole table per request.
+CREATE TABLE IF NOT EXISTS {schema}.chart_cache (
+    view           text             NOT NULL,
+    x              text             NOT NULL,
+    series         text             NOT NULL,
+    value          text             NOT NULL,
+    table_version  bigint           NOT NULL,
+    definition     text             NOT NULL,  -- md5 of the view's definition
+    rows           jsonb            NOT NULL,  -- [[x, series, value], ...]
+    seconds        double precision NOT NULL,
+    refreshed_at   timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (view, x, series, value)
+);

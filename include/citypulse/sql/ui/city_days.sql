@@ -4,12 +4,9 @@ WITH days AS (
     SELECT d::date AS day
     FROM generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') AS d
 ), stored AS (
-    SELECT event_time_local::date AS day, count(*) AS rows
-    FROM {schema}.city_records
-    WHERE city = %(dag_id)s
-      AND event_time_local >= %(first_day)s::date
-      AND event_time_local < %(last_day)s::date + 1
-    GROUP BY 1
+    SELECT day, rows
+    FROM {schema}.city_record_days
+    WHERE city = %(dag_id)s AND day BETWEEN %(first_day)s::date AND %(last_day)s::date
 ), rejected AS (
     SELECT event_day AS day, count(*) AS rejects
     FROM {schema}.rejects

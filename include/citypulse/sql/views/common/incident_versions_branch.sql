@@ -4,5 +4,6 @@ SELECT {city} AS city,
        v.h3_r8,
        v.h3_r7,
        v.valid_from,
-       v.valid_to
+       v.valid_to,
+       v.event_time AS event_time_local
 FROM {schema}.{versions} v

@@ -5,5 +5,6 @@ SELECT NULL::text AS city,
        NULL::text AS h3_r8,
        NULL::text AS h3_r7,
        NULL::timestamptz AS valid_from,
-       NULL::timestamptz AS valid_to
+       NULL::timestamptz AS valid_to,
+       NULL::timestamp AS event_time_local
 WHERE false

@@ -11,8 +11,9 @@ WITH last_run AS (
     FROM {schema}.ingest_runs
     GROUP BY dag_id
 ), newest AS (
-    SELECT city, max(event_time_utc) AS newest_event_utc, count(*) AS rows_in_table
-    FROM {schema}.city_records
+    -- From each city's per-day summary (kept by its loads), not by counting its table.
+    SELECT city, max(newest_event_utc) AS newest_event_utc, sum(rows)::bigint AS rows_in_table
+    FROM {schema}.city_record_days
     GROUP BY city
 ), last_audit AS (
     SELECT DISTINCT ON (dag_id)
