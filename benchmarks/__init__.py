@@ -1,7 +1,7 @@
 """CityPulse benchmarks: `python -m benchmarks` (or `make bench`) runs every figure.
 
 One module per figure (`load`, `extract`, `parse`, `validate`, `dag_day`, `retrain`, `audit`,
-`stream`, `datasets`, `scale`);
+`stream`, `datasets`, `scale`, `year`);
 each runs
 in a subprocess of its own (clean imports, clean peak RSS, its own fresh warehouse database)
 and prints one JSON line. `harness` holds what the figures share, `report` writes
@@ -21,4 +21,5 @@ FIGURES = (
     "stream",
     "datasets",
     "scale",
+    "year",
 )

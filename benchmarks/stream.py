@@ -6,8 +6,10 @@ For each size: the records in extract parts of `PART_ROWS`, as extract writes th
 load (all inserts), then the same keys edited at the portal (all updates). Every side runs
 in a process of its own (a task process, dlt's own environment), so each peak RSS is that
 side's alone:
-- CityPulse: `tasks.validate` then `tasks.load`, each in its own process; rows/s with and
-  without the GX suite (timed inside validate);
+- CityPulse: `tasks.validate` then `tasks.load`, each in its own process; rows/s of both
+  (every second of each task) and without the suite's checks (timed inside validate); on
+  first loads validate also runs under `CITYPULSE_VALIDATE_ENGINE=gx` (its own process,
+  beforehand), for GX's time and memory beside the vectorized engine's and the same report;
 - raw COPY: the COPY parts validate wrote, COPYed into a twin of the table (updates: into a
   staging table, then INSERT .. ON CONFLICT DO UPDATE);
 - dlt: `benchmarks/dlt_side.py` in `.venv-bench-dlt` (made from
@@ -41,12 +43,13 @@ DLT_TYPES = {
     "boolean": "bool",
     "timestamp": "timestamp",
 }
-# Targets of issue 15 (ratios within one run).
+# Targets of issues 15 and 22 (ratios within one run).
 TARGETS = {
     "rss_growth_max": 1.3,
     "first_vs_copy_min": 0.6,
     "update_vs_copy_min": 0.7,
     "vs_dlt_min": 3.0,
+    "validate_peak_vs_dlt_max": 2.0,
 }
 
 
@@ -106,11 +109,22 @@ def write_parts(base: Path, n: int, key: str, folder: Path, part_rows: int) -> l
     return parts
 
 
-def in_process(command: list[str], given: dict[str, Any], folder: Path, name: str) -> Any:
+def in_process(
+    command: list[str],
+    given: dict[str, Any],
+    folder: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+) -> Any:
     """Run one side in its own process; what it wrote to its OUT.json."""
     source, target = folder / f"{name}.in.json", folder / f"{name}.out.json"
     source.write_text(json.dumps(given, default=str))
-    done = subprocess.run([*command, str(source), str(target)], capture_output=True, text=True)
+    done = subprocess.run(
+        [*command, str(source), str(target)],
+        capture_output=True,
+        text=True,
+        env=None if env is None else {**os.environ, **env},
+    )
     if done.returncode:
         tail = "\n".join(done.stderr.strip().splitlines()[-20:])
         raise RuntimeError(f"{name}: exit {done.returncode}: {tail}")
@@ -118,9 +132,11 @@ def in_process(command: list[str], given: dict[str, Any], folder: Path, name: st
 
 
 def citypulse_pass(
-    contract: Any, parts: list[Path], run_id: str, folder: Path
+    contract: Any, parts: list[Path], run_id: str, folder: Path, gx_reference: bool
 ) -> tuple[dict[str, Any], list[Path]]:
-    """The real validate and load tasks on the parts, each in a task process of its own."""
+    """The real validate and load tasks on the parts, each in a task process of its own;
+    with `gx_reference`, validate first under `CITYPULSE_VALIDATE_ENGINE=gx` too (its own
+    process), to set its time and memory beside the vectorized engine's and compare reports."""
     from citypulse.pipeline.manifest import Extracted, Part, RunManifest
     from citypulse.pipeline.windows import window_for_interval
     from citypulse.storage import StorageRoot, run_prefix
@@ -154,6 +170,10 @@ def citypulse_pass(
     manifest = RunManifest.of_window(DAG_ID, run_id, prefix, window, extracted, started=0.0)
     command = [sys.executable, "-m", "benchmarks.task_process"]
     given = {"dag_id": DAG_ID, "manifest": manifest.to_xcom()}
+    reference = None
+    if gx_reference:
+        engine = {"CITYPULSE_VALIDATE_ENGINE": "gx"}
+        reference = in_process([*command, "validate"], given, folder, f"{run_id}.gx", engine)
     validated = in_process([*command, "validate"], given, folder, f"{run_id}.validate")
     given = {"dag_id": DAG_ID, "manifest": validated["result"], "context": context}
     loaded = in_process([*command, "load"], given, folder, f"{run_id}.load")
@@ -161,22 +181,34 @@ def citypulse_pass(
         root.local_path(part["key"]) for part in validated["result"]["validated"]["accepted"]
     ]
     seconds = validated["seconds"] + loaded["seconds"]
-    without_gx = seconds - validated["gx_s"]
+    without_checks = seconds - validated["checks_s"]
     result = loaded["result"]
+    gx_engine = None
+    if reference is not None:
+        gx_engine = {
+            "validate_s": reference["seconds"],
+            "checks_s": reference["checks_s"],
+            "validate_peak_rss_mb": reference["peak_rss_mb"],
+            "validate_rss_imported_mb": reference["rss_imported_mb"],
+            "rows_per_s": harness.rate(rows, reference["seconds"] + loaded["seconds"]),
+            "same_report": reference["result"]["validated"]["report"]
+            == validated["result"]["validated"]["report"],
+        }
     return {
         "records": rows,
         "inserted": result["inserted"],
         "updated": result["updated"],
         "rejected": result["rejected"],
         "validate_s": validated["seconds"],
-        "gx_s": validated["gx_s"],
+        "checks_s": validated["checks_s"],
         "load_s": loaded["seconds"],
-        "rows_per_s": harness.rate(rows, without_gx),
-        "rows_per_s_with_gx": harness.rate(rows, seconds),
+        "rows_per_s": harness.rate(rows, seconds),
+        "rows_per_s_without_checks": harness.rate(rows, without_checks),
         "validate_peak_rss_mb": validated["peak_rss_mb"],
         "validate_rss_imported_mb": validated["rss_imported_mb"],
         "load_peak_rss_mb": loaded["peak_rss_mb"],
         "load_rss_imported_mb": loaded["rss_imported_mb"],
+        "gx_engine": gx_engine,
     }, accepted
 
 
@@ -246,7 +278,9 @@ def one_size(
         try:
             for mode, parts in (("first", first), ("update", edited)):
                 settle(conn)
-                project, accepted = citypulse_pass(contract, parts, f"bench_{mode}_{n}", folder)
+                project, accepted = citypulse_pass(
+                    contract, parts, f"bench_{mode}_{n}", folder, gx_reference=mode == "first"
+                )
                 settle(conn)
                 copy = copy_pass(contract, dsn, accepted, mode, folder)
                 settle(conn)
@@ -261,8 +295,11 @@ def one_size(
         sides["vs_copy"] = round(project / sides["raw_copy"]["rows_per_s"], 3)
         dlt = sides["dlt"]["rows_per_s"] or None  # None: dlt skipped
         sides["vs_dlt"] = round(project / dlt, 2) if dlt else None
-        with_gx = sides["citypulse"]["rows_per_s_with_gx"]
-        sides["with_gx_vs_dlt"] = round(with_gx / dlt, 2) if dlt else None
+        gx_engine = sides["citypulse"]["gx_engine"]
+        if gx_engine is not None:
+            sides["gx_engine_vs_copy"] = round(
+                gx_engine["rows_per_s"] / sides["raw_copy"]["rows_per_s"], 3
+            )
     return out
 
 

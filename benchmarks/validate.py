@@ -1,8 +1,9 @@
 """Figure `validate`: what the Great Expectations suite costs, per 100,000 rows and per task
-(import, context), against the same row checks written in plain pandas.
+(import, context), against the `vectorized` engine (the same suite, GX's verdicts, in
+pandas/NumPy: what validate runs) and the same row checks written in plain pandas.
 
-Both sides check the same typed NYC-311 batch in one process; the figure also says whether
-they flag exactly the same rows.
+All check the same typed NYC-311 batch in one process; the figure also says whether the
+engines give the same report and reasons, and pandas flags exactly the same rows.
 """
 
 from __future__ import annotations
@@ -57,14 +58,18 @@ def pandas_checks(contract: Any, frame: Any, window: Any) -> Any:
     return failing
 
 
-def gx_run(contract: Any, records: list[dict[str, Any]], window: Any) -> tuple[float, Any]:
-    """Seconds of `run_suite` (context, suite, validation) and the rows it rejects."""
-    from citypulse.pipeline.validate.suite import run_suite
+def suite_run(
+    contract: Any, records: list[dict[str, Any]], window: Any, engine: str
+) -> tuple[float, Any, Any]:
+    """Seconds of the suite under `engine` (GX: context, suite, validation), the rows it
+    rejects (with their reasons) and its report."""
+    from citypulse.pipeline.validate.suite import SuiteRunner, merged_report
 
     batch = typed_batch(contract, records)
     began = time.perf_counter()
-    run_suite(contract, batch, window)
-    return time.perf_counter() - began, batch.rejected_mask
+    report = merged_report([SuiteRunner(contract, window, engine).check(batch)])
+    seconds = time.perf_counter() - began
+    return seconds, (batch.rejected_mask, batch.reasons), report.to_json()
 
 
 def pandas_run(contract: Any, records: list[dict[str, Any]], window: Any) -> tuple[float, Any]:
@@ -98,8 +103,10 @@ def run(smoke: bool) -> dict[str, Any]:
     began = time.perf_counter()
     _context()
     context_s = time.perf_counter() - began
-    gx_small_s, _ = gx_run(contract, small, window)
-    gx_s, gx_rejects = gx_run(contract, records, window)
+    gx_small_s, _, _ = suite_run(contract, small, window, "gx")
+    gx_s, (gx_rejects, gx_reasons), gx_report = suite_run(contract, records, window, "gx")
+    vec_small_s, _, _ = suite_run(contract, small, window, "vectorized")
+    vec_s, (_, vec_reasons), vec_report = suite_run(contract, records, window, "vectorized")
     pandas_small_s, _ = pandas_run(contract, small, window)
     pandas_s, pandas_rejects = pandas_run(contract, records, window)
     per_100k = 100_000 / n
@@ -114,6 +121,13 @@ def run(smoke: bool) -> dict[str, Any]:
             "per_100k_rows_s": round(max(gx_s - gx_small_s, 0.0) * per_100k, 3),
             "fixed_per_task_s": round(import_s + gx_small_s, 3),
         },
+        "vectorized": {
+            "run_small_s": round(vec_small_s, 4),
+            "run_s": round(vec_s, 4),
+            "per_100k_rows_s": round(max(vec_s - vec_small_s, 0.0) * per_100k, 4),
+        },
+        "gx_vs_vectorized": round(gx_s / vec_s, 1) if vec_s else None,
+        "same_report_and_reasons": vec_report == gx_report and vec_reasons == gx_reasons,
         "pandas": {
             "run_small_s": round(pandas_small_s, 4),
             "run_s": round(pandas_s, 4),

@@ -28,6 +28,7 @@ EXPECTED_KEYS = {
     "dag_day": {"first_run", "second_run", "records"},
     "audit": {"cities", "days", "edited_days", "peak_rss_mb"},
     "stream": {"sizes", "targets"},
+    "year": {"sizes", "rss_growth", "size_growth", "targets"},
     "datasets": {"datasets", "per_dag_ms", "ratio_cold", "ratio_warm", "scheduler",
                  "marginal_per_dag_ms", "fixed_s", "ratio_same_shape"},
     "scale": {"sizes", "targets", "all_met", "growth", "own_rows"},

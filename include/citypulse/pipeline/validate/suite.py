@@ -1,8 +1,11 @@
-"""Validation: a Great Expectations 1.x suite built from the contract, run on typed records.
+"""Validation: the contract's expectations (a Great Expectations 1.x suite) run on typed records.
 
 Row-level failures become reject reasons (the raw record is quarantined with them); the batch
 fails only when the rejected share passes the contract's threshold or a required column is
-missing altogether. Imported only inside tasks: great_expectations costs seconds to import.
+missing altogether. The expectations are checked by the `vectorized` engine (GX's verdicts in
+pandas/NumPy) or by GX itself (`CITYPULSE_VALIDATE_ENGINE=gx`, and whatever `vectorized`
+declines); both give the same report and rejects. Imported only inside tasks (pandas; GX
+only when it runs: it costs seconds and 130 MiB to import).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from citypulse.pipeline.run_files import (
     write_accepted,
     write_rejects,
 )
+from citypulse.pipeline.validate import vectorized
 from citypulse.pipeline.validate.chunks import (
     Chunk,
     ChunkReader,
@@ -36,12 +40,21 @@ from citypulse.pipeline.validate.chunks import (
     PartSizeMismatch,
     plan_chunks,
 )
+from citypulse.pipeline.validate.expectations import (
+    Expectation,
+    Verdict,
+    contract_expectations,
+    in_checking_order,
+)
 from citypulse.pipeline.validate.outcome import ExpectationOutcome, ValidationReport
 from citypulse.pipeline.validate.typing_rules import TypedBatch
 from citypulse.pipeline.windows import Window
 from citypulse.storage import StorageRoot
 
 log = logging.getLogger(__name__)
+# How the suite is checked: `vectorized` (pandas/NumPy, GX's verdicts; GX for what it
+# declines) or `gx` (every chunk through Great Expectations).
+ENGINES = ("vectorized", "gx")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
@@ -123,59 +136,21 @@ def merged_report(chunks: Sequence[ChunkReport]) -> ValidationReport:
 
 
 def build_suite(contract: Contract, window: Window | None) -> Any:
-    """The contract's expectations as a GX ExpectationSuite, with the reject reason of each."""
+    """The contract's expectations as a GX ExpectationSuite, with the reason of each."""
     import great_expectations as gx
 
-    e = gx.expectations
     suite = gx.ExpectationSuite(name=f"citypulse_{contract.dag_id}")
-
-    def add(expectation: Any, reason: str) -> None:
-        expectation.meta = {"reason": reason}
+    for spec in contract_expectations(contract, window):
+        cls = getattr(gx.expectations, _camel(spec.type))
+        expectation = cls(column=spec.column, **spec.kwargs)
+        expectation.meta = {"reason": spec.reason}
         suite.add_expectation(expectation)
-
-    for column in contract.columns:
-        add(e.ExpectColumnToExist(column=column.name), f"{column.name}: column missing")
-        if column.required:
-            add(
-                e.ExpectColumnValuesToNotBeNull(column=column.name),
-                f"{column.name}: required value missing",
-            )
-        if column.values:
-            add(
-                e.ExpectColumnValuesToBeInSet(column=column.name, value_set=column.values),
-                f"{column.name}: value not one of {', '.join(column.values)}",
-            )
-    add(
-        e.ExpectColumnValuesToBeUnique(column=contract.key),
-        f"{contract.key}: key repeated in this extract",
-    )
-    if window is not None:
-        add(
-            # Rows of the incremental changes query lie outside the window by design.
-            e.ExpectColumnValuesToBeBetween(
-                column=contract.event_time,
-                min_value=window.start,
-                max_value=window.end,
-                strict_max=True,
-                row_condition='cp_origin=="window"',
-                condition_parser="pandas",
-            ),
-            f"{contract.event_time}: outside the window {window.start} .. {window.end}",
-        )
-    box = contract.bbox
-    if box is None or contract.latitude is None or contract.longitude is None:
-        return suite  # a dataset without a place: nothing to keep inside a box
-    for name, low, high in (
-        (contract.latitude, box.min_lat, box.max_lat),
-        (contract.longitude, box.min_lon, box.max_lon),
-    ):
-        add(
-            e.ExpectColumnValuesToBeBetween(
-                column=name, min_value=low, max_value=high, mostly=box.mostly
-            ),
-            f"{name}: outside the city bounding box [{low}, {high}]",
-        )
     return suite
+
+
+def _camel(type_name: str) -> str:
+    # expect_column_to_exist -> ExpectColumnToExist, GX's class for the type
+    return "".join(word.capitalize() for word in type_name.split("_"))
 
 
 def _context() -> Any:
@@ -196,10 +171,19 @@ def _context() -> Any:
 
 
 class SuiteRunner:
-    """The contract's suite, run chunk after chunk on one Great Expectations context."""
+    """The contract's suite, run chunk after chunk: by the `vectorized` engine, or on one
+    Great Expectations context (`engine="gx"`, and whatever `vectorized` declines)."""
 
-    def __init__(self, contract: Contract, window: Window | None) -> None:
+    def __init__(
+        self, contract: Contract, window: Window | None, engine: str | None = None
+    ) -> None:
+        from citypulse import settings
+
         self.contract, self.window = contract, window
+        self.engine = engine or settings.VALIDATE_ENGINE
+        if self.engine not in ENGINES:
+            raise ValueError(f"validate engine {self.engine!r}: one of {', '.join(ENGINES)}")
+        self.expectations = in_checking_order(contract_expectations(contract, window))
         self._definition: Any = None
         self._suite: Any = None
 
@@ -215,6 +199,14 @@ class SuiteRunner:
         return ChunkReport(len(batch.frame), int(batch.rejected_mask.sum()), counts, reasons)
 
     def _validate(self, batch: TypedBatch, repeated: frozenset[Any]) -> list[ExpectationCounts]:
+        verdicts = None
+        if self.engine == "vectorized":
+            verdicts = vectorized.evaluate(self.expectations, batch.frame)
+        if verdicts is None:
+            verdicts = self._gx_verdicts(batch.frame)
+        return _apply_verdicts(verdicts, batch, self.contract.key, repeated)
+
+    def _gx_verdicts(self, frame: pd.DataFrame) -> list[Verdict]:
         if self._definition is None:
             context = _context()
             asset = context.data_sources.add_pandas("citypulse").add_dataframe_asset(
@@ -222,9 +214,9 @@ class SuiteRunner:
             )
             self._definition = asset.add_batch_definition_whole_dataframe("extract")
             self._suite = build_suite(self.contract, self.window)
-        gx_batch = self._definition.get_batch(batch_parameters={"dataframe": batch.frame})
+        gx_batch = self._definition.get_batch(batch_parameters={"dataframe": frame})
         result = gx_batch.validate(self._suite, result_format={"result_format": "COMPLETE"})
-        return _apply_results(result, batch, self.contract.key, repeated)
+        return _gx_results(result, self.expectations, len(frame))
 
 
 def run_suite(contract: Contract, batch: TypedBatch, window: Window | None) -> ValidationReport:
@@ -239,10 +231,10 @@ def _reason_kind(reason: str) -> str:
     return " ".join(_QUOTED.sub("", text).split())[:200]
 
 
-def _apply_results(
-    result: Any, batch: TypedBatch, key: str, repeated: frozenset[Any]
-) -> list[ExpectationCounts]:
-    counts = []
+def _gx_results(result: Any, expectations: Sequence[Expectation], rows: int) -> list[Verdict]:
+    """GX's validation result as a verdict per expectation of the suite."""
+    by_reason = {e.reason: e for e in expectations}
+    verdicts = []
     for item in result.results:
         config = item.expectation_config
         column = config.kwargs.get("column")
@@ -251,24 +243,44 @@ def _apply_results(
                 f"expectation {config.type} on {column!r} could not run: "
                 f"{item.exception_info.get('exception_message')}"
             )
-        mask = np.zeros(len(batch.frame), dtype=bool)
+        mask = np.zeros(rows, dtype=bool)
         mask[np.asarray(item.result.get("unexpected_index_list") or [], dtype=int)] = True
-        if repeated and config.type == "expect_column_values_to_be_unique" and column == key:
+        verdicts.append(
+            Verdict(
+                by_reason[config.meta["reason"]],
+                bool(item.success),
+                item.result.get("element_count"),
+                item.result.get("missing_count") or 0,
+                mask,
+            )
+        )
+    return verdicts
+
+
+def _apply_verdicts(
+    verdicts: Sequence[Verdict], batch: TypedBatch, key: str, repeated: frozenset[Any]
+) -> list[ExpectationCounts]:
+    """Reject the rows each verdict flags (for its reason, in the suite's order); the
+    counts of each expectation. Keys in `repeated` fail the key's uniqueness too."""
+    counts = []
+    for verdict in verdicts:
+        spec = verdict.expectation
+        mask = verdict.unexpected
+        if repeated and spec.type == "expect_column_values_to_be_unique" and spec.column == key:
             keys = batch.frame[key]
-            mask |= (keys.notna() & keys.isin(repeated)).to_numpy(dtype=bool)
+            mask = mask | (keys.notna() & keys.isin(repeated)).to_numpy(dtype=bool)
         if mask.any():
-            batch.reject(mask, config.meta["reason"])
-        rows = item.result.get("element_count")
-        mostly = config.kwargs.get("mostly")
+            batch.reject(mask, spec.reason)
+        rows = verdict.rows
         counts.append(
             ExpectationCounts(
-                config.type,
-                column,
-                1.0 if mostly is None else float(mostly),
+                spec.type,
+                spec.column,
+                spec.mostly,
                 counted=rows is not None,
-                success=bool(item.success),
+                success=verdict.success,
                 rows=rows or 0,
-                considered=(rows or 0) - (item.result.get("missing_count") or 0),
+                considered=(rows or 0) - verdict.missing,
                 unexpected=int(mask.sum()),
             )
         )
