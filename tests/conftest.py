@@ -88,6 +88,7 @@ LONGEST_FIRST = (
     "test_incremental.py",
     "test_hotspot_retrain_dag.py",
     "test_city_dags_e2e.py",
+    "test_lineage_e2e.py",
     "test_backtest_chicago.py",
     "test_scaffold.py",
     "test_realdata.py",

@@ -257,7 +257,7 @@ def test_history_in_windows_loads_every_day_once(
     """`citypulse backfill --window N`: one reload run per window of N local days, run by
     the scheduler under the DAG's `max_active_runs` and the pool; every day of the range
     lands exactly once, nothing outside it."""
-    env, dsn, log = scheduler["env"], scheduler["warehouse"], scheduler["log"]
+    env, dsn, log, meta = (scheduler[k] for k in ("env", "warehouse", "log", "meta"))
     contract = next(c for c in contracts if c.dag_id == DAG_ID)
     from citypulse_dev.standin.catalog import declare_contracts
 
@@ -269,9 +269,7 @@ def test_history_in_windows_loads_every_day_once(
     wait("the API server", lambda: b"Uvicorn running" in log.read_bytes(), 240, log)
     wait(
         "the DAG to be parsed",
-        lambda: (
-            DAG_ID in {d["dag_id"] for d in json_rows(airflow(env, "dags", "list", "-o", "json"))}
-        ),
+        lambda: query(meta, "SELECT 1 FROM dag WHERE dag_id = %s", (DAG_ID,)),
         240,
         log,
     )
@@ -284,8 +282,13 @@ def test_history_in_windows_loads_every_day_once(
     assert out.returncode == 0, out.stdout + out.stderr
 
     def history_runs() -> dict[str, str]:
-        runs = json_rows(airflow(env, "dags", "list-runs", DAG_ID, "-o", "json"))
-        return {r["run_id"]: r["state"] for r in runs if str(r["run_id"]).startswith("history__")}
+        """The window runs' states, from the metadata DB (as `finished_runs`)."""
+        runs = query(
+            meta,
+            "SELECT run_id, state FROM dag_run WHERE dag_id = %s AND run_id LIKE 'history\\_\\_%%'",
+            (DAG_ID,),
+        )
+        return {run_id: state for run_id, state in runs}
 
     runs = wait(
         "the 3 window runs to finish",

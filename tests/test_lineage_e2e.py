@@ -182,7 +182,8 @@ def runs(
     assert reader.returncode == 0, reader.stdout[-3000:] + reader.stderr[-3000:]
     reader_events = recorder.wait_for({"lineage_sql_reader.count_rows": "COMPLETE"})
 
-    first = RETRAIN_LAST_DAY - timedelta(days=7 * 8 - 1)
+    # Ten weeks: 34 warm-up days (28 + lag 0 + 6), 2 folds of 7 test days, 14 training days.
+    first = RETRAIN_LAST_DAY - timedelta(days=7 * 10 - 1)
     load_history([contract], first, RETRAIN_LAST_DAY, dsn=module_warehouse, records_per_day=200)
     retrain = airflow(
         lineage_env,
